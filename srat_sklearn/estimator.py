@@ -1,0 +1,653 @@
+"""``SRATClassifier``: skorch's ``NeuralNetClassifier`` trained with SRAT.
+
+The estimator composes the pieces of the package: the PGD attack
+(:mod:`srat_sklearn.attacks`), the losses (:mod:`srat_sklearn.losses`), the
+class weights and their schedule (:mod:`srat_sklearn.weighting`) and the
+default networks (:mod:`srat_sklearn.models`). skorch runs the training loop;
+this class only hooks into it:
+
+- ``train_step`` replaces the batch by its PGD adversarial examples and, when
+  ``lambda_sep > 0``, records the penultimate features of the same forward
+  pass that computes the logits;
+- ``get_loss`` adds ``lambda_sep`` times the supervised contrastive loss of
+  those features to the class-weighted loss;
+- the ``reweighting`` callback switches the class weights on in place.
+"""
+
+import numbers
+from contextlib import contextmanager
+from functools import partial
+
+import numpy as np
+import torch
+from sklearn.metrics import accuracy_score
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+from skorch import NeuralNetClassifier
+from skorch.callbacks import EpochScoring
+from skorch.dataset import unpack_data
+from skorch.utils import is_dataset, to_numpy, to_tensor
+
+from ._validation import check_int, check_option, check_real
+from .attacks import NORMS, check_attack_params, pgd_attack
+from .datasets import dataset_labels
+from .losses import LOSSES, ReweightedLoss, supervised_contrastive_loss
+from .models import capture_features, default_module, find_feature_layer
+from .weighting import (DeferredReweighting, check_class_weight, compute_class_weights,
+                        resolve_reweight_epoch)
+
+__all__ = ["SRATClassifier", "NonFiniteLossError"]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Raised when a training loss is NaN or infinite, before the optimizer step."""
+
+
+def _encoded_accuracy(net, X, y):
+    # skorch scores the validation split with encoded labels; compare indices, not labels.
+    return accuracy_score(to_numpy(y), net.predict_proba(X).argmax(axis=1))
+
+
+class SRATClassifier(NeuralNetClassifier):
+    """Separable Reweighted Adversarial Training (Wang et al., 2021) as an sklearn classifier.
+
+    Each training batch is replaced by PGD adversarial examples; the loss is
+    the class-weighted classification loss plus ``lambda_sep`` times a
+    supervised contrastive loss on the L2-normalised penultimate features of
+    the adversarial examples; the class weights are all ones until
+    ``reweight_epoch`` and on from it, when the learning rate is also
+    multiplied by ``reweight_lr_factor``.
+
+    ``epsilon=0`` is natural training; ``lambda_sep=0, class_weight=None`` is
+    plain PGD adversarial training (Madry et al.).
+
+    Parameters
+    ----------
+    module : torch.nn.Module class or instance, or None, default=None
+        A network that maps a batch to logits of shape (n, n_classes). ``None``
+        builds :class:`~srat_sklearn.models.MLP` for 2-D input and
+        :class:`~srat_sklearn.models.SmallCNN` for images, sized from the data
+        at fit; their options are set with ``module__hidden_units=...`` etc.
+    epsilon : float, default=8/255
+        Radius of the training threat model, in the units of X.
+    step_size : float or None, default=None
+        PGD step; ``None`` uses ``2.5 * epsilon / n_steps``.
+    n_steps : int, default=10
+        PGD steps per training batch.
+    norm : {"linf", "l2"}, default="linf"
+    random_start : bool, default=True
+        Start PGD from a random point of the ball.
+    bounds : "auto", None or tuple (low, high), default="auto"
+        Valid range of the inputs. ``"auto"``: the per-feature minimum and
+        maximum of the training data for 2-D X, the global minimum and maximum
+        for images. ``None``: unbounded.
+    lambda_sep : float, default=1.0
+        Weight of the feature separation loss.
+    temperature : float, default=0.1
+        Temperature of the separation loss.
+    class_weight : None, "balanced", "effective" or dict, default="balanced"
+        Class weights switched on at ``reweight_epoch``; see
+        :func:`~srat_sklearn.weighting.compute_class_weights`. Counted on the
+        training split only and normalised to mean 1.
+    beta : float, default=0.9999
+        ``beta`` of the effective number of samples (``class_weight="effective"``).
+    reweight_epoch : int or float, default=0.75
+        Epoch (0-based) from which the class weights are on; a float in
+        [0, 1) is a fraction of ``max_epochs``. ``0`` weights from the start.
+    reweight_lr_factor : float, default=0.1
+        Learning-rate factor applied at ``reweight_epoch`` when it is > 0.
+    loss : {"ce", "focal", "ldam"}, default="ce"
+        Classification loss.
+    focal_gamma : float, default=1.0
+        ``gamma`` of the focal loss.
+    ldam_max_margin : float, default=0.5
+        Margin of the rarest class in the LDAM loss.
+    ldam_scale : float, default=1.0
+        Scale ``s`` of the LDAM logits (30 suits cosine classifiers).
+    feature_layer : str or None, default=None
+        Where the separation loss takes its features: ``None`` is the input of
+        the module's last ``nn.Linear``; a submodule name takes its flattened
+        output.
+    input_shape : tuple of int or None, default=None
+        Shape of one sample, e.g. ``(1, 8, 8)``: rows of a 2-D X are reshaped
+        to it, so that samplers that only take 2-D arrays can sit in front.
+    random_state : int, RandomState or None, default=None
+        Seeds weight initialisation, batch shuffling and the attacks' random
+        starts, without changing torch's global random state.
+    optimizer, lr, max_epochs, batch_size, train_split, callbacks, device, ...
+        As in :class:`skorch.NeuralNetClassifier`. The defaults differ: Adam
+        with ``lr=1e-3`` (it converges on unscaled tabular data too; the
+        CIFAR recipe is ``optimizer=torch.optim.SGD, lr=0.1,
+        optimizer__momentum=0.9, optimizer__weight_decay=5e-4``),
+        ``max_epochs=30``, ``batch_size=64``, no internal validation split
+        (``train_split=None``, so rare classes keep all their samples) and
+        shuffled training batches (``iterator_train__shuffle=True``).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The labels seen in fit.
+    class_counts_ : ndarray of shape (n_classes,)
+        Training samples per class in the training split.
+    class_weights_ : ndarray of shape (n_classes,)
+        Class weights used from ``reweight_epoch_`` on.
+    reweight_epoch_ : int
+        The resolved reweighting epoch.
+    bounds_ : tuple (low, high) or None
+        The data bounds used by the attacks.
+    sample_shape_ : tuple
+        Shape of one sample as the module sees it.
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = SRATClassifier(max_epochs=2, epsilon=1.0, verbose=0, random_state=0)
+    >>> clf.fit(X / 16 * 16, y).predict(X[:3]).shape
+    (3,)
+    """
+
+    def __init__(
+        self,
+        module=None,
+        *args,
+        criterion=ReweightedLoss,
+        train_split=None,
+        classes=None,
+        optimizer=torch.optim.Adam,
+        lr=1e-3,
+        max_epochs=30,
+        batch_size=64,
+        epsilon=8 / 255,
+        step_size=None,
+        n_steps=10,
+        norm="linf",
+        random_start=True,
+        bounds="auto",
+        lambda_sep=1.0,
+        temperature=0.1,
+        class_weight="balanced",
+        beta=0.9999,
+        reweight_epoch=0.75,
+        reweight_lr_factor=0.1,
+        loss="ce",
+        focal_gamma=1.0,
+        ldam_max_margin=0.5,
+        ldam_scale=1.0,
+        feature_layer=None,
+        input_shape=None,
+        random_state=None,
+        **kwargs,
+    ):
+        # skorch does not shuffle by default; SGD on sorted or grouped rows trains badly.
+        kwargs.setdefault("iterator_train__shuffle", True)
+        super().__init__(
+            module,
+            *args,
+            criterion=criterion,
+            train_split=train_split,
+            classes=classes,
+            optimizer=optimizer,
+            lr=lr,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            **kwargs,
+        )
+        self.epsilon = epsilon
+        self.step_size = step_size
+        self.n_steps = n_steps
+        self.norm = norm
+        self.random_start = random_start
+        self.bounds = bounds
+        self.lambda_sep = lambda_sep
+        self.temperature = temperature
+        self.class_weight = class_weight
+        self.beta = beta
+        self.reweight_epoch = reweight_epoch
+        self.reweight_lr_factor = reweight_lr_factor
+        self.loss = loss
+        self.focal_gamma = focal_gamma
+        self.ldam_max_margin = ldam_max_margin
+        self.ldam_scale = ldam_scale
+        self.feature_layer = feature_layer
+        self.input_shape = input_shape
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ callbacks
+
+    @property
+    def _default_callbacks(self):
+        callbacks = []
+        for name, callback in super()._default_callbacks:
+            if name == "valid_acc":
+                callback = EpochScoring(_encoded_accuracy, name="valid_acc",
+                                        lower_is_better=False)
+            callbacks.append((name, callback))
+        # Before print_log, so the epoch's row shows whether the weights are on.
+        callbacks.insert(len(callbacks) - 1, ("reweighting", DeferredReweighting()))
+        return callbacks
+
+    # ------------------------------------------------------------------ validation
+
+    def _check_params(self):
+        """Validate the hyper-parameters; raise before any data is touched."""
+        check_int(self.max_epochs, "max_epochs", min_val=1)
+        if self.batch_size != -1:
+            check_int(self.batch_size, "batch_size", min_val=1)
+        check_real(self.lr, "lr", min_val=0, include_boundaries="neither")
+        check_attack_params(self.epsilon, self.step_size, self.n_steps, self.norm)
+        if not isinstance(self.random_start, (bool, np.bool_)):
+            raise TypeError(f"random_start must be a bool, got {self.random_start!r}.")
+        self._check_bounds()
+        check_real(self.lambda_sep, "lambda_sep", min_val=0)
+        check_real(self.temperature, "temperature", min_val=0, include_boundaries="neither")
+        check_class_weight(self.class_weight)
+        check_real(self.beta, "beta", min_val=0, max_val=1, include_boundaries="left")
+        resolve_reweight_epoch(self.reweight_epoch, self.max_epochs)
+        check_real(self.reweight_lr_factor, "reweight_lr_factor", min_val=0,
+                   include_boundaries="neither")
+        check_option(self.loss, "loss", LOSSES)
+        check_real(self.focal_gamma, "focal_gamma", min_val=0)
+        check_real(self.ldam_max_margin, "ldam_max_margin", min_val=0)
+        check_real(self.ldam_scale, "ldam_scale", min_val=0, include_boundaries="neither")
+        if self.feature_layer is not None and not isinstance(self.feature_layer, str):
+            raise TypeError(f"feature_layer must be None or a submodule name, "
+                            f"got {self.feature_layer!r}.")
+        if self.input_shape is not None:
+            shape = self.input_shape
+            if (not isinstance(shape, (tuple, list)) or not shape
+                    or not all(isinstance(s, numbers.Integral) and s > 0 for s in shape)):
+                raise ValueError(f"input_shape must be None or a tuple of positive ints, "
+                                 f"got {shape!r}.")
+        if not self._uses_reweighted_loss() and (self.class_weight is not None
+                                                 or self.loss != "ce"):
+            raise ValueError(
+                "class_weight and loss='focal'/'ldam' need criterion=ReweightedLoss (the "
+                f"default); got criterion={self.criterion!r}. Set class_weight=None to use "
+                "another criterion.")
+        check_random_state(self.random_state)
+
+    def _check_bounds(self):
+        bounds = self.bounds
+        if bounds is None or (isinstance(bounds, str) and bounds == "auto"):
+            return
+        if isinstance(bounds, str) or not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
+            raise ValueError(f"bounds must be 'auto', None or a pair (low, high), got {bounds!r}.")
+        low, high = (np.asarray(b, dtype=np.float64) for b in bounds)
+        if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+            raise ValueError(f"bounds must be finite, got {bounds!r}.")
+        if np.any(low > high):
+            raise ValueError(f"bounds must have low <= high, got {bounds!r}.")
+
+    def _uses_reweighted_loss(self):
+        criterion = self.criterion
+        cls = criterion if isinstance(criterion, type) else type(criterion)
+        return issubclass(cls, ReweightedLoss)
+
+    def _validate_X(self, X, *, reset):
+        """Check X and bring it to float32 samples of the module's shape."""
+        X = validate_data(self, X, reset=reset, allow_nd=True,
+                          dtype=(np.float32, np.float64), ensure_all_finite=True)
+        return self._shape_X(X, reset=reset)
+
+    def _shape_X(self, X, *, reset):
+        if X.ndim > 4:
+            raise ValueError(f"X must have 2 (tabular) or 4 (images) dimensions, got X with "
+                             f"{X.ndim} dimensions and shape {X.shape}.")
+        if self.input_shape is not None:
+            if X.ndim != 2:
+                raise ValueError(f"input_shape reshapes the rows of a 2-D X, but X has "
+                                 f"{X.ndim} dimensions.")
+            if np.prod(self.input_shape) != X.shape[1]:
+                raise ValueError(
+                    f"input_shape={tuple(self.input_shape)} holds {np.prod(self.input_shape)} "
+                    f"values, but the rows of X have {X.shape[1]}.")
+            X = X.reshape(len(X), *self.input_shape)
+        if reset:
+            self.sample_shape_ = tuple(X.shape[1:])
+        elif tuple(X.shape[1:]) != self.sample_shape_:
+            raise ValueError(f"X has samples of shape {tuple(X.shape[1:])}, but the classifier "
+                             f"was fitted on samples of shape {self.sample_shape_}.")
+        return np.ascontiguousarray(X, dtype=np.float32)
+
+    def _prepare_fit_data(self, X, y, *, reset):
+        """Validate and encode the training data; set the data-dependent fitted attributes."""
+        self._check_params()
+        if is_dataset(X):
+            return self._prepare_fit_dataset(X, y, reset=reset)
+        if y is None:
+            raise ValueError("y is required when X is an array; pass a torch Dataset to "
+                             "fit without y.")
+        X, y = validate_data(self, X, y, reset=reset, allow_nd=True,
+                             dtype=(np.float32, np.float64), ensure_all_finite=True)
+        check_classification_targets(y)
+        X = self._shape_X(X, reset=reset)
+        if reset:
+            encoder = LabelEncoder().fit(self.classes if self.classes is not None else y)
+            self.classes_ = encoder.classes_
+            if len(self.classes_) < 2:
+                raise ValueError(f"SRATClassifier needs samples of at least 2 classes in y; "
+                                 f"got 1 class: {self.classes_.tolist()}.")
+            self.bounds_ = self._infer_bounds(X)
+        unknown = np.setdiff1d(np.unique(y), self.classes_)
+        if len(unknown):
+            raise ValueError(f"y holds labels the classifier does not know: {unknown.tolist()}; "
+                             f"its classes are {self.classes_.tolist()}.")
+        if isinstance(self.class_weight, dict):
+            check_class_weight(self.class_weight, np.unique(y))
+        self._bounds_cache_ = {}
+        return X, np.searchsorted(self.classes_, y).astype(np.int64)
+
+    def _prepare_fit_dataset(self, dataset, y, *, reset):
+        if y is not None:
+            raise ValueError("Pass y=None with a torch Dataset: its items hold the labels.")
+        if self.input_shape is not None:
+            raise ValueError("input_shape reshapes 2-D arrays; it does not apply to a Dataset.")
+        labels = dataset_labels(dataset)
+        if len(labels) == 0:
+            raise ValueError("The Dataset is empty.")
+        if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
+            raise ValueError("The labels of a Dataset must be class indices 0, 1, ..., "
+                             f"got labels of dtype {labels.dtype} with minimum {labels.min()}.")
+        if reset:
+            n_classes = len(self.classes) if self.classes is not None else int(labels.max()) + 1
+            self.classes_ = np.arange(n_classes)
+            if n_classes < 2:
+                raise ValueError("SRATClassifier needs at least 2 classes; the Dataset has 1.")
+            sample = to_numpy(dataset[0][0])
+            self.sample_shape_ = tuple(sample.shape)
+            self.n_features_in_ = sample.shape[0]
+            self.bounds_ = self._infer_bounds_from_dataset(dataset)
+        if labels.max() >= len(self.classes_):
+            raise ValueError(f"The Dataset has label {labels.max()}, but the classifier has "
+                             f"{len(self.classes_)} classes.")
+        self._bounds_cache_ = {}
+        return dataset, None
+
+    def _infer_bounds(self, X):
+        if self.bounds is None:
+            return None
+        if not isinstance(self.bounds, str):
+            low, high = self.bounds
+            return np.asarray(low, np.float32), np.asarray(high, np.float32)
+        if X.ndim == 2:
+            return X.min(axis=0), X.max(axis=0)
+        return np.float32(X.min()), np.float32(X.max())
+
+    def _infer_bounds_from_dataset(self, dataset):
+        if not isinstance(self.bounds, str):
+            return self._infer_bounds(None)
+        low, high = np.inf, -np.inf
+        for Xi, _ in self.get_iterator(dataset, training=False):
+            low, high = min(low, float(Xi.min())), max(high, float(Xi.max()))
+        return np.float32(low), np.float32(high)
+
+    # ------------------------------------------------------------------ fitting
+
+    @contextmanager
+    def _seeded(self):
+        """Seed torch from ``random_state`` without changing the caller's global RNG state."""
+        if self.random_state is None:
+            yield
+            return
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        device = torch.device(self.device)
+        cuda = [device.index or 0] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(seed)
+            yield
+
+    def fit(self, X, y=None, **fit_params):
+        """Initialise and train the network with SRAT.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, c, h, w), or a Dataset
+            Training inputs; a torch Dataset yields ``(x, label)`` with labels
+            already encoded as ``0 .. n_classes - 1``.
+        y : array-like of shape (n_samples,), or None with a Dataset
+            Labels of any kind (strings, non-contiguous integers).
+        **fit_params
+            Passed to the module's ``forward`` and to ``train_split``.
+
+        Returns
+        -------
+        self
+        """
+        continuing = self.warm_start and self.initialized_
+        X, y = self._prepare_fit_data(X, y, reset=not continuing)
+        with self._seeded():
+            if not continuing:
+                self.initialize()
+            # NeuralNet.partial_fit, not ours: the data are validated already.
+            super().partial_fit(X, y, _routing_method="fit", **fit_params)
+        return self
+
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        """Train for ``max_epochs`` more epochs without re-initialising (see skorch)."""
+        X, y = self._prepare_fit_data(X, y, reset=not self.initialized_)
+        return super().partial_fit(X, y, classes=classes, **fit_params)
+
+    def initialize_module(self):
+        if self.module is not None:
+            return super().initialize_module()
+        if not hasattr(self, "sample_shape_"):
+            raise ValueError("module=None builds the default network from the data: call fit, "
+                             "or pass a module.")
+        self.module_ = default_module(self.sample_shape_, self._n_classes(),
+                                      **self.get_params_for("module"))
+        return self
+
+    def initialize_criterion(self):
+        kwargs = self.get_params_for("criterion")
+        if self._uses_reweighted_loss():
+            kwargs = {"n_classes": self._n_classes(), "loss": self.loss,
+                      "focal_gamma": self.focal_gamma, "ldam_max_margin": self.ldam_max_margin,
+                      "ldam_scale": self.ldam_scale, **kwargs}
+        self.criterion_ = self.initialized_instance(self.criterion, kwargs)
+        return self
+
+    def _n_classes(self):
+        if hasattr(self, "classes_"):
+            return len(self.classes_)
+        if self.classes is not None:
+            return len(self.classes)
+        raise ValueError("The number of classes is known only after fit; pass classes=... "
+                         "to initialize before fitting.")
+
+    def initialize(self):
+        self._check_params()
+        super().initialize()
+        self.reweight_epoch_ = resolve_reweight_epoch(self.reweight_epoch, self.max_epochs)
+        if self.lambda_sep > 0:
+            find_feature_layer(self.module_, self.feature_layer)  # fail early on a bad name
+        return self
+
+    def get_split_datasets(self, X, y=None, **fit_params):
+        dataset_train, dataset_valid = super().get_split_datasets(X, y, **fit_params)
+        # Class counts from the training split only, never the validation split.
+        labels = dataset_labels(dataset_train)
+        self.class_counts_ = np.bincount(labels, minlength=len(self.classes_))
+        self.class_weights_ = compute_class_weights(self.class_weight, self.class_counts_,
+                                                    self.classes_, self.beta)
+        if self.loss == "ldam":
+            if np.any(self.class_counts_ == 0):
+                raise ValueError("loss='ldam' needs every class in the training split; classes "
+                                 f"{self.classes_[self.class_counts_ == 0].tolist()} have none.")
+            self.criterion_.set_class_counts(self.class_counts_)
+        return dataset_train, dataset_valid
+
+    # ------------------------------------------------------------------ the SRAT step
+
+    def _attack_bounds(self, like):
+        if self.bounds_ is None:
+            return None
+        key = (like.device, like.dtype)
+        if key not in self._bounds_cache_:
+            # Cached per device: a host-to-device copy every batch would synchronise.
+            self._bounds_cache_[key] = tuple(
+                torch.as_tensor(b, dtype=like.dtype, device=like.device) for b in self.bounds_)
+        return self._bounds_cache_[key]
+
+    def _attack(self, X, y, *, epsilon=None, step_size=None, n_steps=None, norm=None,
+                random_start=None):
+        """PGD adversarial examples of a batch under the estimator's threat model."""
+        epsilon = self.epsilon if epsilon is None else epsilon
+        n_steps = self.n_steps if n_steps is None else n_steps
+        if step_size is None and epsilon == self.epsilon and n_steps == self.n_steps:
+            step_size = self.step_size
+        return pgd_attack(
+            self.module_, X, y,
+            epsilon=epsilon,
+            step_size=step_size,
+            n_steps=n_steps,
+            norm=self.norm if norm is None else norm,
+            random_start=self.random_start if random_start is None else random_start,
+            bounds=self._attack_bounds(X),
+        )
+
+    def train_step(self, batch, **fit_params):
+        """Replace the batch by its adversarial examples, then take skorch's step on them.
+
+        The attack lives here rather than in ``train_step_single`` so that it
+        also runs when skorch's ``AccelerateMixin`` replaces that method.
+        """
+        if self.epsilon > 0:
+            Xi, yi = unpack_data(batch)
+            if not isinstance(Xi, torch.Tensor) and not isinstance(Xi, np.ndarray):
+                raise TypeError("The attacks need each batch of X to be a single tensor; got "
+                                f"{type(Xi).__name__}.")
+            Xi = to_tensor(Xi, device=self.device)
+            batch = (self._attack(Xi, to_tensor(yi, device=self.device)), yi)
+        if self.lambda_sep == 0:
+            return super().train_step(batch, **fit_params)
+        with capture_features(self.module_, self.feature_layer) as captured:
+            self._captured_features_ = captured
+            try:
+                return super().train_step(batch, **fit_params)
+            finally:
+                del self._captured_features_
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """Class-weighted loss, plus ``lambda_sep`` times the separation loss when training."""
+        y_true = to_tensor(y_true, device=self.device)
+        if y_pred.ndim != 2 or y_pred.shape[1] != len(self.classes_):
+            raise ValueError(
+                f"The module returns outputs of shape {tuple(y_pred.shape)}, but logits of shape "
+                f"(batch, {len(self.classes_)}) are needed, one column per class.")
+        loss = self.criterion_(y_pred, y_true)
+        captured = getattr(self, "_captured_features_", None) if training else None
+        if captured:
+            loss = loss + self.lambda_sep * supervised_contrastive_loss(
+                captured[-1], y_true, self.temperature)
+        # Checked before backward and the optimizer step, so the parameters stay usable.
+        if training and not torch.isfinite(loss):
+            epoch = len(self.history)
+            batch = len(self.history[-1]["batches"]) + 1
+            raise NonFiniteLossError(
+                f"The training loss became {loss.item()} at epoch {epoch}, batch {batch}; "
+                "lower lr or epsilon, or check the data. The parameters are those before "
+                "this batch.")
+        return loss
+
+    # ------------------------------------------------------------------ prediction
+
+    @property
+    def classes_(self):
+        try:
+            return self.__dict__["classes_"]
+        except KeyError:
+            raise AttributeError(f"{type(self).__name__} has no attribute 'classes_' before "
+                                 "fit.") from None
+
+    @classes_.setter
+    def classes_(self, value):
+        self.__dict__["classes_"] = value
+
+    def _get_predict_nonlinearity(self):
+        if isinstance(self.predict_nonlinearity, str) and self.predict_nonlinearity == "auto":
+            self.check_is_fitted()
+            return partial(torch.softmax, dim=-1)
+        return super()._get_predict_nonlinearity()
+
+    def _validate_predict_X(self, X):
+        check_is_fitted(self, ["classes_", "module_"])
+        if is_dataset(X):
+            return X
+        return self._validate_X(X, reset=False)
+
+    def predict_proba(self, X):
+        """Class probabilities, columns in the order of ``classes_``; rows sum to 1."""
+        return super().predict_proba(self._validate_predict_X(X))
+
+    def predict(self, X):
+        """Predicted labels, of the same kind as the ``y`` given to fit."""
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def generate_adversarial(self, X, y, *, epsilon=None, step_size=None, n_steps=None,
+                             norm=None, random_start=None):
+        """PGD adversarial examples of ``X`` against this fitted classifier.
+
+        Parameters default to the estimator's own threat model. When
+        ``epsilon`` or ``n_steps`` differ from the estimator's and
+        ``step_size`` is None, the step is ``2.5 * epsilon / n_steps``.
+
+        Parameters
+        ----------
+        X : array-like of the shape given to fit
+        y : array-like of shape (n_samples,), labels as given to fit
+
+        Returns
+        -------
+        numpy.ndarray, float32, of the shape of ``X``
+
+        Examples
+        --------
+        >>> X_adv = clf.generate_adversarial(X_test, y_test, epsilon=0.1)  # doctest: +SKIP
+        """
+        X_shape = np.shape(X)
+        X_valid = self._validate_predict_X(X)
+        if is_dataset(X_valid):
+            raise TypeError("generate_adversarial takes arrays; iterate over the Dataset and "
+                            "call srat_sklearn.attacks.pgd_attack on module_ for a Dataset.")
+        y = np.asarray(y)
+        if y.ndim != 1 or len(y) != len(X_valid):
+            raise ValueError(f"y must be 1-D with one label per row of X; got shape {y.shape} "
+                             f"for {len(X_valid)} rows.")
+        unknown = np.setdiff1d(np.unique(y), self.classes_)
+        if len(unknown):
+            raise ValueError(f"y holds labels the classifier was not fitted on: "
+                             f"{unknown.tolist()}.")
+        y_index = np.searchsorted(self.classes_, y).astype(np.int64)
+        check_attack_params(self.epsilon if epsilon is None else epsilon, step_size,
+                            self.n_steps if n_steps is None else n_steps,
+                            self.norm if norm is None else norm)
+        dataset = self.get_dataset(X_valid, y_index)
+        adversarial = []
+        with self._seeded():
+            for Xi, yi in self.get_iterator(dataset, training=False):
+                Xi = to_tensor(Xi, device=self.device)
+                adv = self._attack(Xi, to_tensor(yi, device=self.device), epsilon=epsilon,
+                                   step_size=step_size, n_steps=n_steps, norm=norm,
+                                   random_start=random_start)
+                adversarial.append(to_numpy(adv))
+        return np.concatenate(adversarial).reshape(X_shape).astype(np.float32, copy=False)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_bounds_cache_", None)  # device tensors; rebuilt on demand
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self._bounds_cache_ = {}
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        tags.non_deterministic = self.random_state is None
+        return tags
+

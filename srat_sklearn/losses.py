@@ -1,0 +1,249 @@
+"""Loss functions of SRAT as plain torch functions, and the criterion module.
+
+All classification losses follow the paper's objective
+``(1/n) * sum_i w[y_i] * l(f(x_i), y_i)``: the per-sample loss is multiplied by
+the weight of the sample's class and averaged over the batch (not divided by
+the sum of the weights, as ``torch.nn.functional.cross_entropy(weight=...)``
+does), so switching the class weights on keeps the loss on the same scale.
+"""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._validation import check_option, check_real
+
+__all__ = [
+    "LOSSES",
+    "weighted_cross_entropy",
+    "focal_loss",
+    "ldam_margins",
+    "ldam_loss",
+    "supervised_contrastive_loss",
+    "ReweightedLoss",
+]
+
+LOSSES = ("ce", "focal", "ldam")
+
+
+def _sample_weights(weight, target):
+    return None if weight is None else weight[target]
+
+
+def _weighted_mean(per_sample, weight, target):
+    sample_weights = _sample_weights(weight, target)
+    if sample_weights is not None:
+        per_sample = per_sample * sample_weights
+    return per_sample.mean()
+
+
+def weighted_cross_entropy(logits, target, weight=None):
+    """Class-weighted cross-entropy, averaged over the batch.
+
+    Parameters
+    ----------
+    logits : torch.Tensor of shape (n, n_classes)
+    target : torch.Tensor of shape (n,)
+        Integer class indices.
+    weight : torch.Tensor of shape (n_classes,) or None
+        Weight of each class; ``None`` weighs all classes 1.
+
+    Returns
+    -------
+    torch.Tensor
+        ``mean_i(weight[y_i] * CE(logits_i, y_i))``, a scalar.
+
+    Examples
+    --------
+    >>> import torch
+    >>> logits = torch.zeros(2, 2)
+    >>> round(weighted_cross_entropy(logits, torch.tensor([0, 1])).item(), 4)
+    0.6931
+    >>> w = torch.tensor([1.0, 3.0])
+    >>> round(weighted_cross_entropy(logits, torch.tensor([0, 1]), w).item(), 4)
+    1.3863
+    """
+    return _weighted_mean(F.cross_entropy(logits, target, reduction="none"), weight, target)
+
+
+def focal_loss(logits, target, weight=None, gamma=1.0):
+    """Focal loss (Lin et al., 2017) with the class weight inside the cross-entropy.
+
+    As in LDAM-DRW: ``ce_i = weight[y_i] * CE_i``, ``p_i = exp(-ce_i)`` and the
+    loss is ``mean_i((1 - p_i) ** gamma * ce_i)``. ``gamma=0`` is the weighted
+    cross-entropy.
+
+    Examples
+    --------
+    >>> import torch
+    >>> logits = torch.tensor([[2.0, 0.0]])
+    >>> ce = weighted_cross_entropy(logits, torch.tensor([0]))
+    >>> fl = focal_loss(logits, torch.tensor([0]), gamma=1.0)
+    >>> bool(fl < ce)
+    True
+    """
+    ce = F.cross_entropy(logits, target, reduction="none")
+    sample_weights = _sample_weights(weight, target)
+    if sample_weights is not None:
+        ce = ce * sample_weights
+    p = torch.exp(-ce)
+    return ((1 - p) ** gamma * ce).mean()
+
+
+def ldam_margins(class_counts, max_margin=0.5):
+    """Label-distribution-aware margins ``m_c ∝ n_c ** (-1/4)``, the largest equal to ``max_margin``.
+
+    Parameters
+    ----------
+    class_counts : array-like of shape (n_classes,)
+        Number of training samples of each class; all must be positive.
+    max_margin : float, default=0.5
+        Margin of the rarest class.
+
+    Returns
+    -------
+    torch.Tensor of shape (n_classes,), float32
+
+    Examples
+    --------
+    >>> ldam_margins([16, 1], max_margin=0.5)
+    tensor([0.2500, 0.5000])
+    """
+    counts = np.asarray(class_counts, dtype=np.float64)
+    if counts.ndim != 1 or len(counts) == 0 or np.any(counts <= 0):
+        raise ValueError(f"class_counts must be positive counts, got {class_counts!r}.")
+    margins = counts ** -0.25
+    return torch.as_tensor(margins * (max_margin / margins.max()), dtype=torch.float32)
+
+
+def ldam_loss(logits, target, margins, weight=None, scale=1.0):
+    """LDAM loss (Cao et al., 2019): cross-entropy after subtracting the class margin.
+
+    The margin of the true class is subtracted from its logit, the logits are
+    multiplied by ``scale``, and the class-weighted cross-entropy is taken.
+
+    Parameters
+    ----------
+    logits : torch.Tensor of shape (n, n_classes)
+    target : torch.Tensor of shape (n,)
+    margins : torch.Tensor of shape (n_classes,)
+        From :func:`ldam_margins`.
+    weight : torch.Tensor of shape (n_classes,) or None
+    scale : float, default=1.0
+        ``s`` of the paper; 30 suits cosine logits, around 1 suits raw logits.
+
+    Examples
+    --------
+    >>> import torch
+    >>> logits, y = torch.zeros(1, 2), torch.tensor([1])
+    >>> m = torch.tensor([0.0, 1.0])
+    >>> round(ldam_loss(logits, y, m).item(), 4)  # CE of logits (0, -1) for class 1
+    1.3133
+    """
+    shifted = logits - F.one_hot(target, logits.shape[1]).to(logits.dtype) * margins[target, None]
+    return weighted_cross_entropy(scale * shifted, target, weight)
+
+
+def supervised_contrastive_loss(features, labels, temperature=0.1):
+    """Supervised contrastive loss (Khosla et al., 2020) on L2-normalised features.
+
+    For each anchor ``i`` with at least one positive (another sample of the
+    same label) in the batch::
+
+        l_i = -1/|P(i)| * sum_{p in P(i)} log(exp(z_i.z_p / t) / sum_{a != i} exp(z_i.z_a / t))
+
+    and the loss is the mean of ``l_i`` over those anchors. Anchors without a
+    positive are left out; a batch without any pair gives 0 with a zero
+    gradient.
+
+    Parameters
+    ----------
+    features : torch.Tensor of shape (n, ...)
+        Flattened to (n, d) and L2-normalised.
+    labels : torch.Tensor of shape (n,)
+    temperature : float, default=0.1
+
+    Returns
+    -------
+    torch.Tensor, a scalar
+
+    Examples
+    --------
+    >>> import torch
+    >>> z = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    >>> loss = supervised_contrastive_loss(z, torch.tensor([0, 0, 1]), temperature=1.0)
+    >>> round(loss.item(), 4)  # -log(e / (e + 1)) for each of the two anchors of class 0
+    0.3133
+    """
+    z = F.normalize(features.flatten(1), dim=1)
+    n = z.shape[0]
+    if n < 2:
+        # Keeps the graph connected, so backward gives zero gradients rather than an error.
+        return z.sum() * 0.0
+    not_self = ~torch.eye(n, dtype=torch.bool, device=z.device)
+    similarity = (z @ z.T) / temperature
+    similarity = similarity.masked_fill(~not_self, float("-inf"))
+    log_prob = similarity - torch.logsumexp(similarity, dim=1, keepdim=True)
+    positives = (labels.view(-1, 1) == labels.view(1, -1)) & not_self
+    n_positives = positives.sum(dim=1)
+    mean_log_prob_pos = torch.where(positives, log_prob, 0.0).sum(dim=1) / n_positives.clamp(min=1)
+    has_positive = (n_positives > 0).to(z.dtype)
+    # No host sync: anchors without positives are masked, and the count is clamped.
+    return -(mean_log_prob_pos * has_positive).sum() / has_positive.sum().clamp(min=1.0)
+
+
+class ReweightedLoss(nn.Module):
+    """Classification criterion whose class weights can be switched in place.
+
+    The weights live in the ``weight`` buffer and the LDAM margins in the
+    ``margins`` buffer, so a callback can overwrite them during training
+    without re-creating the criterion or the optimizer, and checkpoints of the
+    criterion carry them.
+
+    Parameters
+    ----------
+    n_classes : int
+        Number of classes; sizes the buffers.
+    loss : {"ce", "focal", "ldam"}, default="ce"
+    focal_gamma : float, default=1.0
+    ldam_max_margin : float, default=0.5
+    ldam_scale : float, default=1.0
+
+    Examples
+    --------
+    >>> import torch
+    >>> criterion = ReweightedLoss(n_classes=2, loss="ce")
+    >>> criterion.set_class_weights([1.0, 3.0])
+    >>> round(criterion(torch.zeros(2, 2), torch.tensor([0, 1])).item(), 4)
+    1.3863
+    """
+
+    def __init__(self, n_classes, loss="ce", focal_gamma=1.0, ldam_max_margin=0.5,
+                 ldam_scale=1.0):
+        super().__init__()
+        self.loss = check_option(loss, "loss", LOSSES)
+        self.focal_gamma = check_real(focal_gamma, "focal_gamma", min_val=0)
+        self.ldam_scale = check_real(ldam_scale, "ldam_scale", min_val=0,
+                                     include_boundaries="neither")
+        self.ldam_max_margin = check_real(ldam_max_margin, "ldam_max_margin", min_val=0)
+        self.register_buffer("weight", torch.ones(n_classes))
+        self.register_buffer("margins", torch.zeros(n_classes))
+
+    def set_class_weights(self, weights):
+        """Overwrite the class weights in place (no new tensor, no optimizer reset)."""
+        with torch.no_grad():
+            self.weight.copy_(torch.as_tensor(weights, dtype=self.weight.dtype))
+
+    def set_class_counts(self, class_counts):
+        """Set the LDAM margins from the training class counts."""
+        with torch.no_grad():
+            self.margins.copy_(ldam_margins(class_counts, self.ldam_max_margin))
+
+    def forward(self, logits, target):
+        target = target.long()
+        if self.loss == "focal":
+            return focal_loss(logits, target, self.weight, self.focal_gamma)
+        if self.loss == "ldam":
+            return ldam_loss(logits, target, self.margins, self.weight, self.ldam_scale)
+        return weighted_cross_entropy(logits, target, self.weight)

@@ -1,0 +1,78 @@
+"""Writing evaluation results: a Markdown report and its figure."""
+
+import json
+from pathlib import Path
+
+__all__ = ["summary_table", "write_report"]
+
+COLUMNS = (("clean", "overall"), ("clean", "well"), ("clean", "under"),
+           ("robust", "overall"), ("robust", "well"), ("robust", "under"))
+
+
+def summary_table(reports):
+    """A Markdown table, one row per method: clean and robust accuracy overall / well / under.
+
+    Parameters
+    ----------
+    reports : dict {method name: RobustReport}
+
+    Returns
+    -------
+    str
+    """
+    header = "| method | " + " | ".join(f"{k} {g}" for k, g in COLUMNS) + " |"
+    lines = [header, "|---" * (len(COLUMNS) + 1) + "|"]
+    for name, report in reports.items():
+        cells = [f"{100 * report.groups[g][k]:.1f}" for k, g in COLUMNS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_report(reports, output_dir, *, title="SRAT report", description="", settings=None):
+    """Write ``report.md``, ``report.json`` and ``accuracy.png`` into ``output_dir``.
+
+    Parameters
+    ----------
+    reports : dict {method name: RobustReport}
+    output_dir : str or Path
+        Created if missing.
+    title, description : str
+        Heading and introductory text of the Markdown file.
+    settings : dict, optional
+        Recorded in ``report.json`` and listed in the Markdown file.
+
+    Returns
+    -------
+    Path
+        The path of ``report.md``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    from .plotting import plot_group_accuracy
+
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    ax = plot_group_accuracy(reports)
+    ax.figure.savefig(output_dir / "accuracy.png", dpi=120)
+    plt.close(ax.figure)
+
+    first = next(iter(reports.values()))
+    parts = [f"# {title}", ""]
+    if description:
+        parts += [description, ""]
+    if settings:
+        parts += ["Settings:", ""] + [f"- {k}: {v}" for k, v in settings.items()] + [""]
+    parts += [f"Accuracy in %; robust = under PGD-{first.n_steps} ({first.norm}, epsilon "
+              f"{first.epsilon:g}). \"well\" and \"under\" are the means over the well- and "
+              f"under-represented classes ({', '.join(map(str, first.under_represented))}).", "",
+              summary_table(reports), "", "![accuracy by group](accuracy.png)", ""]
+    for name, report in reports.items():
+        parts += [f"## {name}", "", report.to_markdown(), ""]
+    path = output_dir / "report.md"
+    path.write_text("\n".join(parts))
+    payload = {"settings": settings or {}, "reports": {k: r.to_dict() for k, r in reports.items()}}
+    (output_dir / "report.json").write_text(json.dumps(payload, indent=2))
+    return path

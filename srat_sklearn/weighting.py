@@ -1,0 +1,176 @@
+"""Class weights and the deferred reweighting schedule (DRW).
+
+``compute_class_weights`` turns a ``class_weight`` specification into one
+weight per class, normalised to mean 1. ``DeferredReweighting`` is the skorch
+callback that keeps the weights at 1 until the reweighting epoch, then switches
+them on in place and lowers the learning rate, without touching the optimizer
+state.
+"""
+
+import numbers
+
+import numpy as np
+from skorch.callbacks import Callback
+from sklearn.utils.class_weight import compute_class_weight
+
+from ._validation import check_real
+
+__all__ = ["CLASS_WEIGHTS", "compute_class_weights", "resolve_reweight_epoch",
+           "DeferredReweighting"]
+
+CLASS_WEIGHTS = ("balanced", "effective")
+
+
+def check_class_weight(class_weight, classes=None):
+    """Validate a ``class_weight`` specification; with ``classes``, check dict keys too."""
+    if class_weight is None or (isinstance(class_weight, str) and class_weight in CLASS_WEIGHTS):
+        return class_weight
+    if isinstance(class_weight, str):
+        raise ValueError(
+            f"class_weight must be None, one of {CLASS_WEIGHTS} or a dict, got {class_weight!r}.")
+    if not isinstance(class_weight, dict):
+        raise TypeError(
+            f"class_weight must be None, one of {CLASS_WEIGHTS} or a dict, "
+            f"got {type(class_weight).__name__}.")
+    for label, weight in class_weight.items():
+        check_real(weight, f"class_weight[{label!r}]", min_val=0, include_boundaries="neither")
+    if classes is not None:
+        unknown = [label for label in class_weight if label not in set(classes.tolist())]
+        if unknown:
+            raise ValueError(
+                f"class_weight names labels that are not in y: {unknown!r}; "
+                f"the classes are {classes.tolist()!r}.")
+    return class_weight
+
+
+def compute_class_weights(class_weight, class_counts, classes=None, beta=0.9999):
+    """One weight per class, normalised to mean 1 over the classes.
+
+    Parameters
+    ----------
+    class_weight : None, "balanced", "effective" or dict
+        - ``None``: all ones.
+        - ``"balanced"``: inverse frequency, ``n / (k * n_c)`` as
+          :func:`sklearn.utils.class_weight.compute_class_weight` computes it.
+        - ``"effective"``: inverse effective number of samples (Cui et al.,
+          2019), ``(1 - beta) / (1 - beta ** n_c)``.
+        - dict ``{label: weight}``: the given weights, 1 for labels not named.
+    class_counts : array-like of shape (n_classes,)
+        Number of training samples of each class (training split only).
+    classes : array-like of shape (n_classes,), optional
+        The labels, in the order of ``class_counts``; needed for a dict.
+    beta : float in [0, 1), default=0.9999
+        Only for ``"effective"``.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n_classes,), float64, with mean 1
+
+    Examples
+    --------
+    >>> compute_class_weights("balanced", [30, 10])
+    array([0.5, 1.5])
+    >>> compute_class_weights({"cat": 3.0}, [5, 5], classes=["cat", "dog"])
+    array([1.5, 0.5])
+    """
+    counts = np.asarray(class_counts, dtype=np.int64)
+    n_classes = len(counts)
+    if class_weight is None:
+        return np.ones(n_classes)
+    if isinstance(class_weight, str) and np.any(counts <= 0):
+        empty = np.flatnonzero(counts <= 0).tolist()
+        raise ValueError(
+            f"class_weight={class_weight!r} needs every class in the training split; "
+            f"classes at positions {empty} have no training sample.")
+    if class_weight == "balanced":
+        # sklearn's formula, from the counts rather than from y.
+        y = np.repeat(np.arange(n_classes), counts)
+        weights = compute_class_weight("balanced", classes=np.arange(n_classes), y=y)
+    elif class_weight == "effective":
+        beta = check_real(beta, "beta", min_val=0, max_val=1, include_boundaries="left")
+        weights = (1.0 - beta) / (1.0 - np.power(beta, counts.astype(np.float64)))
+    else:
+        if classes is None:
+            raise ValueError("classes are needed to map a class_weight dict to classes.")
+        classes = np.asarray(classes)
+        check_class_weight(class_weight, classes)
+        weights = np.array([float(class_weight.get(label, 1.0)) for label in classes.tolist()])
+    return weights / weights.mean()
+
+
+def resolve_reweight_epoch(reweight_epoch, max_epochs):
+    """The 0-based epoch from which the class weights are on.
+
+    Parameters
+    ----------
+    reweight_epoch : int or float
+        An int is the epoch itself; a float in [0, 1) is a fraction of
+        ``max_epochs``, rounded to the nearest epoch.
+    max_epochs : int
+
+    Examples
+    --------
+    >>> resolve_reweight_epoch(0.75, 40)
+    30
+    >>> resolve_reweight_epoch(5, 40)
+    5
+    """
+    if isinstance(reweight_epoch, bool) or not isinstance(reweight_epoch, numbers.Real):
+        raise TypeError(
+            f"reweight_epoch must be an int epoch or a float in [0, 1), got {reweight_epoch!r}.")
+    if isinstance(reweight_epoch, numbers.Integral):
+        epoch = int(reweight_epoch)
+    else:
+        if not 0.0 <= reweight_epoch < 1.0:
+            raise ValueError(
+                "reweight_epoch as a float is a fraction of max_epochs and must lie in [0, 1); "
+                f"got {reweight_epoch!r} (pass an int for an epoch number).")
+        epoch = int(round(reweight_epoch * max_epochs))
+    if epoch < 0:
+        raise ValueError(f"reweight_epoch must be >= 0, got {reweight_epoch!r}.")
+    if epoch > max_epochs:
+        raise ValueError(
+            f"reweight_epoch={reweight_epoch!r} is past max_epochs={max_epochs}: "
+            "the class weights would never be switched on.")
+    return epoch
+
+
+class DeferredReweighting(Callback):
+    """Switch the class weights on at the reweighting epoch, in place.
+
+    At the beginning of every epoch the callback sets the criterion's class
+    weights from the global epoch number ``len(net.history) - 1``: all ones
+    before ``net.reweight_epoch_`` and ``net.class_weights_`` from it on. At
+    the switch, when it is deferred (epoch > 0), every parameter group's
+    learning rate is multiplied by ``net.reweight_lr_factor`` once. The
+    optimizer is not re-created, so momentum and other state survive. The
+    "already lowered" flag is kept in the optimizer's parameter groups, so it
+    is saved and restored with the optimizer by skorch's ``Checkpoint`` and
+    ``LoadInitState``, and the multiplication composes with learning-rate
+    schedulers.
+
+    The net must provide ``criterion_.set_class_weights``, ``class_weights_``,
+    ``reweight_epoch_`` and ``reweight_lr_factor``, as
+    :class:`~srat_sklearn.SRATClassifier` does.
+    """
+
+    LR_FLAG = "srat_lr_lowered"
+
+    def on_epoch_begin(self, net, **kwargs):
+        epoch = len(net.history) - 1
+        switch = net.reweight_epoch_
+        weights_on = epoch >= switch
+        weights = net.class_weights_ if weights_on else np.ones_like(net.class_weights_)
+        net.criterion_.set_class_weights(weights)
+        net.history.record("class_weights_on", bool(weights_on))
+
+        lower_lr = weights_on and switch > 0
+        for group in net.optimizer_.param_groups:
+            lowered = group.get(self.LR_FLAG, False)
+            if lower_lr and not lowered:
+                group["lr"] *= net.reweight_lr_factor
+                group[self.LR_FLAG] = True
+            elif lowered and not lower_lr:
+                # A warm start that moved the switch later: undo the drop.
+                group["lr"] /= net.reweight_lr_factor
+                group[self.LR_FLAG] = False
