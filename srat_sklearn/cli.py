@@ -83,7 +83,8 @@ def demo_data(seed=0):
     return X_train, X_test, y_train, y_test
 
 
-def run_demo(args, out=sys.stdout):
+def run_demo(args, out=None):
+    out = sys.stdout if out is None else out
     X_train, X_test, y_train, y_test = demo_data(args.seed)
     print(f"Training samples per class: {np.bincount(y_train).tolist()} "
           f"(test: {len(y_test)} samples, balanced)", file=out)

@@ -1,0 +1,54 @@
+"""Shared fixtures: small data sets and a trained digits model, built once per session."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import make_classification
+from sklearn.model_selection import train_test_split
+
+from srat_sklearn import SRATClassifier
+from srat_sklearn.datasets import load_digits_images, make_imbalanced
+
+UNDER = [5, 6, 7, 8, 9]
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    # Two cores: intra-op threads beyond that only add contention.
+    torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def digits_split():
+    """Digits as 1x8x8 images in [0, 1]: stratified 70/30 split, classes 5-9 cut to 1/10."""
+    X, y = load_digits_images()
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y,
+                                                        random_state=0)
+    X_train, y_train = make_imbalanced(X_train, y_train, ratio=10, under_represented=UNDER,
+                                       random_state=0)
+    return X_train, X_test, y_train, y_test
+
+
+@pytest.fixture(scope="session")
+def trained_digits(digits_split):
+    """SRAT on imbalanced digits with the demo's recipe, 12 epochs."""
+    X_train, _, y_train, _ = digits_split
+    clf = SRATClassifier(epsilon=0.2, step_size=0.05, optimizer=torch.optim.SGD, lr=0.05,
+                         optimizer__momentum=0.9, optimizer__weight_decay=5e-4,
+                         max_epochs=12, reweight_epoch=8, random_state=0, verbose=0)
+    return clf.fit(X_train, y_train)
+
+
+@pytest.fixture(scope="session")
+def tabular():
+    """A small 3-class tabular problem, features scaled to about [-3, 3]."""
+    X, y = make_classification(n_samples=240, n_features=8, n_informative=5, n_classes=3,
+                               weights=[0.6, 0.3, 0.1], random_state=0)
+    return X.astype(np.float64), y
+
+
+@pytest.fixture
+def fast_params():
+    """Estimator settings for quick fits in API tests."""
+    return dict(max_epochs=3, epsilon=0.1, n_steps=2, batch_size=32, random_state=0,
+                verbose=0, module__hidden_units=(16,))

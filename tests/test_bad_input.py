@@ -1,0 +1,121 @@
+"""Bad input and nonsense parameters fail before training, with a message naming the problem."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from srat_sklearn import NonFiniteLossError, SRATClassifier
+from srat_sklearn.estimator import SRATClassifier as _Estimator
+
+
+@pytest.fixture
+def Xy():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(40, 4)), np.repeat([0, 1], 20)
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Fails the test if a training step starts."""
+    def fail(self, *args, **kwargs):
+        raise AssertionError("training started")
+    monkeypatch.setattr(_Estimator, "train_step", fail)
+
+
+def with_nan(X):
+    X = X.copy()
+    X[3, 1] = np.nan
+    return X
+
+
+def with_inf(X):
+    X = X.copy()
+    X[0, 0] = np.inf
+    return X
+
+
+@pytest.mark.parametrize("make_data, match", [
+    (lambda X, y: (with_nan(X), y), "NaN"),
+    (lambda X, y: (with_inf(X), y), "infinity"),
+    (lambda X, y: (X[:, 0], y), "2D array"),
+    (lambda X, y: (X.reshape(40, 1, 2, 2, 1), y), "dimensions"),
+    (lambda X, y: (X, y[:30]), "inconsistent numbers of samples"),
+    (lambda X, y: (X, np.zeros_like(y)), "at least 2 classes"),
+    (lambda X, y: (X[:0], y[:0]), "0 sample"),
+    (lambda X, y: (X, y + 0.5), "Unknown label type"),
+], ids=["nan", "inf", "1d", "5d", "length", "one-class", "empty", "continuous-y"])
+def test_bad_data(Xy, no_training, make_data, match):
+    X, y = make_data(*Xy)
+    with pytest.raises(ValueError, match=match):
+        SRATClassifier(verbose=0).fit(X, y)
+
+
+@pytest.mark.parametrize("params, error, match", [
+    ({"epsilon": -0.1}, ValueError, "epsilon"),
+    ({"epsilon": "big"}, TypeError, "epsilon"),
+    ({"step_size": 0.0}, ValueError, "step_size"),
+    ({"n_steps": 0}, ValueError, "n_steps"),
+    ({"n_steps": 2.5}, TypeError, "n_steps"),
+    ({"norm": "l1"}, ValueError, "norm"),
+    ({"random_start": "yes"}, TypeError, "random_start"),
+    ({"bounds": (1.0, 0.0)}, ValueError, "bounds"),
+    ({"bounds": "data"}, ValueError, "bounds"),
+    ({"lambda_sep": -1.0}, ValueError, "lambda_sep"),
+    ({"temperature": 0.0}, ValueError, "temperature"),
+    ({"temperature": -0.1}, ValueError, "temperature"),
+    ({"class_weight": "inverse"}, ValueError, "class_weight"),
+    ({"class_weight": [1.0, 2.0]}, TypeError, "class_weight"),
+    ({"class_weight": {0: -1.0}}, ValueError, "class_weight"),
+    ({"class_weight": {7: 2.0}}, ValueError, "not in y"),
+    ({"beta": 1.0}, ValueError, "beta"),
+    ({"reweight_epoch": 50, "max_epochs": 10}, ValueError, "reweight_epoch"),
+    ({"reweight_epoch": 1.5}, ValueError, "reweight_epoch"),
+    ({"reweight_lr_factor": 0.0}, ValueError, "reweight_lr_factor"),
+    ({"loss": "hinge"}, ValueError, "loss"),
+    ({"focal_gamma": -1.0}, ValueError, "focal_gamma"),
+    ({"ldam_scale": 0.0}, ValueError, "ldam_scale"),
+    ({"input_shape": (3, 3)}, ValueError, "input_shape"),
+    ({"input_shape": (2, -2)}, ValueError, "input_shape"),
+    ({"feature_layer": "nonexistent"}, ValueError, "feature_layer"),
+    ({"feature_layer": 3}, TypeError, "feature_layer"),
+    ({"max_epochs": 0}, ValueError, "max_epochs"),
+    ({"lr": -1.0}, ValueError, "lr"),
+    ({"random_state": "seed"}, ValueError, "seed"),
+    ({"criterion": nn.CrossEntropyLoss}, ValueError, "criterion"),
+])
+def test_bad_parameters(Xy, no_training, params, error, match):
+    with pytest.raises(error, match=match):
+        SRATClassifier(verbose=0, **params).fit(*Xy)
+
+
+def test_module_without_linear_layer(Xy, no_training):
+    module = nn.Sequential(nn.Conv1d(1, 2, 1), nn.Flatten())
+    with pytest.raises(ValueError, match="no nn.Linear"):
+        SRATClassifier(module=module, verbose=0).fit(*Xy)
+
+
+def test_module_with_wrong_number_of_outputs(Xy):
+    with pytest.raises(ValueError, match="one column per class"):
+        SRATClassifier(module=nn.Linear(4, 5), lambda_sep=0.0, verbose=0).fit(*Xy)
+
+
+def test_predict_with_wrong_number_of_features(Xy):
+    X, y = Xy
+    clf = SRATClassifier(max_epochs=1, n_steps=1, verbose=0).fit(X, y)
+    with pytest.raises(ValueError, match="features"):
+        clf.predict(X[:, :3])
+
+
+def test_predict_before_fit(Xy):
+    with pytest.raises(Exception, match="not fitted|fit"):
+        SRATClassifier().predict(Xy[0])
+
+
+def test_non_finite_loss_stops_before_the_step(Xy):
+    X, y = Xy
+    clf = SRATClassifier(max_epochs=3, lr=1e30, optimizer=torch.optim.SGD, epsilon=0.0,
+                         lambda_sep=0.0, verbose=0)
+    with pytest.raises(NonFiniteLossError, match=r"epoch \d+, batch \d+"):
+        clf.fit(X, y)
+    assert all(torch.isfinite(p).all() for p in clf.module_.parameters())

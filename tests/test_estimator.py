@@ -1,0 +1,214 @@
+"""The SRATClassifier API: sklearn conventions, data kinds, modules, persistence."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from srat_sklearn import SRATClassifier
+from srat_sklearn.models import MLP, SmallCNN
+
+
+def test_params_stored_unchanged():
+    clf = SRATClassifier(epsilon=0.3, lambda_sep=0.5, class_weight={1: 2.0}, reweight_epoch=0.5,
+                         input_shape=(1, 8, 8), loss="ldam")
+    params = clf.get_params()
+    assert params["epsilon"] == 0.3 and params["lambda_sep"] == 0.5
+    assert params["class_weight"] == {1: 2.0} and params["reweight_epoch"] == 0.5
+    assert params["input_shape"] == (1, 8, 8) and params["loss"] == "ldam"
+
+
+def test_clone_keeps_params():
+    clf = SRATClassifier(epsilon=0.3, temperature=0.2, random_state=3, module__hidden_units=(8,))
+    cloned = clone(clf)
+    for name in ("epsilon", "temperature", "random_state", "module__hidden_units"):
+        assert cloned.get_params()[name] == clf.get_params()[name]
+
+
+def test_set_params_then_fit(tabular, fast_params):
+    clf = SRATClassifier(**fast_params).set_params(lambda_sep=0.0, class_weight=None)
+    clf.fit(*tabular)
+    assert clf.lambda_sep == 0.0 and clf.class_weights_.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_predict_returns_original_string_labels(tabular, fast_params):
+    X, y = tabular
+    lookup = np.array(["fraud", "normal", "review"])
+    clf = SRATClassifier(**fast_params).fit(X, lookup[y])
+    reference = SRATClassifier(**fast_params).fit(X, y)
+    assert list(clf.classes_) == ["fraud", "normal", "review"]
+    assert np.array_equal(clf.predict(X), lookup[reference.predict(X)])
+    assert clf.score(X, lookup[y]) == reference.score(X, y)
+
+
+def test_non_contiguous_integer_labels(tabular, fast_params):
+    X, y = tabular
+    labels = np.array([5, 17, 40])[y]
+    clf = SRATClassifier(**fast_params).fit(X, labels)
+    assert clf.classes_.tolist() == [5, 17, 40]
+    assert set(clf.predict(X)) <= {5, 17, 40}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_predict_proba_rows_sum_to_one(tabular, fast_params, dtype):
+    X, y = tabular
+    clf = SRATClassifier(**fast_params).fit(X.astype(dtype), y)
+    proba = clf.predict_proba(X.astype(dtype))
+    assert proba.shape == (len(X), 3)
+    assert np.allclose(proba.sum(axis=1), 1.0, atol=1e-5) and np.all(proba >= 0)
+
+
+def test_fitted_attributes(tabular, fast_params):
+    X, y = tabular
+    clf = SRATClassifier(**fast_params, bounds="auto").fit(X, y)
+    assert clf.n_features_in_ == 8 and clf.sample_shape_ == (8,)
+    assert clf.class_counts_.tolist() == np.bincount(y).tolist()
+    assert np.allclose(clf.bounds_[0], X.min(axis=0)) and np.allclose(clf.bounds_[1], X.max(axis=0))
+    assert clf.reweight_epoch_ == round(0.75 * 3)
+
+
+def test_image_bounds_are_global(digits_split):
+    X, _, y, _ = digits_split
+    clf = SRATClassifier(max_epochs=1, verbose=0, n_steps=1).fit(X[:200], y[:200])
+    assert float(clf.bounds_[0]) == pytest.approx(X[:200].min())
+    assert float(clf.bounds_[1]) == pytest.approx(X[:200].max())
+
+
+@pytest.mark.parametrize("input_kind", ["images", "flat_with_input_shape"])
+def test_default_cnn_for_images(digits_split, input_kind):
+    X, _, y, _ = digits_split
+    X = X[:300]
+    kwargs = {}
+    if input_kind == "flat_with_input_shape":
+        X, kwargs = X.reshape(len(X), -1), {"input_shape": (1, 8, 8)}
+    clf = SRATClassifier(max_epochs=1, n_steps=1, verbose=0, **kwargs).fit(X, y[:300])
+    assert isinstance(clf.module_, SmallCNN)
+    assert clf.predict(X).shape == (300,)
+
+
+def test_default_mlp_for_tabular(tabular, fast_params):
+    clf = SRATClassifier(**fast_params).fit(*tabular)
+    assert isinstance(clf.module_, MLP)
+
+
+def test_grid_search_over_lambda_and_class_weight(tabular, fast_params):
+    grid = GridSearchCV(SRATClassifier(**fast_params),
+                        {"lambda_sep": [0.0, 1.0], "class_weight": [None, "balanced"]},
+                        cv=2, scoring="balanced_accuracy")
+    grid.fit(*tabular)
+    assert len(grid.cv_results_["params"]) == 4
+    assert np.all(np.isfinite(grid.cv_results_["mean_test_score"]))
+    assert grid.best_params_["lambda_sep"] in (0.0, 1.0)
+
+
+def test_pickle_round_trip(tabular, fast_params):
+    X, y = tabular
+    clf = SRATClassifier(**fast_params).fit(X, y)
+    restored = pickle.loads(pickle.dumps(clf))
+    assert np.array_equal(restored.predict_proba(X), clf.predict_proba(X))
+    assert restored.classes_.tolist() == clf.classes_.tolist()
+
+
+def test_torchvision_resnet18_on_tiny_images():
+    generator = np.random.default_rng(0)
+    X = generator.random((24, 3, 16, 16), dtype=np.float32)
+    y = np.repeat([0, 1, 2], 8)
+    clf = SRATClassifier(module=torchvision.models.resnet18, module__num_classes=3,
+                         max_epochs=1, epsilon=0.03, n_steps=1, batch_size=12, verbose=0,
+                         random_state=0)
+    clf.fit(X, y)
+    assert clf.predict_proba(X).shape == (24, 3)
+
+
+def test_torch_dataset_input(tabular, fast_params):
+    X, y = tabular
+    dataset = TensorDataset(torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y))
+    clf = SRATClassifier(**fast_params).fit(dataset, None)
+    assert clf.classes_.tolist() == [0, 1, 2]
+    assert clf.class_counts_.tolist() == np.bincount(y).tolist()
+    assert clf.predict(dataset).shape == (len(y),)
+
+
+class CountingMLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(8, 16), nn.ReLU())
+        self.head = nn.Linear(16, 3)
+        self.calls = 0
+
+    def forward(self, X):
+        self.calls += 1
+        return self.head(self.body(X))
+
+
+@pytest.mark.parametrize("epsilon, n_steps", [(0.0, 1), (0.1, 3)])
+def test_separation_loss_needs_no_extra_forward(tabular, epsilon, n_steps):
+    module = CountingMLP()
+    clf = SRATClassifier(module=module, epsilon=epsilon, n_steps=n_steps, lambda_sep=1.0,
+                         max_epochs=2, batch_size=60, verbose=0, random_state=0)
+    clf.fit(*tabular)
+    batches = 2 * 4  # 240 samples / 60, two epochs
+    attack_calls = n_steps if epsilon > 0 else 0
+    assert module.calls == batches * (1 + attack_calls)
+
+
+def test_named_feature_layer(tabular, fast_params):
+    params = {k: v for k, v in fast_params.items() if not k.startswith("module__")}
+    clf = SRATClassifier(module=CountingMLP, feature_layer="body", **params).fit(*tabular)
+    assert clf.predict(tabular[0]).shape == (240,)
+
+
+def test_separation_loss_changes_training(tabular, fast_params):
+    X, y = tabular
+    without = SRATClassifier(**{**fast_params, "lambda_sep": 0.0}).fit(X, y)
+    with_sep = SRATClassifier(**{**fast_params, "lambda_sep": 1.0}).fit(X, y)
+    assert without.history[0, "train_loss"] < with_sep.history[0, "train_loss"]
+
+
+def test_random_state_makes_fit_reproducible(tabular, fast_params):
+    X, y = tabular
+    first = SRATClassifier(**fast_params).fit(X, y)
+    second = SRATClassifier(**fast_params).fit(X, y)
+    other = SRATClassifier(**{**fast_params, "random_state": 1}).fit(X, y)
+    assert np.array_equal(first.predict_proba(X), second.predict_proba(X))
+    assert first.history[:, "train_loss"] == second.history[:, "train_loss"]
+    assert not np.array_equal(first.predict_proba(X), other.predict_proba(X))
+
+
+def test_random_state_leaves_global_rng_alone(tabular, fast_params):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    SRATClassifier(**fast_params).fit(*tabular)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_training_batches_are_shuffled_by_default():
+    assert SRATClassifier().get_params()["iterator_train__shuffle"] is True
+
+
+def test_epsilon_zero_trains_on_clean_batches(tabular, fast_params, monkeypatch):
+    import srat_sklearn.estimator as estimator_module
+
+    def fail(*args, **kwargs):
+        raise AssertionError("the attack ran with epsilon=0")
+
+    monkeypatch.setattr(estimator_module, "pgd_attack", fail)
+    SRATClassifier(**{**fast_params, "epsilon": 0.0}).fit(*tabular)
+
+
+@pytest.mark.parametrize("loss", ["focal", "ldam"])
+def test_other_losses_train(tabular, fast_params, loss):
+    X, y = tabular
+    params = {**fast_params, "max_epochs": 6, "batch_size": 64, "module__hidden_units": (128, 128)}
+    clf = SRATClassifier(**params, loss=loss).fit(X, y)
+    assert clf.score(X, y) > 0.7
+    if loss == "ldam":
+        margins = clf.criterion_.margins
+        assert margins[2] == pytest.approx(0.5) and margins[0] < margins[1] < margins[2]

@@ -1,0 +1,149 @@
+"""Losses against values computed by hand on tiny inputs."""
+
+import math
+
+import pytest
+import torch
+
+from srat_sklearn.losses import (ReweightedLoss, focal_loss, ldam_loss, ldam_margins,
+                                 supervised_contrastive_loss, weighted_cross_entropy)
+
+
+def ce_by_hand(logits, label):
+    return -logits[label] + math.log(sum(math.exp(v) for v in logits))
+
+
+LOGITS = [[2.0, 0.0, -1.0], [0.5, 1.5, 0.0], [0.0, 0.0, 3.0]]
+TARGET = [0, 2, 2]
+
+
+def test_weighted_cross_entropy_is_mean_of_weighted_terms():
+    weight = [0.5, 1.0, 2.0]
+    expected = sum(weight[t] * ce_by_hand(row, t) for row, t in zip(LOGITS, TARGET)) / 3
+    got = weighted_cross_entropy(torch.tensor(LOGITS), torch.tensor(TARGET), torch.tensor(weight))
+    assert got.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_weighted_cross_entropy_without_weight_is_cross_entropy():
+    got = weighted_cross_entropy(torch.tensor(LOGITS), torch.tensor(TARGET))
+    expected = sum(ce_by_hand(row, t) for row, t in zip(LOGITS, TARGET)) / 3
+    assert got.item() == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 1.0, 2.0])
+def test_focal_loss_by_hand(gamma):
+    weight = [1.0, 1.0, 3.0]
+    terms = []
+    for row, t in zip(LOGITS, TARGET):
+        ce = weight[t] * ce_by_hand(row, t)  # the weight sits inside the CE
+        terms.append((1 - math.exp(-ce)) ** gamma * ce)
+    got = focal_loss(torch.tensor(LOGITS), torch.tensor(TARGET), torch.tensor(weight), gamma)
+    assert got.item() == pytest.approx(sum(terms) / 3, rel=1e-6)
+
+
+def test_ldam_margins_follow_quarter_power():
+    margins = ldam_margins([10000, 100, 1], max_margin=0.5)
+    assert margins.tolist() == pytest.approx([0.05, 0.5 / 10 ** 0.5, 0.5], rel=1e-6)
+
+
+def test_ldam_loss_by_hand():
+    margins = torch.tensor([0.1, 0.2, 0.4])
+    scale = 2.0
+    expected = 0.0
+    for row, t in zip(LOGITS, TARGET):
+        shifted = [scale * (v - (margins[t].item() if j == t else 0.0)) for j, v in enumerate(row)]
+        expected += ce_by_hand(shifted, t)
+    got = ldam_loss(torch.tensor(LOGITS), torch.tensor(TARGET), margins, scale=scale)
+    assert got.item() == pytest.approx(expected / 3, rel=1e-6)
+
+
+@pytest.mark.parametrize("counts", [[0, 3], [], [[1, 2]]])
+def test_ldam_margins_reject_bad_counts(counts):
+    with pytest.raises(ValueError, match="class_counts"):
+        ldam_margins(counts)
+
+
+def supcon_by_hand(features, labels, t):
+    z = [[v / math.sqrt(sum(u * u for u in f)) for v in f] for f in features]
+    dot = lambda a, b: sum(x * y for x, y in zip(a, b))  # noqa: E731
+    losses = []
+    for i in range(len(z)):
+        positives = [p for p in range(len(z)) if p != i and labels[p] == labels[i]]
+        if not positives:
+            continue
+        denominator = sum(math.exp(dot(z[i], z[a]) / t) for a in range(len(z)) if a != i)
+        losses.append(-sum(math.log(math.exp(dot(z[i], z[p]) / t) / denominator)
+                           for p in positives) / len(positives))
+    return sum(losses) / len(losses)
+
+
+@pytest.mark.parametrize("temperature", [0.1, 0.5, 1.0])
+def test_supcon_by_hand(temperature):
+    features = [[1.0, 2.0, 0.0], [0.5, 1.0, 1.0], [-1.0, 0.0, 2.0], [0.0, -1.0, 1.0],
+                [3.0, 0.0, 0.0]]
+    labels = [0, 0, 1, 1, 2]  # the anchor of class 2 has no positive and is left out
+    got = supervised_contrastive_loss(torch.tensor(features), torch.tensor(labels), temperature)
+    assert got.item() == pytest.approx(supcon_by_hand(features, labels, temperature), rel=1e-5)
+
+
+def test_supcon_is_scale_invariant():
+    features, labels = torch.randn(6, 4), torch.tensor([0, 0, 1, 1, 2, 2])
+    assert supervised_contrastive_loss(features, labels).item() == pytest.approx(
+        supervised_contrastive_loss(7.0 * features, labels).item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("labels", [[0, 1, 2, 3], [5]])
+def test_supcon_without_pairs_is_zero_with_zero_gradient(labels):
+    features = torch.randn(len(labels), 3, requires_grad=True)
+    loss = supervised_contrastive_loss(features, torch.tensor(labels))
+    loss.backward()
+    assert loss.item() == 0.0
+    assert torch.equal(features.grad, torch.zeros_like(features))
+
+
+def test_supcon_gradient_is_finite_with_unpaired_anchors():
+    features = torch.randn(5, 3, requires_grad=True)
+    supervised_contrastive_loss(features, torch.tensor([0, 0, 1, 2, 3])).backward()
+    assert torch.isfinite(features.grad).all()
+    assert features.grad.abs().sum() > 0
+
+
+def test_supcon_lower_for_separated_classes():
+    labels = torch.tensor([0, 0, 1, 1])
+    separated = torch.tensor([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0], [0.1, 1.0]])
+    mixed = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.1], [0.1, 1.0]])
+    assert supervised_contrastive_loss(separated, labels) < supervised_contrastive_loss(mixed, labels)
+
+
+@pytest.mark.parametrize("loss", ["ce", "focal", "ldam"])
+def test_reweighted_loss_matches_functions(loss):
+    logits, target = torch.tensor(LOGITS), torch.tensor(TARGET)
+    criterion = ReweightedLoss(3, loss=loss, focal_gamma=2.0, ldam_max_margin=0.3, ldam_scale=2.0)
+    criterion.set_class_weights([0.5, 1.0, 1.5])
+    criterion.set_class_counts([100, 10, 1])
+    weight = torch.tensor([0.5, 1.0, 1.5])
+    expected = {
+        "ce": weighted_cross_entropy(logits, target, weight),
+        "focal": focal_loss(logits, target, weight, 2.0),
+        "ldam": ldam_loss(logits, target, ldam_margins([100, 10, 1], 0.3), weight, 2.0),
+    }[loss]
+    assert criterion(logits, target).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_set_class_weights_is_in_place():
+    criterion = ReweightedLoss(2)
+    buffer = criterion.weight
+    criterion.set_class_weights([0.5, 1.5])
+    assert criterion.weight is buffer
+    assert criterion.weight.tolist() == [0.5, 1.5]
+    assert "weight" in criterion.state_dict()
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(loss="hinge"), "loss"),
+    (dict(focal_gamma=-1.0), "focal_gamma"),
+    (dict(ldam_scale=0.0), "ldam_scale"),
+])
+def test_reweighted_loss_bad_parameters(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ReweightedLoss(3, **kwargs)

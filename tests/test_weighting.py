@@ -1,0 +1,134 @@
+"""Class-weight formulas and the deferred switch inside a real fit."""
+
+import numpy as np
+import pytest
+import torch
+from skorch.callbacks import Callback
+from skorch.dataset import ValidSplit
+from sklearn.utils.class_weight import compute_class_weight
+
+from srat_sklearn import SRATClassifier
+from srat_sklearn.weighting import compute_class_weights, resolve_reweight_epoch
+
+COUNTS = [50, 20, 5]
+
+
+def test_balanced_is_sklearn_inverse_frequency_normalised():
+    y = np.repeat([0, 1, 2], COUNTS)
+    sklearn_weights = compute_class_weight("balanced", classes=np.arange(3), y=y)
+    got = compute_class_weights("balanced", COUNTS)
+    assert got == pytest.approx(sklearn_weights / sklearn_weights.mean())
+    assert got.mean() == pytest.approx(1.0)
+
+
+def test_effective_number_formula():
+    beta = 0.99
+    raw = np.array([(1 - beta) / (1 - beta ** n) for n in COUNTS])
+    assert compute_class_weights("effective", COUNTS, beta=beta) == pytest.approx(raw / raw.mean())
+
+
+def test_dict_weights_by_label_default_one():
+    got = compute_class_weights({"b": 4.0}, [3, 3, 3], classes=np.array(["a", "b", "c"]))
+    assert got == pytest.approx(np.array([1.0, 4.0, 1.0]) / 2.0)
+
+
+def test_none_is_all_ones():
+    assert compute_class_weights(None, COUNTS).tolist() == [1.0, 1.0, 1.0]
+
+
+def test_dict_with_unknown_label():
+    with pytest.raises(ValueError, match="not in y"):
+        compute_class_weights({"z": 2.0}, [3, 3], classes=np.array(["a", "b"]))
+
+
+def test_balanced_with_empty_class():
+    with pytest.raises(ValueError, match="no training sample"):
+        compute_class_weights("balanced", [3, 0])
+
+
+@pytest.mark.parametrize("value, max_epochs, expected", [
+    (0, 10, 0), (7, 10, 7), (10, 10, 10), (0.75, 40, 30), (0.0, 10, 0), (0.5, 3, 2)])
+def test_resolve_reweight_epoch(value, max_epochs, expected):
+    assert resolve_reweight_epoch(value, max_epochs) == expected
+
+
+@pytest.mark.parametrize("value, error", [
+    (11, ValueError), (1.0, ValueError), (-1, ValueError), (1.5, ValueError),
+    ("half", TypeError), (True, TypeError)])
+def test_resolve_reweight_epoch_rejects(value, error):
+    with pytest.raises(error, match="reweight_epoch"):
+        resolve_reweight_epoch(value, 10)
+
+
+class Recorder(Callback):
+    """Records, at the start of each epoch (after the reweighting callback), what the net uses."""
+
+    def initialize(self):
+        self.weights, self.lrs, self.optimizers, self.momentum_start, self.momentum_end = \
+            [], [], [], [], []
+        return self
+
+    def _momentum(self, net):
+        states = [net.optimizer_.state[p].get("momentum_buffer") for p in net.module_.parameters()]
+        return [None if s is None else s.clone() for s in states]
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.weights.append(net.criterion_.weight.clone())
+        self.lrs.append([g["lr"] for g in net.optimizer_.param_groups])
+        self.optimizers.append(id(net.optimizer_))
+        self.momentum_start.append(self._momentum(net))
+
+    def on_epoch_end(self, net, **kwargs):
+        self.momentum_end.append(self._momentum(net))
+
+
+@pytest.fixture
+def recorded_fit(tabular, fast_params):
+    def fit(**params):
+        recorder = Recorder()
+        kwargs = {**fast_params, "max_epochs": 4, "optimizer": torch.optim.SGD, "lr": 0.05,
+                  "optimizer__momentum": 0.9, "callbacks": [recorder], **params}
+        clf = SRATClassifier(**kwargs).fit(*tabular)
+        return clf, recorder
+    return fit
+
+
+def test_weights_switch_on_at_reweight_epoch(recorded_fit):
+    clf, rec = recorded_fit(reweight_epoch=2, class_weight="balanced")
+    ones = torch.ones(3)
+    assert torch.equal(rec.weights[0], ones) and torch.equal(rec.weights[1], ones)
+    expected = torch.as_tensor(clf.class_weights_, dtype=torch.float32)
+    assert torch.allclose(rec.weights[2], expected) and torch.allclose(rec.weights[3], expected)
+    assert not torch.allclose(expected, ones)
+    assert [bool(v) for v in clf.history[:, "class_weights_on"]] == [False, False, True, True]
+
+
+def test_lr_drops_once_at_deferred_switch(recorded_fit):
+    _, rec = recorded_fit(reweight_epoch=2, reweight_lr_factor=0.1)
+    assert [lr[0] for lr in rec.lrs] == pytest.approx([0.05, 0.05, 0.005, 0.005])
+
+
+def test_lr_untouched_when_weights_from_start(recorded_fit):
+    clf, rec = recorded_fit(reweight_epoch=0)
+    assert [lr[0] for lr in rec.lrs] == pytest.approx([0.05] * 4)
+    assert torch.allclose(rec.weights[0], torch.as_tensor(clf.class_weights_, dtype=torch.float32))
+
+
+def test_switch_keeps_optimizer_and_momentum(recorded_fit):
+    _, rec = recorded_fit(reweight_epoch=2)
+    assert len(set(rec.optimizers)) == 1
+    # The momentum buffers entering the switch epoch are those that left the epoch before it.
+    before, at_switch = rec.momentum_end[1], rec.momentum_start[2]
+    assert all(b is not None and torch.equal(b, s) for b, s in zip(before, at_switch))
+    assert any(b.abs().sum() > 0 for b in before)
+
+
+def test_class_counts_come_from_training_split_only(tabular, fast_params):
+    X, y = tabular
+    clf = SRATClassifier(**{**fast_params, "max_epochs": 1},
+                         train_split=ValidSplit(4, stratified=True)).fit(X, y)
+    full = np.bincount(y)
+    assert clf.class_counts_.sum() == int(len(y) * 3 / 4)
+    assert np.all(clf.class_counts_ < full)
+    assert clf.class_weights_ == pytest.approx(compute_class_weights("balanced",
+                                                                     clf.class_counts_))
