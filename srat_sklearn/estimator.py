@@ -216,6 +216,11 @@ class SRATClassifier(NeuralNetClassifier):
         self.input_shape = input_shape
         self.random_state = random_state
 
+    def _get_param_names(self):
+        # skorch lists private bookkeeping such as _params_to_validate as a parameter;
+        # clone() and set_params() must not copy or overwrite it.
+        return [name for name in super()._get_param_names() if not name.startswith("_")]
+
     # ------------------------------------------------------------------ callbacks
 
     @property
@@ -319,8 +324,8 @@ class SRATClassifier(NeuralNetClassifier):
         if is_dataset(X):
             return self._prepare_fit_dataset(X, y, reset=reset)
         if y is None:
-            raise ValueError("y is required when X is an array; pass a torch Dataset to "
-                             "fit without y.")
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y "
+                             "is None (only a torch Dataset X carries its own labels).")
         X, y = validate_data(self, X, y, reset=reset, allow_nd=True,
                              dtype=(np.float32, np.float64), ensure_all_finite=True)
         check_classification_targets(y)
@@ -585,7 +590,8 @@ class SRATClassifier(NeuralNetClassifier):
 
     def predict(self, X):
         """Predicted labels, of the same kind as the ``y`` given to fit."""
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        indices = self.predict_proba(X).argmax(axis=1)  # validates and checks fitted first
+        return self.classes_[indices]
 
     def generate_adversarial(self, X, y, *, epsilon=None, step_size=None, n_steps=None,
                              norm=None, random_start=None):

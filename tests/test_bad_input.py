@@ -107,9 +107,16 @@ def test_predict_with_wrong_number_of_features(Xy):
         clf.predict(X[:, :3])
 
 
-def test_predict_before_fit(Xy):
-    with pytest.raises(Exception, match="not fitted|fit"):
-        SRATClassifier().predict(Xy[0])
+@pytest.mark.parametrize("method", ["predict", "predict_proba"])
+def test_predict_before_fit(Xy, method):
+    from sklearn.exceptions import NotFittedError
+    with pytest.raises(NotFittedError):
+        getattr(SRATClassifier(), method)(Xy[0])
+
+
+def test_missing_y(Xy, no_training):
+    with pytest.raises(ValueError, match="requires y to be passed"):
+        SRATClassifier().fit(Xy[0], None)
 
 
 def test_non_finite_loss_stops_before_the_step(Xy):

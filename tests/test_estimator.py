@@ -31,6 +31,12 @@ def test_clone_keeps_params():
         assert cloned.get_params()[name] == clf.get_params()[name]
 
 
+def test_private_skorch_state_is_not_a_parameter():
+    clf = SRATClassifier(module__hidden_units=(8,))
+    assert not any(name.startswith("_") for name in clf.get_params())
+    assert clone(clf)._params_to_validate is not clf._params_to_validate
+
+
 def test_set_params_then_fit(tabular, fast_params):
     clf = SRATClassifier(**fast_params).set_params(lambda_sep=0.0, class_weight=None)
     clf.fit(*tabular)
