@@ -7,7 +7,6 @@ BIN := $(VENV)/bin
 
 $(BIN)/srat-sklearn: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -e ".[test]"
 	touch $@
 
@@ -17,7 +16,7 @@ demo: install
 	$(BIN)/srat-sklearn demo
 
 test: install
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest --doctest-modules srat_sklearn tests
 
 clean:
 	rm -rf srat-report .pytest_cache

@@ -145,8 +145,8 @@ class SRATClassifier(NeuralNetClassifier):
     --------
     >>> from sklearn.datasets import load_digits
     >>> X, y = load_digits(return_X_y=True)
-    >>> clf = SRATClassifier(max_epochs=2, epsilon=1.0, verbose=0, random_state=0)
-    >>> clf.fit(X / 16 * 16, y).predict(X[:3]).shape
+    >>> clf = SRATClassifier(max_epochs=2, epsilon=0.1, verbose=0, random_state=0)
+    >>> clf.fit(X / 16, y).predict(X[:3] / 16).shape
     (3,)
     """
 
