@@ -170,7 +170,3 @@ class DeferredReweighting(Callback):
             if lower_lr and not lowered:
                 group["lr"] *= net.reweight_lr_factor
                 group[self.LR_FLAG] = True
-            elif lowered and not lower_lr:
-                # A warm start that moved the switch later: undo the drop.
-                group["lr"] /= net.reweight_lr_factor
-                group[self.LR_FLAG] = False

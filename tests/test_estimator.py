@@ -79,6 +79,26 @@ def test_fitted_attributes(tabular, fast_params):
     assert clf.reweight_epoch_ == round(0.75 * 3)
 
 
+@pytest.mark.parametrize("bounds", [None, (-1.0, 1.0)])
+def test_explicit_bounds(tabular, fast_params, bounds):
+    X, y = tabular
+    clf = SRATClassifier(**fast_params, bounds=bounds).fit(X, y)
+    if bounds is None:
+        assert clf.bounds_ is None
+        return
+    assert (float(clf.bounds_[0]), float(clf.bounds_[1])) == bounds
+    X_adv = clf.generate_adversarial(X, y, epsilon=0.5)
+    assert X_adv.min() >= -1.0 and X_adv.max() <= 1.0
+
+
+def test_l2_threat_model_end_to_end(tabular, fast_params):
+    X, y = tabular
+    clf = SRATClassifier(**{**fast_params, "norm": "l2", "epsilon": 0.5}).fit(X, y)
+    X_adv = clf.generate_adversarial(X, y)
+    assert np.linalg.norm(X_adv - X, axis=1).max() <= 0.5 + 1e-4
+    assert np.abs(X_adv - X).max() > 0
+
+
 def test_image_bounds_are_global(digits_split):
     X, _, y, _ = digits_split
     clf = SRATClassifier(max_epochs=1, verbose=0, n_steps=1).fit(X[:200], y[:200])
