@@ -7,6 +7,7 @@ report; see ``srat-sklearn demo --help``.
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -56,8 +57,15 @@ class EpochProgress(Callback):
         self.bar.update(1)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Reports a usage error as one line on stderr and exits with status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="srat-sklearn", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="srat-sklearn", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser(
         "demo", help="NT, AT, AT-DRW and SRAT on step-imbalanced digits, with a report",
@@ -85,6 +93,7 @@ def demo_data(seed=0):
 
 def run_demo(args, out=None):
     out = sys.stdout if out is None else out
+    Path(args.output).mkdir(parents=True, exist_ok=True)  # fail before, not after, training
     X_train, X_test, y_train, y_test = demo_data(args.seed)
     print(f"Training samples per class: {np.bincount(y_train).tolist()} "
           f"(test: {len(y_test)} samples, balanced)", file=out)
@@ -122,9 +131,15 @@ def run_demo(args, out=None):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    if args.command == "demo":
-        run_demo(args)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "demo":
+            run_demo(args)
+    except (ValueError, TypeError, OSError) as error:
+        # Bad data or paths: one line, like argparse's usage errors, not a traceback.
+        message = " ".join(str(error).split())
+        parser.exit(2, f"srat-sklearn {args.command}: error: {message}\n")
     return 0
 
 

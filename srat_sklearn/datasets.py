@@ -106,6 +106,10 @@ def make_imbalanced(X, y, *, ratio, kind="step", under_represented=None, random_
     """
     X = np.asarray(X)
     y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-D, one label per sample; got shape {y.shape}.")
+    if len(y) == 0:
+        raise ValueError("make_imbalanced got 0 samples.")
     if len(X) != len(y):
         raise ValueError(f"X and y have different numbers of samples: {len(X)} and {len(y)}.")
     labels, counts = np.unique(y, return_counts=True)

@@ -15,6 +15,7 @@ this class only hooks into it:
 """
 
 import numbers
+import warnings
 from contextlib import contextmanager
 from functools import partial
 
@@ -31,7 +32,7 @@ from skorch.dataset import unpack_data
 from skorch.utils import is_dataset, to_numpy, to_tensor
 
 from ._validation import check_int, check_option, check_real
-from .attacks import NORMS, check_attack_params, pgd_attack
+from .attacks import ATTACKS, check_attack_params, run_attack
 from .datasets import dataset_labels
 from .losses import LOSSES, ReweightedLoss, supervised_contrastive_loss
 from .models import capture_features, default_module, find_feature_layer
@@ -313,7 +314,7 @@ class SRATClassifier(NeuralNetClassifier):
             X = X.reshape(len(X), *self.input_shape)
         if reset:
             self.sample_shape_ = tuple(X.shape[1:])
-        elif tuple(X.shape[1:]) != self.sample_shape_:
+        elif hasattr(self, "sample_shape_") and tuple(X.shape[1:]) != self.sample_shape_:
             raise ValueError(f"X has samples of shape {tuple(X.shape[1:])}, but the classifier "
                              f"was fitted on samples of shape {self.sample_shape_}.")
         return np.ascontiguousarray(X, dtype=np.float32)
@@ -372,6 +373,13 @@ class SRATClassifier(NeuralNetClassifier):
         self._bounds_cache_ = {}
         return dataset, None
 
+    def _set_attributes_without_data(self):
+        self.classes_ = LabelEncoder().fit(self.classes).classes_
+        if self.input_shape is not None:
+            self.sample_shape_ = tuple(self.input_shape)
+            self.n_features_in_ = int(np.prod(self.input_shape))
+        self.bounds_ = None if isinstance(self.bounds, str) else self._infer_bounds(None)
+
     def _infer_bounds(self, X):
         if self.bounds is None:
             return None
@@ -394,7 +402,13 @@ class SRATClassifier(NeuralNetClassifier):
 
     @contextmanager
     def _seeded(self):
-        """Seed torch from ``random_state`` without changing the caller's global RNG state."""
+        """Seed torch from ``random_state`` without changing the caller's global RNG state.
+
+        Inside, each epoch reseeds torch from ``(seed, epoch)`` (see
+        ``on_epoch_begin``), so that a fit resumed from a checkpoint after
+        epoch k draws the same batches and random starts as one that ran
+        straight through.
+        """
         if self.random_state is None:
             yield
             return
@@ -403,7 +417,19 @@ class SRATClassifier(NeuralNetClassifier):
         cuda = [device.index or 0] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(seed)
-            yield
+            self._epoch_seed_ = seed
+            try:
+                yield
+            finally:
+                del self._epoch_seed_
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        super().on_epoch_begin(net, dataset_train=dataset_train, dataset_valid=dataset_valid,
+                               **kwargs)
+        seed = getattr(self, "_epoch_seed_", None)
+        if seed is not None:
+            epoch = len(self.history)  # 1-based and global: a loaded history continues it
+            torch.manual_seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
 
     def fit(self, X, y=None, **fit_params):
         """Initialise and train the network with SRAT.
@@ -434,14 +460,16 @@ class SRATClassifier(NeuralNetClassifier):
     def partial_fit(self, X, y=None, classes=None, **fit_params):
         """Train for ``max_epochs`` more epochs without re-initialising (see skorch)."""
         X, y = self._prepare_fit_data(X, y, reset=not self.initialized_)
-        return super().partial_fit(X, y, classes=classes, **fit_params)
+        with self._seeded():
+            return super().partial_fit(X, y, classes=classes, **fit_params)
 
     def initialize_module(self):
         if self.module is not None:
             return super().initialize_module()
         if not hasattr(self, "sample_shape_"):
             raise ValueError("module=None builds the default network from the data: call fit, "
-                             "or pass a module.")
+                             "pass a module, or pass classes=... and input_shape=... to build "
+                             "it without data.")
         self.module_ = default_module(self.sample_shape_, self._n_classes(),
                                       **self.get_params_for("module"))
         return self
@@ -464,9 +492,20 @@ class SRATClassifier(NeuralNetClassifier):
                          "to initialize before fitting.")
 
     def initialize(self):
+        """Build the module, criterion and optimizer (skorch), before fit if need be.
+
+        Before any fit this needs ``classes=[...]``, and ``input_shape`` for the
+        default module; that is how an estimator is prepared for
+        ``load_params``. ``bounds="auto"`` has no data to take the range from
+        then: pass explicit ``bounds`` to attack such an estimator.
+        """
         self._check_params()
+        if "classes_" not in self.__dict__ and self.classes is not None:
+            self._set_attributes_without_data()
         super().initialize()
-        self.reweight_epoch_ = resolve_reweight_epoch(self.reweight_epoch, self.max_epochs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # _check_params has warned already
+            self.reweight_epoch_ = resolve_reweight_epoch(self.reweight_epoch, self.max_epochs)
         if self.lambda_sep > 0:
             find_feature_layer(self.module_, self.feature_layer)  # fail early on a bad name
         return self
@@ -489,6 +528,11 @@ class SRATClassifier(NeuralNetClassifier):
 
     def _attack_bounds(self, like):
         if self.bounds_ is None:
+            if isinstance(self.bounds, str):
+                raise ValueError(
+                    "bounds='auto' takes the data range at fit, but this classifier was "
+                    "initialised without data (initialize, then load_params): set "
+                    "bounds=(low, high), or None for unbounded inputs.")
             return None
         key = (like.device, like.dtype)
         if key not in self._bounds_cache_:
@@ -497,15 +541,16 @@ class SRATClassifier(NeuralNetClassifier):
                 torch.as_tensor(b, dtype=like.dtype, device=like.device) for b in self.bounds_)
         return self._bounds_cache_[key]
 
-    def _attack(self, X, y, *, epsilon=None, step_size=None, n_steps=None, norm=None,
-                random_start=None):
-        """PGD adversarial examples of a batch under the estimator's threat model."""
+    def _attack(self, X, y, *, attack="pgd", epsilon=None, step_size=None, n_steps=None,
+                norm=None, random_start=None):
+        """Adversarial examples of a batch under the estimator's threat model."""
         epsilon = self.epsilon if epsilon is None else epsilon
         n_steps = self.n_steps if n_steps is None else n_steps
-        if step_size is None and epsilon == self.epsilon and n_steps == self.n_steps:
+        if (attack == "pgd" and step_size is None and epsilon == self.epsilon
+                and n_steps == self.n_steps):
             step_size = self.step_size
-        return pgd_attack(
-            self.module_, X, y,
+        return run_attack(
+            attack, self.module_, X, y,
             epsilon=epsilon,
             step_size=step_size,
             n_steps=n_steps,
@@ -551,7 +596,7 @@ class SRATClassifier(NeuralNetClassifier):
         # Checked before backward and the optimizer step, so the parameters stay usable.
         if training and not torch.isfinite(loss):
             epoch = len(self.history)
-            batch = len(self.history[-1]["batches"]) + 1
+            batch = len(self.history[-1]["batches"])  # skorch adds the row before the step
             raise NonFiniteLossError(
                 f"The training loss became {loss.item()} at epoch {epoch}, batch {batch}; "
                 "lower lr or epsilon, or check the data. The parameters are those before "
@@ -593,18 +638,21 @@ class SRATClassifier(NeuralNetClassifier):
         indices = self.predict_proba(X).argmax(axis=1)  # validates and checks fitted first
         return self.classes_[indices]
 
-    def generate_adversarial(self, X, y, *, epsilon=None, step_size=None, n_steps=None,
-                             norm=None, random_start=None):
-        """PGD adversarial examples of ``X`` against this fitted classifier.
+    def generate_adversarial(self, X, y, *, attack="pgd", epsilon=None, step_size=None,
+                             n_steps=None, norm=None, random_start=None):
+        """Adversarial examples of ``X`` against this fitted classifier.
 
         Parameters default to the estimator's own threat model. When
         ``epsilon`` or ``n_steps`` differ from the estimator's and
-        ``step_size`` is None, the step is ``2.5 * epsilon / n_steps``.
+        ``step_size`` is None, the PGD step is ``2.5 * epsilon / n_steps``.
 
         Parameters
         ----------
         X : array-like of the shape given to fit
         y : array-like of shape (n_samples,), labels as given to fit
+        attack : {"pgd", "apgd-ce", "apgd-dlr"}, default="pgd"
+            See :func:`srat_sklearn.attacks.run_attack`; "apgd-dlr" needs 3
+            or more classes.
 
         Returns
         -------
@@ -628,6 +676,13 @@ class SRATClassifier(NeuralNetClassifier):
             raise ValueError(f"y holds labels the classifier was not fitted on: "
                              f"{unknown.tolist()}.")
         y_index = np.searchsorted(self.classes_, y).astype(np.int64)
+        check_option(attack, "attack", ATTACKS)
+        if attack == "apgd-dlr" and len(self.classes_) < 3:
+            raise ValueError(f"attack='apgd-dlr' needs at least 3 classes; this classifier has "
+                             f"{len(self.classes_)}.")
+        if attack != "pgd" and step_size is not None:
+            raise ValueError(f"step_size applies to attack='pgd' only; {attack} sets its own "
+                             "step sizes.")
         check_attack_params(self.epsilon if epsilon is None else epsilon, step_size,
                             self.n_steps if n_steps is None else n_steps,
                             self.norm if norm is None else norm)
@@ -636,11 +691,43 @@ class SRATClassifier(NeuralNetClassifier):
         with self._seeded():
             for Xi, yi in self.get_iterator(dataset, training=False):
                 Xi = to_tensor(Xi, device=self.device)
-                adv = self._attack(Xi, to_tensor(yi, device=self.device), epsilon=epsilon,
+                adv = self._attack(Xi, to_tensor(yi, device=self.device), attack=attack,
+                                   epsilon=epsilon,
                                    step_size=step_size, n_steps=n_steps, norm=norm,
                                    random_start=random_start)
                 adversarial.append(to_numpy(adv))
         return np.concatenate(adversarial).reshape(X_shape).astype(np.float32, copy=False)
+
+    def load_params(self, f_params=None, f_optimizer=None, f_criterion=None, f_history=None,
+                    checkpoint=None, **kwargs):
+        """Load parameters saved by ``save_params`` or a ``Checkpoint`` (see skorch).
+
+        The estimator must have the same module as the one that saved them:
+        built with the same ``module`` and ``module__*`` parameters, and fitted
+        on data of the same shape or initialised with ``classes`` and
+        ``input_shape``.
+
+        Examples
+        --------
+        >>> clf.save_params(f_params="srat.pt")  # doctest: +SKIP
+        >>> new = SRATClassifier(classes=clf.classes_, input_shape=(1, 8, 8),
+        ...                      bounds=(0.0, 1.0)).initialize()  # doctest: +SKIP
+        >>> new.load_params(f_params="srat.pt")  # doctest: +SKIP
+        """
+        try:
+            return super().load_params(f_params=f_params, f_optimizer=f_optimizer,
+                                       f_criterion=f_criterion, f_history=f_history,
+                                       checkpoint=checkpoint, **kwargs)
+        except RuntimeError as error:
+            if "state_dict" not in str(error):
+                raise
+            detail = str(error).strip().splitlines()
+            raise ValueError(
+                f"The saved parameters do not fit this estimator's network "
+                f"({type(self.module_).__name__}): build it with the same module and "
+                f"module__* parameters, and for module=None the same classes and input "
+                f"shape, as the estimator that saved them. PyTorch says: "
+                f"{' '.join(line.strip() for line in detail[:3])}") from error
 
     def __getstate__(self):
         state = super().__getstate__()

@@ -4,37 +4,131 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.metrics import accuracy_score
+from sklearn.utils import _safe_indexing
+from sklearn.utils.validation import check_consistent_length, check_is_fitted
 
-__all__ = ["robust_accuracy_score", "robust_report", "RobustReport"]
+from ._validation import check_option
+from .attacks import ATTACKS, check_attack_params
+
+__all__ = ["robust_accuracy_score", "robust_predict", "make_robust_scorer", "robust_report",
+           "RobustReport"]
+
+#: The attacks of ``worst_case=True``, run in this order on the samples still standing.
+WORST_CASE_ATTACKS = ("pgd", "apgd-ce", "apgd-dlr")
 
 
-def _check_fitted_srat(estimator):
+def _split_pipeline(estimator):
+    """``(transformers, classifier)``: the SRATClassifier at the end of ``estimator``
+    and the steps that bring X to its input space.
+
+    For a scikit-learn or imbalanced-learn ``Pipeline`` the transformers are
+    the steps before the last one, without samplers, which imbalanced-learn
+    also skips at prediction time.
+    """
+    transformers = []
+    steps = getattr(estimator, "steps", None)
+    if steps is not None:
+        for _, step in steps[:-1]:
+            if step is None or (isinstance(step, str) and step == "passthrough"):
+                continue
+            if hasattr(step, "fit_resample") and not hasattr(step, "transform"):
+                continue
+            transformers.append(step)
+        estimator = steps[-1][1]
     if not hasattr(estimator, "generate_adversarial"):
-        raise TypeError(f"The estimator must be a fitted SRATClassifier (it attacks the "
-                        f"network); got {type(estimator).__name__}.")
+        raise TypeError(f"The estimator must be a fitted SRATClassifier, or a Pipeline that ends "
+                        f"in one (the scorer attacks the network); got "
+                        f"{type(estimator).__name__}.")
+    check_is_fitted(estimator, ["classes_", "module_"])
+    return transformers, estimator
 
 
-def robust_accuracy_score(estimator, X, y, *, epsilon=None, n_steps=20, step_size=None,
-                          norm=None, random_start=None, sample_weight=None):
-    """Accuracy of ``estimator`` on PGD adversarial examples of ``X``.
+def _check_attack_choice(attack, worst_case, step_size=None):
+    if not isinstance(worst_case, (bool, np.bool_)):
+        raise TypeError(f"worst_case must be a bool, got {worst_case!r}.")
+    check_option(attack, "attack", ATTACKS)
+    if step_size is not None and attack != "pgd" and not worst_case:
+        raise ValueError(f"step_size applies to attack='pgd' only; {attack} sets its own step "
+                         "sizes.")
 
-    Has the scorer signature ``(estimator, X, y)``, so it can be passed as
-    ``scoring=`` to ``cross_val_score`` or ``GridSearchCV``. Threat-model
-    parameters left at ``None`` are the estimator's own.
+
+def robust_predict(estimator, X, y, *, attack="pgd", worst_case=False, epsilon=None,
+                   n_steps=20, step_size=None, norm=None, random_start=None):
+    """Predictions of ``estimator`` on adversarial examples of ``(X, y)``.
 
     Parameters
     ----------
-    estimator : fitted SRATClassifier
+    estimator : fitted SRATClassifier, or a Pipeline ending in one
     X : array-like
     y : array-like of shape (n_samples,)
+        True labels; the attack needs them.
+    attack : {"pgd", "apgd-ce", "apgd-dlr"}, default="pgd"
+        The attack; ignored with ``worst_case=True``.
+    worst_case : bool, default=False
+        Run PGD, APGD-CE and APGD-DLR (the last with 3 or more classes) one
+        after the other, each on the samples that the previous ones did not
+        fool: a sample counts as robust only if every attack fails.
     epsilon : float or None, default=None
-        ``None`` uses ``estimator.epsilon``.
+        ``None`` uses the classifier's ``epsilon``.
     n_steps : int, default=20
-        PGD-20 is the usual evaluation.
+        Iterations of each attack.
     step_size : float or None, default=None
-        ``None`` uses ``2.5 * epsilon / n_steps``.
+        PGD's step; ``None`` is ``2.5 * epsilon / n_steps``.
     norm : {"linf", "l2"} or None
     random_start : bool or None
+
+    Returns
+    -------
+    ndarray of shape (n_samples,)
+        For each sample, the prediction on its adversarial example; with
+        ``worst_case``, on the first adversarial example that fooled it.
+    """
+    _check_attack_choice(attack, worst_case, step_size)
+    transformers, classifier = _split_pipeline(estimator)
+    check_consistent_length(X, y)
+    for step in transformers:
+        X = step.transform(X)
+    y = np.asarray(y)
+    attacks = [attack]
+    if worst_case:
+        attacks = [a for a in WORST_CASE_ATTACKS
+                   if a != "apgd-dlr" or len(classifier.classes_) >= 3]
+    kwargs = dict(epsilon=epsilon, n_steps=n_steps, norm=norm, random_start=random_start)
+    predictions = None
+    standing = np.arange(len(y))
+    for name in attacks:
+        X_part, y_part = _safe_indexing(X, standing), y[standing]
+        X_adv = classifier.generate_adversarial(
+            X_part, y_part, attack=name, step_size=step_size if name == "pgd" else None,
+            **kwargs)
+        predicted = classifier.predict(X_adv)
+        if predictions is None:
+            predictions = predicted
+        else:
+            predictions[standing] = predicted
+        standing = standing[predicted == y_part]
+        if len(standing) == 0:
+            break
+    return predictions
+
+
+def robust_accuracy_score(estimator, X, y, *, attack="pgd", worst_case=False, epsilon=None,
+                          n_steps=20, step_size=None, norm=None, random_start=None,
+                          sample_weight=None):
+    """Accuracy of ``estimator`` on adversarial examples of ``X``.
+
+    Has the scorer signature ``(estimator, X, y)``, so it can be passed as
+    ``scoring=`` to ``cross_val_score`` or ``GridSearchCV``; for another
+    metric use :func:`make_robust_scorer`. Threat-model parameters left at
+    ``None`` are the classifier's own.
+
+    Parameters
+    ----------
+    estimator : fitted SRATClassifier, or a Pipeline ending in one
+    X : array-like
+    y : array-like of shape (n_samples,)
+    attack, worst_case, epsilon, n_steps, step_size, norm, random_start
+        The attack, as in :func:`robust_predict`. PGD-20 is the default.
     sample_weight : array-like of shape (n_samples,), optional
 
     Returns
@@ -45,12 +139,87 @@ def robust_accuracy_score(estimator, X, y, *, epsilon=None, n_steps=20, step_siz
     --------
     >>> robust_accuracy_score(clf, X_test, y_test, epsilon=0.1)  # doctest: +SKIP
     0.62
+    >>> robust_accuracy_score(clf, X_test, y_test, worst_case=True)  # doctest: +SKIP
+    0.58
     """
-    _check_fitted_srat(estimator)
-    X_adv = estimator.generate_adversarial(X, y, epsilon=epsilon, n_steps=n_steps,
-                                           step_size=step_size, norm=norm,
-                                           random_start=random_start)
-    return accuracy_score(y, estimator.predict(X_adv), sample_weight=sample_weight)
+    y_adv = robust_predict(estimator, X, y, attack=attack, worst_case=worst_case,
+                           epsilon=epsilon, n_steps=n_steps, step_size=step_size, norm=norm,
+                           random_start=random_start)
+    return accuracy_score(y, y_adv, sample_weight=sample_weight)
+
+
+class RobustScorer:
+    """A scorer ``(estimator, X, y) -> float``: ``score_func`` on adversarial predictions.
+
+    Made by :func:`make_robust_scorer`; a plain class so that it pickles for
+    ``n_jobs > 1``.
+    """
+
+    def __init__(self, score_func, attack_params, score_params):
+        self.score_func = score_func
+        self.attack_params = attack_params
+        self.score_params = score_params
+
+    def __call__(self, estimator, X, y, sample_weight=None):
+        y_adv = robust_predict(estimator, X, y, **self.attack_params)
+        score_params = dict(self.score_params)
+        if sample_weight is not None:
+            score_params["sample_weight"] = sample_weight
+        return self.score_func(y, y_adv, **score_params)
+
+    def __repr__(self):
+        params = {**self.attack_params, **self.score_params}
+        args = "".join(f", {k}={v!r}" for k, v in params.items())
+        return f"make_robust_scorer({self.score_func.__name__}{args})"
+
+
+def make_robust_scorer(score_func=accuracy_score, *, attack="pgd", worst_case=False,
+                       epsilon=None, n_steps=20, step_size=None, norm=None, random_start=None,
+                       **kwargs):
+    """Make a scorer that evaluates ``score_func`` on adversarial examples.
+
+    Parameters
+    ----------
+    score_func : callable ``score_func(y_true, y_pred, **kwargs)``, default=accuracy_score
+        Any scikit-learn or imbalanced-learn metric on labels, e.g.
+        ``balanced_accuracy_score``, ``imblearn.metrics.geometric_mean_score``
+        or ``f1_score`` (with ``average="macro"``). Greater must be better.
+    attack, worst_case, epsilon, n_steps, step_size, norm, random_start
+        The attack, as in :func:`robust_predict`; ``None`` takes the
+        classifier's own setting.
+    **kwargs
+        Passed to ``score_func``.
+
+    Returns
+    -------
+    RobustScorer
+        A callable ``(estimator, X, y)``; ``estimator`` is a fitted
+        SRATClassifier or a scikit-learn / imbalanced-learn Pipeline ending in
+        one, whose transformers are applied to X first (samplers are
+        skipped), so the attack runs in the classifier's input space.
+
+    Examples
+    --------
+    >>> from sklearn.metrics import balanced_accuracy_score
+    >>> scorer = make_robust_scorer(balanced_accuracy_score, epsilon=0.1, n_steps=10)
+    >>> scorer
+    make_robust_scorer(balanced_accuracy_score, attack='pgd', worst_case=False, epsilon=0.1, \
+n_steps=10, step_size=None, norm=None, random_start=None)
+    >>> search = GridSearchCV(pipe, {"srat__lambda_sep": [0, 1]}, refit="robust",
+    ...                       scoring={"clean": "balanced_accuracy", "robust": scorer})
+    ... # doctest: +SKIP
+    """
+    if not callable(score_func):
+        raise TypeError(f"score_func must be a metric callable score_func(y_true, y_pred), got "
+                        f"{score_func!r}.")
+    _check_attack_choice(attack, worst_case, step_size)
+    # Checked now rather than inside a search's first fold; None means the classifier's own.
+    check_attack_params(0.0 if epsilon is None else epsilon, step_size, n_steps,
+                        "linf" if norm is None else norm)
+    attack_params = dict(attack=attack, worst_case=worst_case, epsilon=epsilon,
+                         n_steps=n_steps, step_size=step_size, norm=norm,
+                         random_start=random_start)
+    return RobustScorer(score_func, attack_params, kwargs)
 
 
 @dataclass
@@ -71,7 +240,7 @@ class RobustReport:
         ``{"overall" | "well" | "under": {"clean": float, "robust": float}}``;
         "overall" is the accuracy over all samples, "well" and "under" the mean
         per-class accuracy of their group (NaN for an empty group).
-    epsilon, n_steps, norm : the attack used
+    epsilon, n_steps, norm, attack : the attack used
     """
 
     classes: list
@@ -83,6 +252,7 @@ class RobustReport:
     epsilon: float
     n_steps: int
     norm: str
+    attack: str = "pgd"
 
     def to_dict(self):
         """A JSON-serialisable dict."""
@@ -96,11 +266,15 @@ class RobustReport:
             "epsilon": self.epsilon,
             "n_steps": self.n_steps,
             "norm": self.norm,
+            "attack": self.attack,
         }
 
     def to_markdown(self, per_class=True):
         """The report as Markdown tables (percentages)."""
-        lines = [f"Attack: PGD-{self.n_steps}, {self.norm}, epsilon {self.epsilon:g}", "",
+        attack = {"pgd": "PGD", "apgd-ce": "APGD-CE", "apgd-dlr": "APGD-DLR",
+                  "worst-case": "worst case of PGD, APGD-CE and APGD-DLR"}[self.attack]
+        lines = [f"Attack: {attack}, {self.n_steps} steps, {self.norm}, "
+                 f"epsilon {self.epsilon:g}", "",
                  "| group | clean | robust |", "|---|---|---|"]
         for name in ("overall", "well", "under"):
             g = self.groups[name]
@@ -129,19 +303,19 @@ def _mean_or_nan(values):
     return float(np.mean(values)) if len(values) else float("nan")
 
 
-def robust_report(estimator, X, y, *, under_represented=None, epsilon=None, n_steps=20,
-                  step_size=None, norm=None, random_start=None):
+def robust_report(estimator, X, y, *, under_represented=None, attack="pgd", worst_case=False,
+                  epsilon=None, n_steps=20, step_size=None, norm=None, random_start=None):
     """Clean and robust accuracy per class, for the under-/well-represented groups and overall.
 
     Parameters
     ----------
-    estimator : fitted SRATClassifier
+    estimator : fitted SRATClassifier, or a Pipeline ending in one
     X, y : test data
     under_represented : list of labels, optional
-        Default: the classes whose training count (``estimator.class_counts_``)
-        is below the median training count.
-    epsilon, n_steps, step_size, norm, random_start
-        The attack, as in :func:`robust_accuracy_score`.
+        Default: the classes whose training count (``class_counts_``) is
+        below the median training count.
+    attack, worst_case, epsilon, n_steps, step_size, norm, random_start
+        The attack, as in :func:`robust_predict`.
 
     Returns
     -------
@@ -151,11 +325,11 @@ def robust_report(estimator, X, y, *, under_represented=None, epsilon=None, n_st
     --------
     >>> print(robust_report(clf, X_test, y_test).to_markdown(per_class=False))  # doctest: +SKIP
     """
-    _check_fitted_srat(estimator)
+    _, classifier = _split_pipeline(estimator)
     y = np.asarray(y)
-    classes = estimator.classes_
+    classes = classifier.classes_
     if under_represented is None:
-        counts = estimator.class_counts_
+        counts = classifier.class_counts_
         under_mask = counts < np.median(counts)
     else:
         unknown = set(map(_plain, under_represented)) - set(map(_plain, classes))
@@ -163,11 +337,11 @@ def robust_report(estimator, X, y, *, under_represented=None, epsilon=None, n_st
             raise ValueError(f"under_represented names labels the classifier does not know: "
                              f"{sorted(unknown, key=str)}.")
         under_mask = np.isin(classes, np.asarray(list(under_represented), dtype=classes.dtype))
-    X_adv = estimator.generate_adversarial(X, y, epsilon=epsilon, n_steps=n_steps,
-                                           step_size=step_size, norm=norm,
-                                           random_start=random_start)
+    y_adv = robust_predict(estimator, X, y, attack=attack, worst_case=worst_case,
+                           epsilon=epsilon, n_steps=n_steps, step_size=step_size, norm=norm,
+                           random_start=random_start)
     clean_hit = estimator.predict(X) == y
-    robust_hit = estimator.predict(X_adv) == y
+    robust_hit = y_adv == y
 
     support, clean, robust = [], [], []
     for c in classes:
@@ -187,6 +361,7 @@ def robust_report(estimator, X, y, *, under_represented=None, epsilon=None, n_st
     return RobustReport(
         classes=list(classes), support=support, clean=clean.tolist(), robust=robust.tolist(),
         under_represented=list(classes[under_mask]), groups=groups,
-        epsilon=float(estimator.epsilon if epsilon is None else epsilon), n_steps=int(n_steps),
-        norm=estimator.norm if norm is None else norm,
+        epsilon=float(classifier.epsilon if epsilon is None else epsilon), n_steps=int(n_steps),
+        norm=classifier.norm if norm is None else norm,
+        attack="worst-case" if worst_case else attack,
     )

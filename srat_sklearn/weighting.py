@@ -8,6 +8,7 @@ state.
 """
 
 import numbers
+import warnings
 
 import numpy as np
 from skorch.callbacks import Callback
@@ -129,9 +130,12 @@ def resolve_reweight_epoch(reweight_epoch, max_epochs):
     if epoch < 0:
         raise ValueError(f"reweight_epoch must be >= 0, got {reweight_epoch!r}.")
     if epoch > max_epochs:
-        raise ValueError(
-            f"reweight_epoch={reweight_epoch!r} is past max_epochs={max_epochs}: "
-            "the class weights would never be switched on.")
+        # Not an error: a fit resumed from a checkpoint, or continued with partial_fit,
+        # numbers its epochs after those already run.
+        warnings.warn(
+            f"reweight_epoch={reweight_epoch!r} is past max_epochs={max_epochs}: the class "
+            "weights stay off in this fit unless it continues a history (a checkpoint loaded "
+            "with LoadInitState, or partial_fit).", UserWarning, stacklevel=2)
     return epoch
 
 

@@ -1,4 +1,6 @@
-"""PGD as a plain torch function: threat-model invariants and side effects."""
+"""The attacks as plain torch functions: threat-model invariants and side effects."""
+
+from functools import partial
 
 import pytest
 import torch
@@ -7,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from srat_sklearn.attacks import pgd_attack, project
+from srat_sklearn.attacks import (ATTACKS, _apgd_checkpoints, apgd_attack, dlr_loss,
+                                  pgd_attack, project, run_attack)
 
 
 def make_model(in_features=6, n_classes=3, seed=0):
@@ -19,6 +22,12 @@ def make_model(in_features=6, n_classes=3, seed=0):
 @pytest.fixture
 def model():
     return make_model()
+
+
+@pytest.fixture(params=ATTACKS)
+def attack(request):
+    """``attack(model, X, y, **kwargs)`` for each attack of the package."""
+    return partial(run_attack, request.param)
 
 
 @pytest.fixture
@@ -36,32 +45,32 @@ def distance(X_adv, X, norm):
 
 @pytest.mark.parametrize("norm", ["linf", "l2"])
 @pytest.mark.parametrize("random_start", [True, False])
-def test_stays_inside_ball(model, batch, norm, random_start):
+def test_stays_inside_ball(model, batch, attack, norm, random_start):
     X, y = batch
-    X_adv = pgd_attack(model, X, y, epsilon=0.3, n_steps=5, norm=norm, random_start=random_start)
+    X_adv = attack(model, X, y, epsilon=0.3, n_steps=5, norm=norm, random_start=random_start)
     assert torch.all(distance(X_adv, X, norm) <= 0.3 + 1e-5)
     assert not torch.equal(X_adv, X)
 
 
 @pytest.mark.parametrize("norm", ["linf", "l2"])
-def test_stays_inside_bounds(model, batch, norm):
+def test_stays_inside_bounds(model, batch, attack, norm):
     X, y = batch
-    X_adv = pgd_attack(model, X, y, epsilon=0.5, n_steps=5, norm=norm, bounds=(0.0, 1.0))
+    X_adv = attack(model, X, y, epsilon=0.5, n_steps=5, norm=norm, bounds=(0.0, 1.0))
     assert X_adv.min() >= 0.0 and X_adv.max() <= 1.0
 
 
-def test_per_feature_bounds(model, batch):
+def test_per_feature_bounds(model, batch, attack):
     X, y = batch
     low, high = torch.full((6,), 0.2), torch.linspace(0.5, 1.0, 6)
     X = torch.minimum(torch.maximum(X, low), high)
-    X_adv = pgd_attack(model, X, y, epsilon=0.5, n_steps=3, bounds=(low, high))
+    X_adv = attack(model, X, y, epsilon=0.5, n_steps=3, bounds=(low, high))
     assert torch.all(X_adv >= low) and torch.all(X_adv <= high)
 
 
 @pytest.mark.parametrize("norm", ["linf", "l2"])
-def test_epsilon_zero_is_identity(model, batch, norm):
+def test_epsilon_zero_is_identity(model, batch, attack, norm):
     X, y = batch
-    assert torch.equal(pgd_attack(model, X, y, epsilon=0, norm=norm), X)
+    assert torch.equal(attack(model, X, y, epsilon=0, n_steps=5, norm=norm), X)
 
 
 @pytest.mark.parametrize("norm", ["linf", "l2"])
@@ -88,36 +97,36 @@ def test_more_steps_do_not_weaken(model, batch):
 
 
 @pytest.mark.parametrize("training", [True, False])
-def test_restores_mode(model, batch, training):
+def test_restores_mode(model, batch, attack, training):
     model.train(training)
-    pgd_attack(model, *batch, epsilon=0.1, n_steps=2)
+    attack(model, *batch, epsilon=0.1, n_steps=2)
     assert all(m.training == training for m in model.modules())
 
 
-def test_batchnorm_statistics_unchanged(model, batch):
+def test_batchnorm_statistics_unchanged(model, batch, attack):
     model.train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    pgd_attack(model, *batch, epsilon=0.1, n_steps=3)
+    attack(model, *batch, epsilon=0.1, n_steps=3)
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
-def test_no_gradient_left_on_parameters(model, batch):
-    pgd_attack(model, *batch, epsilon=0.1, n_steps=3)
+def test_no_gradient_left_on_parameters(model, batch, attack):
+    attack(model, *batch, epsilon=0.1, n_steps=3)
     assert all(p.grad is None for p in model.parameters())
 
 
-def test_works_under_no_grad(model, batch):
+def test_works_under_no_grad(model, batch, attack):
     with torch.no_grad():
-        X_adv = pgd_attack(model, *batch, epsilon=0.1, n_steps=2)
+        X_adv = attack(model, *batch, epsilon=0.1, n_steps=2)
     assert not torch.equal(X_adv, batch[0])
 
 
-def test_attack_in_eval_mode_is_deterministic_without_random_start(model, batch):
+def test_attack_in_eval_mode_is_deterministic_without_random_start(model, batch, attack):
     # Dropout is off while attacking, so two runs see the same gradients.
     model.train()
-    first = pgd_attack(model, *batch, epsilon=0.1, n_steps=3, random_start=False)
-    second = pgd_attack(model, *batch, epsilon=0.1, n_steps=3, random_start=False)
+    first = attack(model, *batch, epsilon=0.1, n_steps=3, random_start=False)
+    second = attack(model, *batch, epsilon=0.1, n_steps=3, random_start=False)
     assert torch.equal(first, second)
 
 
@@ -146,16 +155,84 @@ def test_project_l2_keeps_short_vectors():
     norm=st.sampled_from(["linf", "l2"]),
     bounds=st.sampled_from([None, (0.0, 1.0), (-0.5, 0.5)]),
     seed=st.integers(0, 2**16),
+    attack=st.sampled_from(ATTACKS),
 )
-def test_property_ball_and_bounds(shape, epsilon, norm, bounds, seed):
+def test_property_ball_and_bounds(shape, epsilon, norm, bounds, seed, attack):
     generator = torch.Generator().manual_seed(seed)
     X = torch.rand(shape, generator=generator)
     if bounds is not None:
         X = X.clamp(*bounds)
     model = nn.Sequential(nn.Flatten(), nn.Linear(X[0].numel(), 3))
     y = torch.randint(0, 3, (shape[0],), generator=generator)
-    X_adv = pgd_attack(model, X, y, epsilon=epsilon, n_steps=3, norm=norm, bounds=bounds)
+    X_adv = run_attack(attack, model, X, y, epsilon=epsilon, n_steps=3, norm=norm,
+                       bounds=bounds)
     assert X_adv.shape == X.shape
     assert torch.all(distance(X_adv, X, norm) <= epsilon + 1e-5)
     if bounds is not None:
         assert X_adv.min() >= bounds[0] and X_adv.max() <= bounds[1]
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_apgd_raises_the_loss(model, batch, norm):
+    X, y = batch
+    model.eval()
+    X_adv = apgd_attack(model, X, y, epsilon=0.2, n_steps=10, norm=norm, random_start=False)
+    with torch.no_grad():
+        assert F.cross_entropy(model(X_adv), y) > F.cross_entropy(model(X), y) + 1e-3
+
+
+def test_apgd_dlr_raises_the_dlr_loss(model, batch):
+    X, y = batch
+    model.eval()
+    X_adv = apgd_attack(model, X, y, epsilon=0.2, n_steps=10, loss="dlr", random_start=False)
+    with torch.no_grad():
+        assert dlr_loss(model(X_adv), y).mean() > dlr_loss(model(X), y).mean() + 1e-3
+
+
+@pytest.mark.parametrize("n_steps, expected", [
+    # ceil(p_j * n) with p = 0.22, 0.41, 0.57, 0.70, 0.80, 0.87, 0.93, 0.99 (Croce & Hein, 2020).
+    (100, [22, 41, 57, 70, 80, 87, 93, 99]),
+    (10, [3, 5, 6, 7, 8, 9, 10]),
+])
+def test_apgd_checkpoints_follow_the_paper(n_steps, expected):
+    assert _apgd_checkpoints(n_steps) == expected
+
+
+def test_dlr_loss_is_shift_and_scale_invariant():
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(16, 5, generator=generator)
+    y = torch.randint(0, 5, (16,), generator=generator)
+    assert torch.allclose(dlr_loss(3 * logits + 7, y), dlr_loss(logits, y), atol=1e-5)
+
+
+def test_dlr_loss_value():
+    # z = (3, 1, 0), y = 0: -(3 - 1) / (3 - 0).
+    assert dlr_loss(torch.tensor([[3.0, 1.0, 0.0]]), torch.tensor([0])).item() == \
+        pytest.approx(-2 / 3)
+
+
+def test_dlr_needs_three_classes():
+    model = nn.Linear(4, 2)
+    with pytest.raises(ValueError, match="at least 3 classes"):
+        apgd_attack(model, torch.rand(4, 4), torch.zeros(4, dtype=torch.long), epsilon=0.1,
+                    loss="dlr")
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(loss="hinge"), "loss"),
+    (dict(rho=1.5), "rho"),
+    (dict(n_steps=0), "n_steps"),
+])
+def test_apgd_bad_parameters(model, batch, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        apgd_attack(model, *batch, epsilon=0.1, **kwargs)
+
+
+def test_run_attack_rejects_unknown_name(model, batch):
+    with pytest.raises(ValueError, match="attack"):
+        run_attack("fgsm", model, *batch, epsilon=0.1, n_steps=1)
+
+
+def test_run_attack_rejects_step_size_for_apgd(model, batch):
+    with pytest.raises(ValueError, match="step_size"):
+        run_attack("apgd-ce", model, *batch, epsilon=0.1, n_steps=1, step_size=0.1)

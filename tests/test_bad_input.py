@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from srat_sklearn import NonFiniteLossError, SRATClassifier
+from srat_sklearn import NonFiniteLossError, SRATClassifier, robust_accuracy_score, robust_report
 from srat_sklearn.estimator import SRATClassifier as _Estimator
 
 
@@ -69,7 +69,6 @@ def test_bad_data(Xy, no_training, make_data, match):
     ({"class_weight": {0: -1.0}}, ValueError, "class_weight"),
     ({"class_weight": {7: 2.0}}, ValueError, "not in y"),
     ({"beta": 1.0}, ValueError, "beta"),
-    ({"reweight_epoch": 50, "max_epochs": 10}, ValueError, "reweight_epoch"),
     ({"reweight_epoch": 1.5}, ValueError, "reweight_epoch"),
     ({"reweight_lr_factor": 0.0}, ValueError, "reweight_lr_factor"),
     ({"loss": "hinge"}, ValueError, "loss"),
@@ -126,3 +125,92 @@ def test_non_finite_loss_stops_before_the_step(Xy):
     with pytest.raises(NonFiniteLossError, match=r"epoch \d+, batch \d+"):
         clf.fit(X, y)
     assert all(torch.isfinite(p).all() for p in clf.module_.parameters())
+
+
+# ---------------------------------------------------------------- scorers and report
+
+@pytest.fixture(scope="module")
+def fitted(request):
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 4)), np.repeat([0, 1, 2], 20)
+    clf = SRATClassifier(max_epochs=1, n_steps=1, verbose=0, random_state=0,
+                         module__hidden_units=(8,)).fit(X, y)
+    return clf, X, y
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(score_func="accuracy"), TypeError, "score_func"),
+    (dict(attack="fgsm"), ValueError, "attack"),
+    (dict(worst_case="yes"), TypeError, "worst_case"),
+    (dict(epsilon=-1.0), ValueError, "epsilon"),
+    (dict(n_steps=0), ValueError, "n_steps"),
+    (dict(norm="l1"), ValueError, "norm"),
+    (dict(step_size=0.0), ValueError, "step_size"),
+])
+def test_make_robust_scorer_rejects(kwargs, error, match):
+    from srat_sklearn.metrics import make_robust_scorer
+    with pytest.raises(error, match=match):
+        make_robust_scorer(**kwargs)
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda clf, X, y: robust_accuracy_score(clf, X[:, :3], y), ValueError, "features"),
+    (lambda clf, X, y: robust_accuracy_score(clf, with_nan(X), y), ValueError, "NaN"),
+    (lambda clf, X, y: robust_accuracy_score(clf, X, y[:10]), ValueError, "inconsistent numbers of samples"),
+    (lambda clf, X, y: robust_accuracy_score(clf, X, y + 5), ValueError, "labels"),
+    (lambda clf, X, y: robust_accuracy_score(clf, X, y, attack="cw"), ValueError, "attack"),
+    (lambda clf, X, y: robust_accuracy_score(clf, X, y, attack="pgd", worst_case=1), TypeError,
+     "worst_case"),
+    (lambda clf, X, y: robust_accuracy_score(clf, X, y, attack="apgd-ce", step_size=0.1),
+     ValueError, "step_size"),
+    (lambda clf, X, y: robust_report(clf, X, y, under_represented=[7]), ValueError,
+     "under_represented"),
+    (lambda clf, X, y: robust_report(clf, X, y, n_steps=-2), ValueError, "n_steps"),
+    (lambda clf, X, y: robust_report(object(), X, y), TypeError, "SRATClassifier"),
+], ids=["n-features", "nan", "y-length", "unknown-label", "attack", "worst-case",
+        "apgd-step", "report-group", "report-steps", "report-estimator"])
+def test_evaluation_entry_points_reject(fitted, call, error, match):
+    with pytest.raises(error, match=match):
+        call(*fitted)
+
+
+def test_dlr_attack_needs_three_classes(Xy):
+    clf = SRATClassifier(max_epochs=1, n_steps=1, verbose=0, module__hidden_units=(8,))
+    clf.fit(*Xy)
+    with pytest.raises(ValueError, match="at least 3 classes"):
+        robust_accuracy_score(clf, *Xy, attack="apgd-dlr")
+
+
+@pytest.mark.parametrize("method", ["robust_accuracy_score", "robust_report"])
+def test_evaluation_before_fit(Xy, method):
+    from sklearn.exceptions import NotFittedError
+    import srat_sklearn
+    with pytest.raises(NotFittedError):
+        getattr(srat_sklearn, method)(SRATClassifier(), *Xy)
+
+
+# ---------------------------------------------------------------- datasets
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(ratio=0.5), ValueError, "ratio"),
+    (dict(ratio=float("nan")), ValueError, "ratio"),
+    (dict(ratio="10"), TypeError, "ratio"),
+    (dict(ratio=10, kind="linear"), ValueError, "kind"),
+    (dict(ratio=10, under_represented=[9]), ValueError, "under_represented"),
+    (dict(ratio=10, kind="exp", under_represented=[1]), ValueError, "under_represented"),
+])
+def test_make_imbalanced_rejects_parameters(Xy, kwargs, error, match):
+    from srat_sklearn.datasets import make_imbalanced
+    with pytest.raises(error, match=match):
+        make_imbalanced(*Xy, **kwargs)
+
+
+@pytest.mark.parametrize("make_data, match", [
+    (lambda X, y: (X, y[:10]), "different numbers of samples"),
+    (lambda X, y: (X, y.reshape(-1, 1)), "1-D"),
+    (lambda X, y: (X[:0], y[:0]), "0 samples"),
+])
+def test_make_imbalanced_rejects_data(Xy, make_data, match):
+    from srat_sklearn.datasets import make_imbalanced
+    with pytest.raises(ValueError, match=match):
+        make_imbalanced(*make_data(*Xy), ratio=10)

@@ -22,8 +22,20 @@ def test_demo_prints_table_and_writes_report(tmp_path, capsys):
 
 @pytest.mark.parametrize("args", [["demo", "--max-epochs", "0"], ["demo", "--epsilon", "-1"],
                                   ["demo", "--max-epochs", "many"], ["fly"], []])
-def test_bad_arguments_exit_2(args):
+def test_bad_arguments_exit_2_with_one_line(args):
     result = subprocess.run([sys.executable, "-m", "srat_sklearn.cli", *args],
                             capture_output=True, text=True)
     assert result.returncode == 2
-    assert "error" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("srat-sklearn") and "error:" in result.stderr
+
+
+def test_unusable_output_path_exits_2_before_training(tmp_path, capsys):
+    blocker = tmp_path / "report"
+    blocker.write_text("a file where the report folder should go")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--output", str(blocker), "--no-progress"])
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "demo: error:" in captured.err
+    assert "Training" not in captured.out

@@ -133,14 +133,6 @@ def test_grid_search_over_lambda_and_class_weight(tabular, fast_params):
     assert grid.best_params_["lambda_sep"] in (0.0, 1.0)
 
 
-def test_pickle_round_trip(tabular, fast_params):
-    X, y = tabular
-    clf = SRATClassifier(**fast_params).fit(X, y)
-    restored = pickle.loads(pickle.dumps(clf))
-    assert np.array_equal(restored.predict_proba(X), clf.predict_proba(X))
-    assert restored.classes_.tolist() == clf.classes_.tolist()
-
-
 def test_torchvision_resnet18_on_tiny_images():
     generator = np.random.default_rng(0)
     X = generator.random((24, 3, 16, 16), dtype=np.float32)
@@ -225,7 +217,7 @@ def test_epsilon_zero_trains_on_clean_batches(tabular, fast_params, monkeypatch)
     def fail(*args, **kwargs):
         raise AssertionError("the attack ran with epsilon=0")
 
-    monkeypatch.setattr(estimator_module, "pgd_attack", fail)
+    monkeypatch.setattr(estimator_module, "run_attack", fail)
     SRATClassifier(**{**fast_params, "epsilon": 0.0}).fit(*tabular)
 
 

@@ -53,11 +53,17 @@ def test_resolve_reweight_epoch(value, max_epochs, expected):
 
 
 @pytest.mark.parametrize("value, error", [
-    (11, ValueError), (1.0, ValueError), (-1, ValueError), (1.5, ValueError),
+    (1.0, ValueError), (-1, ValueError), (1.5, ValueError),
     ("half", TypeError), (True, TypeError)])
 def test_resolve_reweight_epoch_rejects(value, error):
     with pytest.raises(error, match="reweight_epoch"):
         resolve_reweight_epoch(value, 10)
+
+
+def test_reweight_epoch_past_max_epochs_warns():
+    # Allowed for a fit that continues a loaded history, but usually a mistake.
+    with pytest.warns(UserWarning, match="stay off"):
+        assert resolve_reweight_epoch(11, 10) == 11
 
 
 class Recorder(Callback):
