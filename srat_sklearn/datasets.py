@@ -1,4 +1,7 @@
-"""Data: the embedded digits images, imbalance protocols, and label look-up in Datasets."""
+"""Data: the embedded digits images, CIFAR-10 and SVHN through torchvision, the paper's
+Gaussian mixture, imbalance protocols, and label look-up in Datasets."""
+
+import os
 
 import numpy as np
 from imblearn.datasets import make_imbalance
@@ -7,10 +10,13 @@ from sklearn.utils import check_random_state
 from skorch.dataset import Dataset as SkorchDataset
 from skorch.utils import to_numpy
 from torch.utils.data import Subset
+from torchvision.datasets import CIFAR10, SVHN
+from torchvision.transforms import ToTensor
 
-from ._validation import check_option, check_real
+from ._validation import check_int, check_option, check_real
 
-__all__ = ["load_digits_images", "make_imbalanced", "imbalanced_counts", "dataset_labels"]
+__all__ = ["load_digits_images", "load_cifar10", "load_svhn", "make_gaussian_mixture",
+           "make_imbalanced", "imbalanced_counts", "dataset_labels"]
 
 
 def load_digits_images():
@@ -30,6 +36,151 @@ def load_digits_images():
     digits = load_digits()
     X = (digits.images / 16.0).astype(np.float32)[:, None, :, :]
     return X, digits.target.astype(np.int64)
+
+
+def _torchvision_dataset(name, make, root, download, as_dataset):
+    if not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"root must be a folder path, got {root!r}.")
+    if not isinstance(download, (bool, np.bool_)):
+        raise TypeError(f"download must be a bool, got {download!r}.")
+    if not isinstance(as_dataset, (bool, np.bool_)):
+        raise TypeError(f"as_dataset must be a bool, got {as_dataset!r}.")
+    try:
+        return make(os.fspath(root), ToTensor())
+    except RuntimeError as error:
+        if "not found or corrupted" not in str(error):
+            raise
+        raise FileNotFoundError(
+            f"{name} is not under {os.fspath(root)!r}, or its files are damaged. Pass "
+            "download=True to fetch it (needs internet), or point root at the folder that "
+            "holds it.") from error
+
+
+def _as_arrays(data_nhwc_or_nchw, labels, channels_last):
+    X = np.asarray(data_nhwc_or_nchw)
+    if channels_last:
+        X = X.transpose(0, 3, 1, 2)
+    return (X.astype(np.float32) / 255.0), np.asarray(labels, dtype=np.int64)
+
+
+def load_cifar10(root, *, train=True, download=False, as_dataset=False):
+    """CIFAR-10 through ``torchvision.datasets.CIFAR10``, as arrays or as a Dataset.
+
+    Parameters
+    ----------
+    root : str or path
+        Folder that holds (or receives) ``cifar-10-batches-py``.
+    train : bool, default=True
+        The 50,000 training images, else the 10,000 test images.
+    download : bool, default=False
+        Download the archive when it is missing (needs internet).
+    as_dataset : bool, default=False
+        Return the torchvision Dataset (items: a (3, 32, 32) float tensor in
+        [0, 1] and an int label) instead of arrays; ``fit(dataset, None)``
+        takes it as it is and streams it, without copying all images.
+
+    Returns
+    -------
+    (X, y) with X of shape (n, 3, 32, 32), float32 in [0, 1], and y int64;
+    or a ``torchvision.datasets.CIFAR10``.
+
+    Examples
+    --------
+    >>> X, y = load_cifar10("data", train=False, download=True)  # doctest: +SKIP
+    >>> X.shape
+    (10000, 3, 32, 32)
+    """
+    dataset = _torchvision_dataset(
+        "CIFAR-10",
+        lambda path, transform: CIFAR10(path, train=train, download=download,
+                                        transform=transform),
+        root, download, as_dataset)
+    if as_dataset:
+        return dataset
+    return _as_arrays(dataset.data, dataset.targets, channels_last=True)
+
+
+def load_svhn(root, *, split="train", download=False, as_dataset=False):
+    """SVHN through ``torchvision.datasets.SVHN``, as arrays or as a Dataset.
+
+    Parameters
+    ----------
+    root : str or path
+        Folder that holds (or receives) ``{split}_32x32.mat``.
+    split : {"train", "test", "extra"}, default="train"
+    download : bool, default=False
+        Download the file when it is missing (needs internet).
+    as_dataset : bool, default=False
+        Return the torchvision Dataset instead of arrays (see :func:`load_cifar10`).
+
+    Returns
+    -------
+    (X, y) with X of shape (n, 3, 32, 32), float32 in [0, 1], and y int64 in
+    0..9 (torchvision maps the files' label 10 to digit 0); or a
+    ``torchvision.datasets.SVHN``.
+
+    Examples
+    --------
+    >>> X, y = load_svhn("data", split="test", download=True)  # doctest: +SKIP
+    >>> X.shape
+    (26032, 3, 32, 32)
+    """
+    check_option(split, "split", ("train", "test", "extra"))
+    dataset = _torchvision_dataset(
+        "SVHN",
+        lambda path, transform: SVHN(path, split=split, download=download, transform=transform),
+        root, download, as_dataset)
+    if as_dataset:
+        return dataset
+    return _as_arrays(dataset.data, dataset.labels, channels_last=False)
+
+
+def make_gaussian_mixture(n_samples=1000, *, n_features=2, ratio=10, mean=1.0, std=1.0,
+                          random_state=None):
+    """The imbalanced binary Gaussian mixture of the paper's analysis.
+
+    Class 0 (well represented) is ``N(+mean * 1, std^2 I)`` and class 1
+    (under-represented) is ``N(-mean * 1, std^2 I)``, in ``n_features``
+    dimensions, with ``ratio`` times more samples of class 0. Under an L-inf
+    attack of radius eps the classes' effective gap shrinks from ``2 * mean`` to
+    ``2 * (mean - eps)`` per coordinate, which is why a linear model's
+    reweighted boundary costs the majority so much under adversarial
+    training.
+
+    Parameters
+    ----------
+    n_samples : int, default=1000
+    n_features : int, default=2
+    ratio : float >= 1, default=10
+        Samples of class 0 per sample of class 1.
+    mean : float > 0, default=1.0
+        Coordinate of the class centres ``+mean`` and ``-mean``.
+    std : float > 0, default=1.0
+    random_state : int, RandomState or None
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features), float64
+    y : ndarray of shape (n_samples,), int64, 1 for the under-represented class
+
+    Examples
+    --------
+    >>> X, y = make_gaussian_mixture(1100, ratio=10, random_state=0)
+    >>> X.shape, int(y.sum())
+    ((1100, 2), 100)
+    """
+    n_samples = check_int(n_samples, "n_samples", min_val=2)
+    n_features = check_int(n_features, "n_features", min_val=1)
+    ratio = check_real(ratio, "ratio", min_val=1)
+    mean = check_real(mean, "mean", min_val=0, include_boundaries="neither")
+    std = check_real(std, "std", min_val=0, include_boundaries="neither")
+    rng = check_random_state(random_state)
+    n_minority = max(1, int(round(n_samples / (ratio + 1))))
+    y = np.r_[np.zeros(n_samples - n_minority, np.int64), np.ones(n_minority, np.int64)]
+    centres = np.where(y == 0, mean, -mean)[:, None]
+    X = centres + std * rng.standard_normal((n_samples, n_features))
+    order = rng.permutation(n_samples)
+    return X[order], y[order]
 
 
 def imbalanced_counts(class_counts, *, ratio, kind="step", under_represented=None):

@@ -36,8 +36,8 @@ from .attacks import ATTACKS, check_attack_params, run_attack
 from .datasets import dataset_labels
 from .losses import LOSSES, ReweightedLoss, supervised_contrastive_loss
 from .models import capture_features, default_module, find_feature_layer
-from .weighting import (DeferredReweighting, check_class_weight, compute_class_weights,
-                        resolve_reweight_epoch)
+from .weighting import (SAMPLERS, DeferredReweighting, balanced_sampler, check_class_weight,
+                        compute_class_weights, resolve_reweight_epoch)
 
 __all__ = ["SRATClassifier", "NonFiniteLossError"]
 
@@ -99,6 +99,11 @@ class SRATClassifier(NeuralNetClassifier):
         [0, 1) is a fraction of ``max_epochs``. ``0`` weights from the start.
     reweight_lr_factor : float, default=0.1
         Learning-rate factor applied at ``reweight_epoch`` when it is > 0.
+    sampler : None or "balanced", default=None
+        ``"balanced"`` draws the training batches with every class equally
+        likely, anew each epoch (:func:`~srat_sklearn.weighting.balanced_sampler`);
+        usually with ``class_weight=None``, since the two correct the same
+        imbalance.
     loss : {"ce", "focal", "ldam"}, default="ce"
         Classification loss.
     focal_gamma : float, default=1.0
@@ -174,6 +179,7 @@ class SRATClassifier(NeuralNetClassifier):
         beta=0.9999,
         reweight_epoch=0.75,
         reweight_lr_factor=0.1,
+        sampler=None,
         loss="ce",
         focal_gamma=1.0,
         ldam_max_margin=0.5,
@@ -209,6 +215,7 @@ class SRATClassifier(NeuralNetClassifier):
         self.beta = beta
         self.reweight_epoch = reweight_epoch
         self.reweight_lr_factor = reweight_lr_factor
+        self.sampler = sampler
         self.loss = loss
         self.focal_gamma = focal_gamma
         self.ldam_max_margin = ldam_max_margin
@@ -255,6 +262,8 @@ class SRATClassifier(NeuralNetClassifier):
         resolve_reweight_epoch(self.reweight_epoch, self.max_epochs)
         check_real(self.reweight_lr_factor, "reweight_lr_factor", min_val=0,
                    include_boundaries="neither")
+        if self.sampler is not None:
+            check_option(self.sampler, "sampler", SAMPLERS)
         check_option(self.loss, "loss", LOSSES)
         check_real(self.focal_gamma, "focal_gamma", min_val=0)
         check_real(self.ldam_max_margin, "ldam_max_margin", min_val=0)
@@ -523,6 +532,16 @@ class SRATClassifier(NeuralNetClassifier):
                                  f"{self.classes_[self.class_counts_ == 0].tolist()} have none.")
             self.criterion_.set_class_counts(self.class_counts_)
         return dataset_train, dataset_valid
+
+    def get_iterator(self, dataset, training=False):
+        if not (training and self.sampler == "balanced"):
+            return super().get_iterator(dataset, training=training)
+        kwargs = self.get_params_for("iterator_train")
+        kwargs.pop("shuffle", None)  # DataLoader takes a sampler or shuffle, not both
+        batch_size = kwargs.pop("batch_size", self.batch_size)
+        kwargs["batch_size"] = len(dataset) if batch_size == -1 else batch_size
+        kwargs["sampler"] = balanced_sampler(dataset_labels(dataset))
+        return self.iterator_train(dataset, **kwargs)
 
     # ------------------------------------------------------------------ the SRAT step
 

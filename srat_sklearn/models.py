@@ -1,15 +1,20 @@
 """Default networks and the capture of penultimate features.
 
 ``MLP`` is the default module for 2-D (tabular) input, ``SmallCNN`` for 4-D
-(image) input. ``capture_features`` records the feature vector that the
+(image) input; ``resnet18_cifar`` is torchvision's ResNet-18 with the CIFAR stem.
+``capture_features`` records the feature vector that the
 separation loss works on, from the same forward pass as the logits.
 """
 
+import numbers
 from contextlib import contextmanager
 
 from torch import nn
+from torchvision.models import resnet18
 
-__all__ = ["MLP", "SmallCNN", "default_module", "find_feature_layer", "capture_features",
+from ._validation import check_int, check_real
+
+__all__ = ["MLP", "SmallCNN", "resnet18_cifar", "default_module", "find_feature_layer", "capture_features",
            "first_output"]
 
 
@@ -33,6 +38,8 @@ class MLP(nn.Module):
     def __init__(self, n_features, n_classes, hidden_units=(128, 128), dropout=0.0,
                  layer_norm=True):
         super().__init__()
+        hidden_units = _check_widths(hidden_units, "hidden_units", length=None)
+        check_real(dropout, "dropout", min_val=0, max_val=1, include_boundaries="left")
         layers, width = [], n_features
         for units in hidden_units:
             layers += [nn.Linear(width, units), *_norm(units, layer_norm), nn.ReLU()]
@@ -70,6 +77,8 @@ class SmallCNN(nn.Module):
     def __init__(self, in_channels, n_classes, image_size, channels=(32, 64), hidden_units=128,
                  layer_norm=True):
         super().__init__()
+        channels = _check_widths(channels, "channels", length=2)
+        hidden_units = check_int(hidden_units, "hidden_units", min_val=1)
         height, width = image_size
         pooled = (min((height + 1) // 2, 4), min((width + 1) // 2, 4))
         self.features = nn.Sequential(
@@ -85,6 +94,39 @@ class SmallCNN(nn.Module):
 
     def forward(self, X):
         return self.classifier(self.features(X))
+
+
+def _check_widths(widths, name, length):
+    if (not isinstance(widths, (tuple, list)) or (length is not None and len(widths) != length)
+            or not all(isinstance(w, numbers.Integral) and not isinstance(w, bool) and w > 0
+                       for w in widths)):
+        what = f"a tuple of {length} positive ints" if length else "a tuple of positive ints"
+        raise ValueError(f"{name} must be {what}, got {widths!r}.")
+    return tuple(int(w) for w in widths)
+
+
+def resnet18_cifar(n_classes=10, in_channels=3):
+    """torchvision's ResNet-18 with the CIFAR stem: a 3x3 stride-1 first convolution, no max-pool.
+
+    The ImageNet stem (7x7 stride 2 and a max-pool) shrinks a 32x32 image to
+    8x8 before the first block; the usual recipe for CIFAR-10 adversarial
+    training (Madry et al., Rice et al.) keeps the full resolution. The last
+    layer is ``fc``, whose input (512 features) is what the separation loss
+    uses by default. Pass it as ``SRATClassifier(module=resnet18_cifar,
+    module__n_classes=10)``; it needs a GPU for real data sets.
+
+    Examples
+    --------
+    >>> import torch
+    >>> resnet18_cifar(10)(torch.zeros(2, 3, 32, 32)).shape
+    torch.Size([2, 10])
+    """
+    n_classes = check_int(n_classes, "n_classes", min_val=2)
+    in_channels = check_int(in_channels, "in_channels", min_val=1)
+    model = resnet18(num_classes=n_classes)
+    model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    model.maxpool = nn.Identity()
+    return model
 
 
 def _norm(units, layer_norm):

@@ -1,7 +1,8 @@
 """Class weights and the deferred reweighting schedule (DRW).
 
 ``compute_class_weights`` turns a ``class_weight`` specification into one
-weight per class, normalised to mean 1. ``DeferredReweighting`` is the skorch
+weight per class, normalised to mean 1; ``balanced_sampler`` spends the same
+inverse frequencies on sampling instead, anew in every epoch. ``DeferredReweighting`` is the skorch
 callback that keeps the weights at 1 until the reweighting epoch, then switches
 them on in place and lowers the learning rate, without touching the optimizer
 state.
@@ -11,15 +12,52 @@ import numbers
 import warnings
 
 import numpy as np
+import torch
 from skorch.callbacks import Callback
+from torch.utils.data import WeightedRandomSampler
 from sklearn.utils.class_weight import compute_class_weight
 
 from ._validation import check_real
 
-__all__ = ["CLASS_WEIGHTS", "compute_class_weights", "resolve_reweight_epoch",
-           "DeferredReweighting"]
+__all__ = ["CLASS_WEIGHTS", "SAMPLERS", "compute_class_weights", "balanced_sampler",
+           "resolve_reweight_epoch", "DeferredReweighting"]
 
 CLASS_WEIGHTS = ("balanced", "effective")
+SAMPLERS = ("balanced",)
+
+
+def balanced_sampler(labels):
+    """A sampler that draws every class equally often, with replacement.
+
+    Sample ``i`` is drawn with probability proportional to ``1 / count[y_i]``,
+    and an epoch has as many draws as there are samples. Unlike
+    imbalanced-learn's samplers, which resample once per ``fit``, the
+    DataLoader draws a new balanced set every epoch, so the rare classes'
+    samples are repeated in different batches and majority samples are not
+    left out for the whole fit. Draws come from torch's global generator,
+    which the estimator seeds per epoch.
+
+    Parameters
+    ----------
+    labels : array-like of int, shape (n_samples,)
+
+    Returns
+    -------
+    torch.utils.data.WeightedRandomSampler
+
+    Examples
+    --------
+    >>> import torch
+    >>> _ = torch.manual_seed(0)
+    >>> drawn = list(balanced_sampler([0] * 90 + [1] * 10))
+    >>> len(drawn), 30 < sum(i >= 90 for i in drawn) < 70
+    (100, True)
+    """
+    labels = np.asarray(labels)
+    counts = np.bincount(labels)
+    weights = 1.0 / counts[labels]
+    return WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double),
+                                 num_samples=len(labels), replacement=True)
 
 
 def check_class_weight(class_weight, classes=None):

@@ -138,3 +138,53 @@ def test_class_counts_come_from_training_split_only(tabular, fast_params):
     assert np.all(clf.class_counts_ < full)
     assert clf.class_weights_ == pytest.approx(compute_class_weights("balanced",
                                                                      clf.class_counts_))
+
+
+class BatchLabels(Callback):
+    """Collects the labels of every training batch."""
+
+    def initialize(self):
+        self.labels = []
+        return self
+
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        if training:
+            self.labels.append(np.asarray(batch[1]))
+
+
+@pytest.fixture
+def batch_labels(tabular, fast_params):
+    def fit(**params):
+        recorder = BatchLabels()
+        SRATClassifier(**{**fast_params, "max_epochs": 4, "callbacks": [recorder],
+                          **params}).fit(*tabular)
+        return np.concatenate(recorder.labels)
+    return fit
+
+
+def test_balanced_sampler_evens_out_the_classes(batch_labels, tabular):
+    seen = np.bincount(batch_labels(sampler="balanced", class_weight=None))
+    assert seen.sum() == 4 * len(tabular[1])  # as many draws per epoch as samples
+    assert np.all(np.abs(seen / seen.sum() - 1 / 3) < 0.05)
+
+
+def test_without_sampler_every_sample_is_seen_once_per_epoch(batch_labels, tabular):
+    seen = np.bincount(batch_labels())
+    assert np.array_equal(seen, 4 * np.bincount(tabular[1]))
+
+
+def test_balanced_sampler_draws_anew_each_epoch(tabular, fast_params):
+    recorder = BatchLabels()
+    SRATClassifier(**{**fast_params, "max_epochs": 2, "batch_size": -1, "callbacks": [recorder],
+                      "sampler": "balanced"}).fit(*tabular)
+    first, second = recorder.labels
+    assert not np.array_equal(first, second)
+
+
+def test_balanced_sampler_is_reproducible(batch_labels):
+    assert np.array_equal(batch_labels(sampler="balanced"), batch_labels(sampler="balanced"))
+
+
+def test_unknown_sampler_is_rejected(tabular):
+    with pytest.raises(ValueError, match="sampler"):
+        SRATClassifier(sampler="smote").fit(*tabular)

@@ -1,0 +1,165 @@
+"""Data loaders and generators.
+
+CIFAR-10 and SVHN cannot be downloaded here: the fixtures write a few images in
+the datasets' own file formats (CIFAR's pickled batches, SVHN's MATLAB file) and
+the loaders read them through torchvision. torchvision checks the MD5 sums of the
+real files; the fixtures' files have other sums, so that check is reduced to
+"the file exists".
+"""
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+import scipy.io
+import torch
+import torchvision.datasets.cifar
+import torchvision.datasets.svhn
+
+from srat_sklearn import SRATClassifier
+from srat_sklearn.datasets import (imbalanced_counts, load_cifar10, load_svhn,
+                                   make_gaussian_mixture, make_imbalanced)
+
+
+@pytest.fixture
+def files_exist_is_enough(monkeypatch):
+    def exists(fpath, md5=None):
+        return os.path.isfile(fpath)
+    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", exists)
+    monkeypatch.setattr(torchvision.datasets.svhn, "check_integrity", exists)
+
+
+def random_images(n, seed):
+    return np.random.default_rng(seed).integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def cifar_root(tmp_path, files_exist_is_enough):
+    """cifar-10-batches-py with 4 images per training batch and 6 test images."""
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for seed, name in enumerate(names):
+        n = 6 if name == "test_batch" else 4
+        images = random_images(n, seed)
+        entry = {"data": images.transpose(0, 3, 1, 2).reshape(n, 3072),  # CIFAR's row layout
+                 "labels": [(2 * seed + i) % 10 for i in range(n)]}  # all 10 classes
+        with open(folder / name, "wb") as f:
+            pickle.dump(entry, f)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": [f"class{i}" for i in range(10)]}, f)
+    return tmp_path
+
+
+@pytest.fixture
+def svhn_root(tmp_path, files_exist_is_enough):
+    """test_32x32.mat with 5 images; label 10 stands for digit 0, as in the real file."""
+    images = random_images(5, 7)
+    scipy.io.savemat(tmp_path / "test_32x32.mat", {
+        "X": images.transpose(1, 2, 3, 0),  # SVHN stores (32, 32, 3, n)
+        "y": np.array([[10], [1], [2], [3], [10]], dtype=np.uint8)})
+    return tmp_path, images
+
+
+def test_load_cifar10_arrays(cifar_root):
+    X, y = load_cifar10(cifar_root, train=True)
+    assert X.shape == (20, 3, 32, 32) and X.dtype == np.float32
+    assert y.dtype == np.int64 and y[:4].tolist() == [0, 1, 2, 3]
+    first = random_images(4, 0)[0]
+    assert np.allclose(X[0], first.transpose(2, 0, 1) / 255.0)
+
+
+def test_load_cifar10_test_split(cifar_root):
+    X, y = load_cifar10(cifar_root, train=False)
+    assert X.shape == (6, 3, 32, 32) and y.tolist() == [0, 1, 2, 3, 4, 5]
+
+
+def test_load_cifar10_dataset_fits(cifar_root):
+    dataset = load_cifar10(cifar_root, as_dataset=True)
+    image, label = dataset[0]
+    assert isinstance(image, torch.Tensor) and image.shape == (3, 32, 32)
+    assert float(image.max()) <= 1.0
+    clf = SRATClassifier(max_epochs=1, n_steps=1, batch_size=10, classes=list(range(10)),
+                         module__channels=(4, 8), module__hidden_units=8, verbose=0)
+    clf.fit(dataset, None)
+    assert clf.class_counts_.tolist() == np.bincount(dataset.targets, minlength=10).tolist()
+
+
+def test_load_svhn_maps_label_10_to_0(svhn_root):
+    root, images = svhn_root
+    X, y = load_svhn(root, split="test")
+    assert y.tolist() == [0, 1, 2, 3, 0]
+    assert X.shape == (5, 3, 32, 32)
+    assert np.allclose(X[1], images[1].transpose(2, 0, 1) / 255.0)
+
+
+def test_load_svhn_dataset(svhn_root):
+    root, _ = svhn_root
+    dataset = load_svhn(root, split="test", as_dataset=True)
+    assert len(dataset) == 5 and dataset[0][0].shape == (3, 32, 32)
+
+
+@pytest.mark.parametrize("loader", [load_cifar10, load_svhn])
+def test_missing_data_says_how_to_get_it(tmp_path, loader):
+    with pytest.raises(FileNotFoundError, match="download=True"):
+        loader(tmp_path)
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda root: load_cifar10(42), TypeError, "root"),
+    (lambda root: load_cifar10(root, download="yes"), TypeError, "download"),
+    (lambda root: load_svhn(root, split="validation"), ValueError, "split"),
+    (lambda root: load_svhn(root, as_dataset=1), TypeError, "as_dataset"),
+])
+def test_loaders_reject_bad_arguments(tmp_path, call, error, match):
+    with pytest.raises(error, match=match):
+        call(tmp_path)
+
+
+def test_gaussian_mixture_proportions_and_means():
+    X, y = make_gaussian_mixture(11000, n_features=3, ratio=10, mean=2.0, std=0.5,
+                                 random_state=0)
+    assert X.shape == (11000, 3) and int(y.sum()) == 1000
+    assert np.allclose(X[y == 0].mean(axis=0), 2.0, atol=0.05)
+    assert np.allclose(X[y == 1].mean(axis=0), -2.0, atol=0.05)
+    assert np.allclose(X[y == 1].std(axis=0), 0.5, atol=0.05)
+
+
+def test_gaussian_mixture_is_reproducible():
+    first = make_gaussian_mixture(50, random_state=3)
+    second = make_gaussian_mixture(50, random_state=3)
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(n_samples=1), ValueError, "n_samples"),
+    (dict(ratio=0.5), ValueError, "ratio"),
+    (dict(mean=0.0), ValueError, "mean"),
+    (dict(std=-1.0), ValueError, "std"),
+    (dict(n_features=2.5), TypeError, "n_features"),
+])
+def test_gaussian_mixture_rejects(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        make_gaussian_mixture(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs, expected", [
+    (dict(ratio=10), {0: 100, 1: 100, 2: 10, 3: 10}),
+    (dict(ratio=10, under_represented=[0]), {0: 10, 1: 100, 2: 100, 3: 100}),
+    (dict(ratio=8, kind="exp"), {0: 100, 1: 50, 2: 25, 3: 12}),
+])
+def test_imbalanced_counts(kwargs, expected):
+    assert imbalanced_counts({c: 100 for c in range(4)}, **kwargs) == expected
+
+
+def test_make_imbalanced_keeps_image_rows(digits_split):
+    from srat_sklearn.datasets import load_digits_images
+    X, y = load_digits_images()
+    X_imb, y_imb = make_imbalanced(X, y, ratio=20, kind="exp", random_state=0)
+    counts = np.bincount(y_imb)
+    assert counts[0] == np.bincount(y)[0] and counts[-1] == round(counts[0] / 20)
+    assert np.all(np.diff(counts) <= 0)
+    # Each kept image is still paired with its own label.
+    index = {X[i].tobytes(): y[i] for i in range(len(y))}
+    assert all(index[img.tobytes()] == label for img, label in zip(X_imb, y_imb))
