@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 import numpy as np
+from imblearn.metrics import classification_report_imbalanced
 from sklearn.metrics import accuracy_score
 from sklearn.utils import _safe_indexing
 from sklearn.utils.validation import check_consistent_length, check_is_fitted
@@ -10,8 +11,10 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted
 from ._validation import check_option
 from .attacks import ATTACKS, check_attack_params
 
-__all__ = ["robust_accuracy_score", "robust_predict", "make_robust_scorer", "robust_report",
-           "RobustReport"]
+__all__ = ["robust_accuracy_score", "robust_predict", "make_robust_scorer", "make_group_scorer",
+           "robust_report", "RobustReport", "robust_classification_report"]
+
+GROUP_NAMES = ("well", "under")
 
 #: The attacks of ``worst_case=True``, run in this order on the samples still standing.
 WORST_CASE_ATTACKS = ("pgd", "apgd-ce", "apgd-dlr")
@@ -222,6 +225,135 @@ n_steps=10, step_size=None, norm=None, random_start=None)
     return RobustScorer(score_func, attack_params, kwargs)
 
 
+def _under_represented_mask(classifier, under_represented):
+    """Boolean mask over ``classifier.classes_``: the under-represented group.
+
+    Default: the classes whose training count is below the median count.
+    """
+    classes = classifier.classes_
+    if under_represented is None:
+        counts = classifier.class_counts_
+        return counts < np.median(counts)
+    unknown = set(map(_plain, under_represented)) - set(map(_plain, classes))
+    if unknown:
+        raise ValueError(f"under_represented names labels the classifier does not know: "
+                         f"{sorted(unknown, key=str)}.")
+    return np.isin(classes, np.asarray(list(under_represented), dtype=classes.dtype))
+
+
+class GroupScorer:
+    """A scorer: mean per-class recall over one group of classes, clean or under attack.
+
+    Made by :func:`make_group_scorer`.
+    """
+
+    def __init__(self, group, robust, under_represented, attack_params):
+        self.group = group
+        self.robust = robust
+        self.under_represented = under_represented
+        self.attack_params = attack_params
+
+    def __call__(self, estimator, X, y, sample_weight=None):
+        _, classifier = _split_pipeline(estimator)
+        under = _under_represented_mask(classifier, self.under_represented)
+        members = classifier.classes_[under if self.group == "under" else ~under]
+        y = np.asarray(y)
+        y_pred = (robust_predict(estimator, X, y, **self.attack_params) if self.robust
+                  else estimator.predict(X))
+        recalls = [np.mean(y_pred[y == c] == c) for c in members if np.any(y == c)]
+        return float(np.mean(recalls)) if recalls else float("nan")
+
+    def __repr__(self):
+        return (f"make_group_scorer({self.group!r}, robust={self.robust}, "
+                f"under_represented={self.under_represented!r})")
+
+
+def make_group_scorer(group, *, robust=True, under_represented=None, attack="pgd",
+                      worst_case=False, epsilon=None, n_steps=20, step_size=None, norm=None,
+                      random_start=None):
+    """Make a scorer of one group's accuracy: the mean recall of its classes.
+
+    With a pair of them in ``GridSearchCV(scoring=...)``, the search records
+    how the well- and the under-represented classes trade off as ``lambda_sep``
+    or the class weights change; :func:`~srat_sklearn.plotting.plot_tradeoff`
+    draws it.
+
+    Parameters
+    ----------
+    group : {"well", "under"}
+    robust : bool, default=True
+        Score adversarial examples; ``False`` scores clean inputs.
+    under_represented : list of labels, optional
+        Default: the classes whose training count is below the median, as
+        counted by the fitted classifier of each fold.
+    attack, worst_case, epsilon, n_steps, step_size, norm, random_start
+        The attack, as in :func:`robust_predict`.
+
+    Returns
+    -------
+    GroupScorer
+        A callable ``(estimator, X, y)``; the estimator may be a Pipeline.
+
+    Examples
+    --------
+    >>> scoring = {"robust_well": make_group_scorer("well", epsilon=0.1),
+    ...            "robust_under": make_group_scorer("under", epsilon=0.1)}
+    >>> scoring["robust_under"]
+    make_group_scorer('under', robust=True, under_represented=None)
+    """
+    check_option(group, "group", GROUP_NAMES)
+    if not isinstance(robust, (bool, np.bool_)):
+        raise TypeError(f"robust must be a bool, got {robust!r}.")
+    _check_attack_choice(attack, worst_case, step_size)
+    check_attack_params(0.0 if epsilon is None else epsilon, step_size, n_steps,
+                        "linf" if norm is None else norm)
+    attack_params = dict(attack=attack, worst_case=worst_case, epsilon=epsilon,
+                         n_steps=n_steps, step_size=step_size, norm=norm,
+                         random_start=random_start)
+    under = None if under_represented is None else list(under_represented)
+    return GroupScorer(group, robust, under, attack_params)
+
+
+def robust_classification_report(estimator, X, y, *, output_dict=False, attack="pgd",
+                                 worst_case=False, epsilon=None, n_steps=20, step_size=None,
+                                 norm=None, random_start=None, **kwargs):
+    """imbalanced-learn's ``classification_report_imbalanced`` on clean and adversarial inputs.
+
+    Parameters
+    ----------
+    estimator : fitted SRATClassifier, or a Pipeline ending in one
+    X, y : test data
+    output_dict : bool, default=False
+        Return ``{"clean": dict, "adversarial": dict}`` instead of text.
+    attack, worst_case, epsilon, n_steps, step_size, norm, random_start
+        The attack, as in :func:`robust_predict`.
+    **kwargs
+        Passed to ``classification_report_imbalanced`` (``digits``,
+        ``target_names``, ...).
+
+    Returns
+    -------
+    str or dict
+
+    Examples
+    --------
+    >>> print(robust_classification_report(clf, X_test, y_test))  # doctest: +SKIP
+    """
+    y_adv = robust_predict(estimator, X, y, attack=attack, worst_case=worst_case,
+                           epsilon=epsilon, n_steps=n_steps, step_size=step_size, norm=norm,
+                           random_start=random_start)
+    labels = _split_pipeline(estimator)[1].classes_
+    reports = {
+        name: classification_report_imbalanced(y, y_pred, labels=labels,
+                                               output_dict=output_dict, zero_division=0,
+                                               **kwargs)
+        for name, y_pred in (("clean", estimator.predict(X)), ("adversarial", y_adv))}
+    if output_dict:
+        return reports
+    return (f"Clean inputs\n\n{reports['clean']}\n"
+            f"Adversarial inputs\n\n{reports['adversarial']}")
+
+
 @dataclass
 class RobustReport:
     """Clean and robust accuracy per class and per group of classes.
@@ -328,15 +460,7 @@ def robust_report(estimator, X, y, *, under_represented=None, attack="pgd", wors
     _, classifier = _split_pipeline(estimator)
     y = np.asarray(y)
     classes = classifier.classes_
-    if under_represented is None:
-        counts = classifier.class_counts_
-        under_mask = counts < np.median(counts)
-    else:
-        unknown = set(map(_plain, under_represented)) - set(map(_plain, classes))
-        if unknown:
-            raise ValueError(f"under_represented names labels the classifier does not know: "
-                             f"{sorted(unknown, key=str)}.")
-        under_mask = np.isin(classes, np.asarray(list(under_represented), dtype=classes.dtype))
+    under_mask = _under_represented_mask(classifier, under_represented)
     y_adv = robust_predict(estimator, X, y, attack=attack, worst_case=worst_case,
                            epsilon=epsilon, n_steps=n_steps, step_size=step_size, norm=norm,
                            random_start=random_start)
