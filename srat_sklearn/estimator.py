@@ -118,7 +118,8 @@ class SRATClassifier(NeuralNetClassifier):
         output.
     input_shape : tuple of int or None, default=None
         Shape of one sample, e.g. ``(1, 8, 8)``: rows of a 2-D X are reshaped
-        to it, so that samplers that only take 2-D arrays can sit in front.
+        to it, so that samplers that only take 2-D arrays can sit in front
+        (X whose samples have this shape already is taken as it is).
     random_state : int, RandomState or None, default=None
         Seeds weight initialisation, batch shuffling and the attacks' random
         starts, without changing torch's global random state.
@@ -312,10 +313,11 @@ class SRATClassifier(NeuralNetClassifier):
         if X.ndim > 4:
             raise ValueError(f"X must have 2 (tabular) or 4 (images) dimensions, got X with "
                              f"{X.ndim} dimensions and shape {X.shape}.")
-        if self.input_shape is not None:
+        input_shape = None if self.input_shape is None else tuple(self.input_shape)
+        if input_shape is not None and X.shape[1:] != input_shape:
             if X.ndim != 2:
                 raise ValueError(f"input_shape reshapes the rows of a 2-D X, but X has "
-                                 f"{X.ndim} dimensions.")
+                                 f"{X.ndim} dimensions and samples of shape {X.shape[1:]}.")
             if np.prod(self.input_shape) != X.shape[1]:
                 raise ValueError(
                     f"input_shape={tuple(self.input_shape)} holds {np.prod(self.input_shape)} "
@@ -385,8 +387,8 @@ class SRATClassifier(NeuralNetClassifier):
     def _set_attributes_without_data(self):
         self.classes_ = LabelEncoder().fit(self.classes).classes_
         if self.input_shape is not None:
+            # X may come as rows or as samples of this shape, so n_features_in_ stays unset.
             self.sample_shape_ = tuple(self.input_shape)
-            self.n_features_in_ = int(np.prod(self.input_shape))
         self.bounds_ = None if isinstance(self.bounds, str) else self._infer_bounds(None)
 
     def _infer_bounds(self, X):

@@ -15,6 +15,9 @@ __all__ = ["robust_accuracy_score", "robust_predict", "make_robust_scorer", "mak
            "robust_report", "RobustReport", "robust_classification_report"]
 
 GROUP_NAMES = ("well", "under")
+#: How reports name ``RobustReport.attack``.
+ATTACK_NAMES = {"pgd": "PGD", "apgd-ce": "APGD-CE", "apgd-dlr": "APGD-DLR",
+                "worst-case": "the worst case of PGD, APGD-CE and APGD-DLR"}
 
 #: The attacks of ``worst_case=True``, run in this order on the samples still standing.
 WORST_CASE_ATTACKS = ("pgd", "apgd-ce", "apgd-dlr")
@@ -403,9 +406,7 @@ class RobustReport:
 
     def to_markdown(self, per_class=True):
         """The report as Markdown tables (percentages)."""
-        attack = {"pgd": "PGD", "apgd-ce": "APGD-CE", "apgd-dlr": "APGD-DLR",
-                  "worst-case": "worst case of PGD, APGD-CE and APGD-DLR"}[self.attack]
-        lines = [f"Attack: {attack}, {self.n_steps} steps, {self.norm}, "
+        lines = [f"Attack: {ATTACK_NAMES[self.attack]}, {self.n_steps} steps, {self.norm}, "
                  f"epsilon {self.epsilon:g}", "",
                  "| group | clean | robust |", "|---|---|---|"]
         for name in ("overall", "well", "under"):

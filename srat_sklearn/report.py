@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+from .metrics import ATTACK_NAMES
+
 __all__ = ["summary_table", "write_report"]
 
 COLUMNS = (("clean", "overall"), ("clean", "well"), ("clean", "under"),
@@ -65,9 +67,10 @@ def write_report(reports, output_dir, *, title="SRAT report", description="", se
         parts += [description, ""]
     if settings:
         parts += ["Settings:", ""] + [f"- {k}: {v}" for k, v in settings.items()] + [""]
-    parts += [f"Accuracy in %; robust = under PGD-{first.n_steps} ({first.norm}, epsilon "
-              f"{first.epsilon:g}). \"well\" and \"under\" are the means over the well- and "
-              f"under-represented classes ({', '.join(map(str, first.under_represented))}).", "",
+    under = ", ".join(map(str, first.under_represented))
+    parts += [f"Accuracy in %; robust = under {ATTACK_NAMES[first.attack]}, {first.n_steps} "
+              f"steps ({first.norm}, epsilon {first.epsilon:g}). \"well\" and \"under\" are "
+              f"the means over the well- and under-represented classes ({under}).", "",
               summary_table(reports), "", "![accuracy by group](accuracy.png)", ""]
     for name, report in reports.items():
         parts += [f"## {name}", "", report.to_markdown(), ""]

@@ -1,65 +1,18 @@
 """Data loaders and generators.
 
-CIFAR-10 and SVHN cannot be downloaded here: the fixtures write a few images in
-the datasets' own file formats (CIFAR's pickled batches, SVHN's MATLAB file) and
-the loaders read them through torchvision. torchvision checks the MD5 sums of the
-real files; the fixtures' files have other sums, so that check is reduced to
-"the file exists".
+CIFAR-10 and SVHN cannot be downloaded here: the ``cifar_root`` and ``svhn_root``
+fixtures (conftest.py) write a few images in the datasets' own file formats, and
+the loaders read them through torchvision.
 """
-
-import os
-import pickle
 
 import numpy as np
 import pytest
-import scipy.io
 import torch
-import torchvision.datasets.cifar
-import torchvision.datasets.svhn
 
 from srat_sklearn import SRATClassifier
+from conftest import random_images
 from srat_sklearn.datasets import (imbalanced_counts, load_cifar10, load_svhn,
                                    make_gaussian_mixture, make_imbalanced)
-
-
-@pytest.fixture
-def files_exist_is_enough(monkeypatch):
-    def exists(fpath, md5=None):
-        return os.path.isfile(fpath)
-    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", exists)
-    monkeypatch.setattr(torchvision.datasets.svhn, "check_integrity", exists)
-
-
-def random_images(n, seed):
-    return np.random.default_rng(seed).integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)
-
-
-@pytest.fixture
-def cifar_root(tmp_path, files_exist_is_enough):
-    """cifar-10-batches-py with 4 images per training batch and 6 test images."""
-    folder = tmp_path / "cifar-10-batches-py"
-    folder.mkdir()
-    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    for seed, name in enumerate(names):
-        n = 6 if name == "test_batch" else 4
-        images = random_images(n, seed)
-        entry = {"data": images.transpose(0, 3, 1, 2).reshape(n, 3072),  # CIFAR's row layout
-                 "labels": [(2 * seed + i) % 10 for i in range(n)]}  # all 10 classes
-        with open(folder / name, "wb") as f:
-            pickle.dump(entry, f)
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({"label_names": [f"class{i}" for i in range(10)]}, f)
-    return tmp_path
-
-
-@pytest.fixture
-def svhn_root(tmp_path, files_exist_is_enough):
-    """test_32x32.mat with 5 images; label 10 stands for digit 0, as in the real file."""
-    images = random_images(5, 7)
-    scipy.io.savemat(tmp_path / "test_32x32.mat", {
-        "X": images.transpose(1, 2, 3, 0),  # SVHN stores (32, 32, 3, n)
-        "y": np.array([[10], [1], [2], [3], [10]], dtype=np.uint8)})
-    return tmp_path, images
 
 
 def test_load_cifar10_arrays(cifar_root):

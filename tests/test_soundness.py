@@ -78,7 +78,7 @@ def test_worst_case_report(trained_digits, test_data):
     single = robust_report(trained_digits, *test_data)
     assert report.attack == "worst-case"
     assert report.groups["overall"]["robust"] <= single.groups["overall"]["robust"] + NOISE
-    assert "worst case of PGD, APGD-CE and APGD-DLR" in report.to_markdown()
+    assert "the worst case of PGD, APGD-CE and APGD-DLR" in report.to_markdown()
 
 
 def test_evaluation_leaves_predictions_unchanged(trained_digits, test_data):
