@@ -1,13 +1,18 @@
-# `make demo` and `make test` each create .venv with the project installed when it is missing.
+# `make demo`, `make test` and `make docs` each create .venv with the project installed when
+# it is missing.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install clean
+.PHONY: demo test docs install clean
 
 $(BIN)/srat-sklearn: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -e ".[test]"
+	touch $@
+
+$(BIN)/sphinx-build: pyproject.toml $(BIN)/srat-sklearn
+	$(BIN)/python -m pip install -e ".[docs]"
 	touch $@
 
 install: $(BIN)/srat-sklearn
@@ -18,5 +23,9 @@ demo: install
 test: install
 	$(BIN)/python -m pytest --doctest-modules srat_sklearn tests
 
+# Warnings are errors: a broken reference or docstring fails the build.
+docs: $(BIN)/sphinx-build
+	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+
 clean:
-	rm -rf srat-report .pytest_cache
+	rm -rf srat-report docs/_build .pytest_cache
