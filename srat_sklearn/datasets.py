@@ -87,7 +87,7 @@ def load_cifar10(root, *, train=True, download=False, as_dataset=False):
     Examples
     --------
     >>> X, y = load_cifar10("data", train=False, download=True)  # doctest: +SKIP
-    >>> X.shape
+    >>> X.shape  # doctest: +SKIP
     (10000, 3, 32, 32)
     """
     dataset = _torchvision_dataset(
@@ -122,7 +122,7 @@ def load_svhn(root, *, split="train", download=False, as_dataset=False):
     Examples
     --------
     >>> X, y = load_svhn("data", split="test", download=True)  # doctest: +SKIP
-    >>> X.shape
+    >>> X.shape  # doctest: +SKIP
     (26032, 3, 32, 32)
     """
     check_option(split, "split", ("train", "test", "extra"))

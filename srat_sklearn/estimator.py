@@ -230,6 +230,20 @@ class SRATClassifier(NeuralNetClassifier):
         # clone() and set_params() must not copy or overwrite it.
         return [name for name in super()._get_param_names() if not name.startswith("_")]
 
+    def set_params(self, **kwargs):
+        """Set parameters (see skorch); if that fails, the estimator is left as it was.
+
+        skorch re-initialises callbacks, modules or the optimizer as soon as
+        their parameters change, which can raise half-way through.
+        """
+        state = dict(self.__dict__)
+        try:
+            return super().set_params(**kwargs)
+        except Exception:
+            self.__dict__.clear()
+            self.__dict__.update(state)
+            raise
+
     # ------------------------------------------------------------------ callbacks
 
     @property

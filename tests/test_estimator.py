@@ -230,3 +230,11 @@ def test_other_losses_train(tabular, fast_params, loss):
     if loss == "ldam":
         margins = clf.criterion_.margins
         assert margins[2] == pytest.approx(0.5) and margins[0] < margins[1] < margins[2]
+
+
+def test_failed_set_params_leaves_the_estimator_unchanged():
+    # skorch builds the callbacks inside set_params, after it has set the plain parameters.
+    clf = SRATClassifier(lambda_sep=0.5, callbacks=-1.0)
+    with pytest.raises(TypeError):
+        clf.set_params(callbacks=[], lambda_sep=2.0)
+    assert clf.lambda_sep == 0.5 and clf.callbacks == -1.0
