@@ -58,6 +58,15 @@ def _check_attack_choice(attack, worst_case, step_size=None):
                          "sizes.")
 
 
+def _scorer_attack_params(attack, worst_case, epsilon, n_steps, step_size, norm, random_start):
+    """Validate a scorer's attack now, not inside a search's first fold; None: the model's."""
+    _check_attack_choice(attack, worst_case, step_size)
+    check_attack_params(0.0 if epsilon is None else epsilon, step_size, n_steps,
+                        "linf" if norm is None else norm)
+    return dict(attack=attack, worst_case=worst_case, epsilon=epsilon, n_steps=n_steps,
+                step_size=step_size, norm=norm, random_start=random_start)
+
+
 def robust_predict(estimator, X, y, *, attack="pgd", worst_case=False, epsilon=None,
                    n_steps=20, step_size=None, norm=None, random_start=None):
     """Predictions of ``estimator`` on adversarial examples of ``(X, y)``.
@@ -218,13 +227,8 @@ n_steps=10, step_size=None, norm=None, random_start=None)
     if not callable(score_func):
         raise TypeError(f"score_func must be a metric callable score_func(y_true, y_pred), got "
                         f"{score_func!r}.")
-    _check_attack_choice(attack, worst_case, step_size)
-    # Checked now rather than inside a search's first fold; None means the classifier's own.
-    check_attack_params(0.0 if epsilon is None else epsilon, step_size, n_steps,
-                        "linf" if norm is None else norm)
-    attack_params = dict(attack=attack, worst_case=worst_case, epsilon=epsilon,
-                         n_steps=n_steps, step_size=step_size, norm=norm,
-                         random_start=random_start)
+    attack_params = _scorer_attack_params(attack, worst_case, epsilon, n_steps, step_size, norm,
+                                          random_start)
     return RobustScorer(score_func, attack_params, kwargs)
 
 
@@ -307,12 +311,8 @@ def make_group_scorer(group, *, robust=True, under_represented=None, attack="pgd
     check_option(group, "group", GROUP_NAMES)
     if not isinstance(robust, (bool, np.bool_)):
         raise TypeError(f"robust must be a bool, got {robust!r}.")
-    _check_attack_choice(attack, worst_case, step_size)
-    check_attack_params(0.0 if epsilon is None else epsilon, step_size, n_steps,
-                        "linf" if norm is None else norm)
-    attack_params = dict(attack=attack, worst_case=worst_case, epsilon=epsilon,
-                         n_steps=n_steps, step_size=step_size, norm=norm,
-                         random_start=random_start)
+    attack_params = _scorer_attack_params(attack, worst_case, epsilon, n_steps, step_size, norm,
+                                          random_start)
     under = None if under_represented is None else list(under_represented)
     return GroupScorer(group, robust, under, attack_params)
 

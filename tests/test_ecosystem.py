@@ -120,3 +120,20 @@ def test_parallel_search_matches_serial_search(tabular):
     parallel = GridSearchCV(pipe, grid, scoring=scoring, cv=3, n_jobs=2).fit(X, y)
     assert np.array_equal(serial.cv_results_["mean_test_score"],
                           parallel.cv_results_["mean_test_score"])
+
+
+def test_grid_search_over_a_sampler_pipeline_on_flattened_images(flat_digits):
+    X_train, X_test, y_train, y_test = flat_digits
+    pipe = make_imblearn_pipeline(RandomOverSampler(random_state=0), SRATClassifier(
+        input_shape=(1, 8, 8), max_epochs=2, epsilon=0.1, n_steps=2, random_state=0,
+        verbose=0, module__channels=(8, 16), module__hidden_units=32))
+    search = GridSearchCV(
+        pipe, {"sratclassifier__lambda_sep": [0.0, 1.0]},
+        scoring={"clean": "balanced_accuracy",
+                 "robust": make_robust_scorer(geometric_mean_score, epsilon=0.1, n_steps=3)},
+        refit="robust", cv=StratifiedKFold(2), n_jobs=2)
+    search.fit(X_train, y_train)
+    assert search.best_estimator_[-1].sample_shape_ == (1, 8, 8)
+    assert np.all(search.cv_results_["mean_test_robust"] <= search.cv_results_["mean_test_clean"]
+                  + 1e-9)
+    assert search.score(X_test, y_test) >= 0
