@@ -41,6 +41,8 @@ from .weighting import (SAMPLERS, DeferredReweighting, balanced_sampler, check_c
 
 __all__ = ["SRATClassifier", "NonFiniteLossError"]
 
+SEPARATION_VIEWS = ("adversarial", "adversarial+clean")
+
 
 class NonFiniteLossError(FloatingPointError):
     """Raised when a training loss is NaN or infinite, before the optimizer step."""
@@ -88,6 +90,13 @@ class SRATClassifier(NeuralNetClassifier):
         Weight of the feature separation loss.
     temperature : float, default=0.1
         Temperature of the separation loss.
+    separation_views : {"adversarial", "adversarial+clean"}, default="adversarial"
+        Features the separation loss contrasts. "adversarial" is the paper's:
+        the adversarial batch only, where a sample of a rare class often has
+        no other sample of its class to be pulled towards. "adversarial+clean"
+        adds the clean batch as a second view (one more forward pass), so that
+        every adversarial example has at least its clean original as a
+        positive.
     class_weight : None, "balanced", "effective" or dict, default="balanced"
         Class weights switched on at ``reweight_epoch``; see
         :func:`~srat_sklearn.weighting.compute_class_weights`. Counted on the
@@ -176,6 +185,7 @@ class SRATClassifier(NeuralNetClassifier):
         bounds="auto",
         lambda_sep=1.0,
         temperature=0.1,
+        separation_views="adversarial",
         class_weight="balanced",
         beta=0.9999,
         reweight_epoch=0.75,
@@ -212,6 +222,7 @@ class SRATClassifier(NeuralNetClassifier):
         self.bounds = bounds
         self.lambda_sep = lambda_sep
         self.temperature = temperature
+        self.separation_views = separation_views
         self.class_weight = class_weight
         self.beta = beta
         self.reweight_epoch = reweight_epoch
@@ -272,6 +283,7 @@ class SRATClassifier(NeuralNetClassifier):
         self._check_bounds()
         check_real(self.lambda_sep, "lambda_sep", min_val=0)
         check_real(self.temperature, "temperature", min_val=0, include_boundaries="neither")
+        check_option(self.separation_views, "separation_views", SEPARATION_VIEWS)
         check_class_weight(self.class_weight)
         check_real(self.beta, "beta", min_val=0, max_val=1, include_boundaries="left")
         resolve_reweight_epoch(self.reweight_epoch, self.max_epochs)
@@ -606,6 +618,8 @@ class SRATClassifier(NeuralNetClassifier):
                 raise TypeError("The attacks need each batch of X to be a single tensor; got "
                                 f"{type(Xi).__name__}.")
             Xi = to_tensor(Xi, device=self.device)
+            if self.lambda_sep > 0 and self.separation_views == "adversarial+clean":
+                self._clean_view_ = Xi
             batch = (self._attack(Xi, to_tensor(yi, device=self.device)), yi)
         if self.lambda_sep == 0:
             return super().train_step(batch, **fit_params)
@@ -615,6 +629,7 @@ class SRATClassifier(NeuralNetClassifier):
                 return super().train_step(batch, **fit_params)
             finally:
                 del self._captured_features_
+                self.__dict__.pop("_clean_view_", None)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """Class-weighted loss, plus ``lambda_sep`` times the separation loss when training."""
@@ -626,8 +641,14 @@ class SRATClassifier(NeuralNetClassifier):
         loss = self.criterion_(y_pred, y_true)
         captured = getattr(self, "_captured_features_", None) if training else None
         if captured:
+            features, labels = captured[-1], y_true
+            clean = getattr(self, "_clean_view_", None)
+            if clean is not None:
+                self.module_(clean)  # the capture hook appends the clean features
+                features = torch.cat([features, captured[-1]])
+                labels = torch.cat([y_true, y_true])
             loss = loss + self.lambda_sep * supervised_contrastive_loss(
-                captured[-1], y_true, self.temperature)
+                features, labels, self.temperature)
         # Checked before backward and the optimizer step, so the parameters stay usable.
         if training and not torch.isfinite(loss):
             epoch = len(self.history)

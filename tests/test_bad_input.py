@@ -58,6 +58,7 @@ def test_bad_data(Xy, no_training, make_data, match):
     ({"n_steps": 0}, ValueError, "n_steps"),
     ({"n_steps": 2.5}, TypeError, "n_steps"),
     ({"norm": "l1"}, ValueError, "norm"),
+    ({"separation_views": "clean"}, ValueError, "separation_views"),
     ({"random_start": "yes"}, TypeError, "random_start"),
     ({"bounds": (1.0, 0.0)}, ValueError, "bounds"),
     ({"bounds": "data"}, ValueError, "bounds"),

@@ -176,6 +176,24 @@ def test_separation_loss_needs_no_extra_forward(tabular, epsilon, n_steps):
     assert module.calls == batches * (1 + attack_calls)
 
 
+def test_clean_view_costs_one_forward_and_doubles_the_contrasted_batch(tabular, monkeypatch):
+    import srat_sklearn.estimator as estimator_module
+    sizes = []
+    original = estimator_module.supervised_contrastive_loss
+
+    def recording(features, labels, temperature):
+        sizes.append((len(features), torch.equal(labels[:len(labels) // 2],
+                                                 labels[len(labels) // 2:])))
+        return original(features, labels, temperature)
+
+    monkeypatch.setattr(estimator_module, "supervised_contrastive_loss", recording)
+    module = CountingMLP()
+    SRATClassifier(module=module, epsilon=0.1, n_steps=3, separation_views="adversarial+clean",
+                   max_epochs=1, batch_size=60, verbose=0, random_state=0).fit(*tabular)
+    assert module.calls == 4 * (1 + 3 + 1)
+    assert sizes == [(120, True)] * 4
+
+
 def test_named_feature_layer(tabular, fast_params):
     params = {k: v for k, v in fast_params.items() if not k.startswith("module__")}
     clf = SRATClassifier(module=CountingMLP, feature_layer="body", **params).fit(*tabular)

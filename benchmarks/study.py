@@ -1,0 +1,180 @@
+"""The evidence study: methods x seeds x settings through the public estimator.
+
+Every run appends one JSON line to the output file (default ``benchmarks/runs.jsonl``); runs
+already in the file are skipped, so the study can be stopped and continued. Then
+``python benchmarks/summarize.py`` turns the lines into ``docs/results.md``.
+
+    python benchmarks/study.py --setting step --seeds 0 1 2 3 4
+    python benchmarks/study.py --setting tradeoff --seeds 0 1 2
+    python benchmarks/study.py --list
+
+Settings (all evaluated with L-inf PGD-20 on a balanced or stratified test split):
+
+- ``step``: digits as 1x8x8 images in [0, 1], stratified 70/30 split (random_state 0),
+  classes 5-9 of the training split keep 1/10 of their samples; SmallCNN, SGD lr 0.05,
+  momentum 0.9, weight decay 5e-4, batch 64, 30 epochs, class weights and lr x0.1 from epoch 20
+  (deferred methods); L-inf PGD-10, eps 0.2, step eps/4 for training.
+- ``step-even``: the same with the even classes under-represented.
+- ``exp``: the same digits with an exponential (long-tailed) imbalance of ratio 20.
+- ``tabular``: breast cancer, standardised in a pipeline, the malignant class of the training
+  split cut to 1/10; the default MLP and Adam, 60 epochs, eps 0.25 (standard deviations).
+- ``tradeoff``: ``step`` with the class weight of the under-represented classes swept from 1 to
+  20 from epoch 0, for AT and SRAT.
+- ``lambda``: ``step`` with SRAT's lambda_sep in {0, 0.1, 0.5, 1, 2}.
+"""
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.datasets import load_breast_cancer
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import srat_sklearn
+from srat_sklearn import SRATClassifier, robust_report
+from srat_sklearn.datasets import load_digits_images, make_imbalanced
+from srat_sklearn.methods import PAPER_METHODS
+
+DIGITS_RECIPE = dict(epsilon=0.2, step_size=0.05, n_steps=10, optimizer=torch.optim.SGD,
+                     lr=0.05, optimizer__momentum=0.9, optimizer__weight_decay=5e-4,
+                     batch_size=64, max_epochs=30, reweight_epoch=20)
+TABULAR_RECIPE = dict(epsilon=0.25, n_steps=10, batch_size=64, max_epochs=60,
+                      reweight_epoch=45)
+
+#: The methods of the main tables; the paper's, and the library's variants of SRAT.
+METHODS = {
+    "NT": PAPER_METHODS["NT"],
+    "AT": PAPER_METHODS["AT"],
+    "AT-RW": PAPER_METHODS["AT-RW"],
+    "AT-DRW": PAPER_METHODS["AT-DRW"],
+    "SRAT": PAPER_METHODS["SRAT-CE"],
+    "SRAT+clean": {**PAPER_METHODS["SRAT-CE"], "separation_views": "adversarial+clean"},
+}
+TRADEOFF_WEIGHTS = (1, 2, 5, 10, 20)
+LAMBDAS = (0.0, 0.1, 0.5, 1.0, 2.0)
+
+
+def digits_data(under, kind="step", ratio=10):
+    X, y = load_digits_images()
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y,
+                                                        random_state=0)
+    X_train, y_train = make_imbalanced(X_train, y_train, ratio=ratio, kind=kind,
+                                       under_represented=under, random_state=0)
+    return X_train, X_test, y_train, y_test
+
+
+def breast_cancer_data():
+    X, y = load_breast_cancer(return_X_y=True)  # 0 = malignant
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y,
+                                                        random_state=0)
+    X_train, y_train = make_imbalanced(X_train, y_train, ratio=10, under_represented=[0],
+                                       random_state=0)
+    return X_train, X_test, y_train, y_test
+
+
+def settings():
+    """``{name: (data function, under-represented classes, recipe, {method: params})}``."""
+    step_under = [5, 6, 7, 8, 9]
+    tradeoff = {}
+    for weight in TRADEOFF_WEIGHTS:
+        weights = {c: (float(weight) if c in step_under else 1.0) for c in range(10)}
+        for name, lambda_sep in (("AT", 0.0), ("SRAT", 1.0)):
+            tradeoff[f"{name} w={weight}"] = dict(lambda_sep=lambda_sep, class_weight=weights,
+                                                  reweight_epoch=0)
+    return {
+        "step": (lambda: digits_data(step_under), step_under, DIGITS_RECIPE, METHODS),
+        "step-even": (lambda: digits_data([0, 2, 4, 6, 8]), [0, 2, 4, 6, 8], DIGITS_RECIPE,
+                      METHODS),
+        "exp": (lambda: digits_data(None, kind="exp", ratio=20), None, DIGITS_RECIPE, METHODS),
+        "tabular": (breast_cancer_data, [0], TABULAR_RECIPE, METHODS),
+        "tradeoff": (lambda: digits_data(step_under), step_under, DIGITS_RECIPE, tradeoff),
+        "lambda": (lambda: digits_data(step_under), step_under, DIGITS_RECIPE,
+                   {f"SRAT lambda={lam:g}": {**PAPER_METHODS["SRAT-CE"], "lambda_sep": lam}
+                    for lam in LAMBDAS}),
+    }
+
+
+def jsonable(params):
+    return {k: (v.__name__ if isinstance(v, type) else v) for k, v in params.items()}
+
+
+def run_one(setting, method, seed, data, under, recipe, params):
+    X_train, X_test, y_train, y_test = data
+    clf = SRATClassifier(**{**recipe, **params}, random_state=seed, verbose=0)
+    model = make_pipeline(StandardScaler(), clf) if setting == "tabular" else clf
+    started = time.perf_counter()
+    model.fit(X_train, y_train)
+    fit_seconds = time.perf_counter() - started
+    epsilon = recipe["epsilon"]
+    started = time.perf_counter()
+    report = robust_report(model, X_test, y_test, under_represented=under, epsilon=epsilon,
+                           n_steps=20)
+    return {
+        "setting": setting, "method": method, "seed": seed,
+        "params": jsonable({**recipe, **params}),
+        "groups": report.groups,
+        "per_class": {str(c): {"clean": a, "robust": r}
+                      for c, a, r in zip(report.classes, report.clean, report.robust)},
+        "under_represented": [int(c) for c in report.under_represented],
+        "train_counts": [int(n) for n in clf.class_counts_],
+        "final_train_loss": float(clf.history[-1, "train_loss"]),
+        "fit_seconds": round(fit_seconds, 2),
+        "eval_seconds": round(time.perf_counter() - started, 2),
+        "machine": {"cpu": platform.processor() or platform.machine(),
+                    "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+                    "srat_sklearn": srat_sklearn.__version__},
+    }
+
+
+def done_runs(path):
+    if not path.exists():
+        return set()
+    with open(path) as f:
+        return {(r["setting"], r["method"], r["seed"]) for r in map(json.loads, f) if r}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--setting", nargs="+", default=["step"], help="settings to run")
+    parser.add_argument("--methods", nargs="+", default=None,
+                        help="methods of the setting to run (default: all)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--output", default=str(Path(__file__).with_name("runs.jsonl")))
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--list", action="store_true", help="list settings and methods")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    table = settings()
+    if args.list:
+        for name, (_, _, _, methods) in table.items():
+            print(f"{name}: {', '.join(methods)}")
+        return
+    output = Path(args.output)
+    done = done_runs(output)
+    for setting in args.setting:
+        make_data, under, recipe, methods = table[setting]
+        data = make_data()
+        names = args.methods or list(methods)
+        for seed in args.seeds:
+            for method in names:
+                if (setting, method, seed) in done:
+                    continue
+                record = run_one(setting, method, seed, data, under, recipe, methods[method])
+                with open(output, "a") as f:
+                    f.write(json.dumps(record) + "\n")
+                g = record["groups"]
+                print(f"{setting:9s} {method:16s} seed {seed}: clean well/under "
+                      f"{100 * g['well']['clean']:.1f}/{100 * g['under']['clean']:.1f}, robust "
+                      f"well/under {100 * g['well']['robust']:.1f}/"
+                      f"{100 * g['under']['robust']:.1f} ({record['fit_seconds']:.0f} s)",
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()

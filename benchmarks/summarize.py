@@ -1,0 +1,158 @@
+"""Turn the study's JSON lines into ``docs/results.md`` and its plots.
+
+    python benchmarks/summarize.py [--runs benchmarks/runs.jsonl] [--output docs/results.md]
+
+Every number on the page comes from the runs file; nothing is typed by hand.
+"""
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")
+from matplotlib import pyplot as plt  # noqa: E402
+
+COLUMNS = (("clean", "well"), ("clean", "under"), ("robust", "well"), ("robust", "under"),
+           ("robust", "overall"))
+REFERENCE = "AT-DRW"
+TITLES = {
+    "step": "Step imbalance (digits, classes 5-9 keep 1/10)",
+    "step-even": "Step imbalance, even classes under-represented",
+    "exp": "Exponential imbalance (digits, ratio 20)",
+    "tabular": "Tabular: breast cancer, malignant class cut to 1/10",
+    "lambda": "SRAT as lambda_sep varies (step setting)",
+    "tradeoff": "Trade-off: class weight of the under-represented classes, from epoch 0",
+}
+
+
+def load(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def value(run, kind, group):
+    return 100 * run["groups"][group][kind]
+
+
+def mean_std(values):
+    values = np.asarray(values, dtype=float)
+    std = values.std(ddof=1) if len(values) > 1 else 0.0
+    return f"{values.mean():.1f} ± {std:.1f}"
+
+
+def by_method(runs):
+    grouped = defaultdict(dict)
+    for run in runs:
+        grouped[run["method"]][run["seed"]] = run
+    return grouped
+
+
+def table(runs):
+    grouped = by_method(runs)
+    lines = ["| method | seeds | " + " | ".join(f"{k} {g}" for k, g in COLUMNS)
+             + " | lowest clean overall |", "|---" * (len(COLUMNS) + 3) + "|"]
+    for method, seeds in grouped.items():
+        cells = [mean_std([value(r, k, g) for r in seeds.values()]) for k, g in COLUMNS]
+        lowest = min(value(r, "clean", "overall") for r in seeds.values())
+        lines.append(f"| {method} | {len(seeds)} | " + " | ".join(cells) + f" | {lowest:.1f} |")
+    return "\n".join(lines)
+
+
+def paired(runs, reference):
+    grouped = by_method(runs)
+    if reference not in grouped:
+        return ""
+    base = grouped[reference]
+    lines = [f"Paired differences to {reference} (same seeds; mean ± std over seeds, points):", "",
+             "| method | seeds | robust well | robust under | robust overall | clean under |",
+             "|---|---|---|---|---|---|"]
+    for method, seeds in grouped.items():
+        common = sorted(set(seeds) & set(base))
+        if method == reference or not common:
+            continue
+        cells = []
+        for kind, group in (("robust", "well"), ("robust", "under"), ("robust", "overall"),
+                            ("clean", "under")):
+            cells.append(mean_std([value(seeds[s], kind, group) - value(base[s], kind, group)
+                                   for s in common]))
+        lines.append(f"| {method} | {len(common)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def tradeoff_plot(runs, path):
+    families = defaultdict(list)
+    for method, seeds in by_method(runs).items():
+        family, _, weight = method.partition(" w=")
+        under = np.mean([value(r, "robust", "under") for r in seeds.values()])
+        well = np.mean([value(r, "robust", "well") for r in seeds.values()])
+        families[family].append((float(weight), under, well))
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    for family, points in families.items():
+        points.sort()
+        ax.plot([p[1] for p in points], [p[2] for p in points], marker="o", label=family)
+        for weight, under, well in points:
+            ax.annotate(f"{weight:g}", (under, well), textcoords="offset points", xytext=(4, 4),
+                        fontsize="small")
+    ax.set_xlabel("robust accuracy, under-represented classes (%)")
+    ax.set_ylabel("robust accuracy, well-represented classes (%)")
+    ax.set_title("Class weight of the rare classes (labels) vs robust accuracy")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", default=str(Path(__file__).with_name("runs.jsonl")))
+    parser.add_argument("--output", default=str(Path(__file__).parents[1] / "docs" /
+                                                "results.md"))
+    args = parser.parse_args()
+    runs = load(args.runs)
+    output = Path(args.output)
+    by_setting = defaultdict(list)
+    for run in runs:
+        by_setting[run["setting"]].append(run)
+    machine = runs[0]["machine"] if runs else {}
+    parts = [
+        "# Results",
+        "",
+        "Made by `python benchmarks/study.py` (one JSON line per run in `benchmarks/runs.jsonl`) "
+        "and `python benchmarks/summarize.py`, which wrote this page: every number comes from "
+        "the runs file. Accuracy in %, mean ± standard deviation over seeds; robust accuracy "
+        "under L-inf PGD-20. \"well\" and \"under\" are the mean per-class accuracies of the "
+        "well- and under-represented classes. The settings are described in "
+        "`benchmarks/study.py`.",
+        "",
+        f"Machine: {machine.get('cpu', '?')}, torch {machine.get('torch', '?')} with "
+        f"{machine.get('torch_threads', '?')} threads, srat-sklearn "
+        f"{machine.get('srat_sklearn', '?')}.",
+        "",
+    ]
+    order = [s for s in TITLES if s in by_setting] + [s for s in by_setting if s not in TITLES]
+    for setting in order:
+        setting_runs = by_setting[setting]
+        seeds = sorted({r["seed"] for r in setting_runs})
+        minutes = sum(r["fit_seconds"] + r["eval_seconds"] for r in setting_runs) / 60
+        parts += [f"## {TITLES.get(setting, setting)}", "",
+                  f"`python benchmarks/study.py --setting {setting} --seeds "
+                  f"{' '.join(map(str, seeds))}`: {len(setting_runs)} runs, "
+                  f"{minutes:.0f} minutes.", "", table(setting_runs), ""]
+        if setting == "tradeoff":
+            image = output.with_name("results-tradeoff.png")
+            tradeoff_plot(setting_runs, image)
+            parts += [f"![trade-off]({image.name})", ""]
+        else:
+            comparison = paired(setting_runs, REFERENCE)
+            if comparison:
+                parts += [comparison, ""]
+    output.write_text("\n".join(parts))
+    print(f"wrote {output}")
+
+
+if __name__ == "__main__":
+    main()
