@@ -8,7 +8,7 @@ from imblearn.datasets import make_imbalance
 from sklearn.datasets import load_digits
 from sklearn.utils import check_random_state
 from skorch.dataset import Dataset as SkorchDataset
-from skorch.utils import to_numpy
+from skorch.utils import is_dataset, to_numpy
 from torch.utils.data import Subset
 from torchvision.datasets import CIFAR10, SVHN
 from torchvision.transforms import ToTensor
@@ -38,15 +38,20 @@ def load_digits_images():
     return X, digits.target.astype(np.int64)
 
 
-def _torchvision_dataset(name, make, root, download, as_dataset):
+def _torchvision_dataset(name, make, root, download, as_dataset, transform):
     if not isinstance(root, (str, os.PathLike)):
         raise TypeError(f"root must be a folder path, got {root!r}.")
     if not isinstance(download, (bool, np.bool_)):
         raise TypeError(f"download must be a bool, got {download!r}.")
     if not isinstance(as_dataset, (bool, np.bool_)):
         raise TypeError(f"as_dataset must be a bool, got {as_dataset!r}.")
+    if transform is not None and not as_dataset:
+        raise ValueError("transform applies to the Dataset; pass as_dataset=True with it.")
+    if transform is not None and not callable(transform):
+        raise TypeError(f"transform must be callable, e.g. a torchvision transform, got "
+                        f"{transform!r}.")
     try:
-        return make(os.fspath(root), ToTensor())
+        return make(os.fspath(root), ToTensor() if transform is None else transform)
     except RuntimeError as error:
         if "not found or corrupted" not in str(error):
             raise
@@ -63,7 +68,7 @@ def _as_arrays(data_nhwc_or_nchw, labels, channels_last):
     return (X.astype(np.float32) / 255.0), np.asarray(labels, dtype=np.int64)
 
 
-def load_cifar10(root, *, train=True, download=False, as_dataset=False):
+def load_cifar10(root, *, train=True, download=False, as_dataset=False, transform=None):
     """CIFAR-10 through ``torchvision.datasets.CIFAR10``, as arrays or as a Dataset.
 
     Parameters
@@ -78,6 +83,9 @@ def load_cifar10(root, *, train=True, download=False, as_dataset=False):
         Return the torchvision Dataset (items: a (3, 32, 32) float tensor in
         [0, 1] and an int label) instead of arrays; ``fit(dataset, None)``
         takes it as it is and streams it, without copying all images.
+    transform : callable or None, default=None
+        With ``as_dataset=True``: the torchvision transform of each image,
+        e.g. random crop and flip for training; default ``ToTensor()``.
 
     Returns
     -------
@@ -94,13 +102,13 @@ def load_cifar10(root, *, train=True, download=False, as_dataset=False):
         "CIFAR-10",
         lambda path, transform: CIFAR10(path, train=train, download=download,
                                         transform=transform),
-        root, download, as_dataset)
+        root, download, as_dataset, transform)
     if as_dataset:
         return dataset
     return _as_arrays(dataset.data, dataset.targets, channels_last=True)
 
 
-def load_svhn(root, *, split="train", download=False, as_dataset=False):
+def load_svhn(root, *, split="train", download=False, as_dataset=False, transform=None):
     """SVHN through ``torchvision.datasets.SVHN``, as arrays or as a Dataset.
 
     Parameters
@@ -112,6 +120,8 @@ def load_svhn(root, *, split="train", download=False, as_dataset=False):
         Download the file when it is missing (needs internet).
     as_dataset : bool, default=False
         Return the torchvision Dataset instead of arrays (see :func:`load_cifar10`).
+    transform : callable or None, default=None
+        As in :func:`load_cifar10`.
 
     Returns
     -------
@@ -129,7 +139,7 @@ def load_svhn(root, *, split="train", download=False, as_dataset=False):
     dataset = _torchvision_dataset(
         "SVHN",
         lambda path, transform: SVHN(path, split=split, download=download, transform=transform),
-        root, download, as_dataset)
+        root, download, as_dataset, transform)
     if as_dataset:
         return dataset
     return _as_arrays(dataset.data, dataset.labels, channels_last=False)
@@ -238,15 +248,18 @@ def make_imbalanced(X, y, *, ratio, kind="step", under_represented=None, random_
 
     Parameters
     ----------
-    X : array-like of shape (n_samples, ...)
-    y : array-like of shape (n_samples,)
+    X : array-like of shape (n_samples, ...), or a torch Dataset
+        A Dataset (e.g. from :func:`load_cifar10` with ``as_dataset=True``)
+        gives a ``Subset`` of it, read lazily, with its transforms.
+    y : array-like of shape (n_samples,), or None with a Dataset
     ratio, kind, under_represented
         See :func:`imbalanced_counts`.
     random_state : int, RandomState or None
 
     Returns
     -------
-    X_res, y_res : arrays, a subset of the rows of ``X, y`` in their original order
+    X_res, y_res : arrays, a subset of the rows of ``X, y`` in their original order;
+        for a Dataset, ``(Subset, None)``
 
     Examples
     --------
@@ -255,6 +268,13 @@ def make_imbalanced(X, y, *, ratio, kind="step", under_represented=None, random_
     >>> X_imb.shape[1:], int((y_imb == 9).sum()) < int((y_imb == 0).sum())
     ((1, 8, 8), True)
     """
+    if is_dataset(X):
+        if y is not None:
+            raise ValueError("Pass y=None with a torch Dataset: its items hold the labels.")
+        rows, _ = make_imbalanced(np.arange(len(X)), dataset_labels(X), ratio=ratio, kind=kind,
+                                  under_represented=under_represented,
+                                  random_state=random_state)
+        return Subset(X, rows.tolist()), None
     X = np.asarray(X)
     y = np.asarray(y)
     if y.ndim != 1:

@@ -116,3 +116,23 @@ def test_make_imbalanced_keeps_image_rows(digits_split):
     # Each kept image is still paired with its own label.
     index = {X[i].tobytes(): y[i] for i in range(len(y))}
     assert all(index[img.tobytes()] == label for img, label in zip(X_imb, y_imb))
+
+
+def test_make_imbalanced_on_a_dataset_gives_a_lazy_subset(cifar_root):
+    from torch.utils.data import Subset
+    from torchvision import transforms
+    dataset = load_cifar10(cifar_root, as_dataset=True,
+                           transform=transforms.Compose([transforms.RandomCrop(32, padding=4),
+                                                         transforms.ToTensor()]))
+    subset, y = make_imbalanced(dataset, None, ratio=2, under_represented=[0, 1],
+                                random_state=0)
+    assert isinstance(subset, Subset) and y is None
+    labels = np.asarray(dataset.targets)[subset.indices]
+    counts = np.bincount(labels, minlength=10)
+    assert counts[0] == 1 and counts[2] == 2  # 2 of each class, halved for 0 and 1
+    assert subset[0][0].shape == (3, 32, 32)
+
+
+def test_transform_needs_as_dataset(cifar_root):
+    with pytest.raises(ValueError, match="as_dataset=True"):
+        load_cifar10(cifar_root, transform=lambda image: image)
