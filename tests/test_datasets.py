@@ -64,6 +64,7 @@ def test_missing_data_says_how_to_get_it(tmp_path, loader):
     (lambda root: load_cifar10(root, download="yes"), TypeError, "download"),
     (lambda root: load_svhn(root, split="validation"), ValueError, "split"),
     (lambda root: load_svhn(root, as_dataset=1), TypeError, "as_dataset"),
+    (lambda root: load_cifar10(root, as_dataset=True, transform=3), TypeError, "transform"),
 ])
 def test_loaders_reject_bad_arguments(tmp_path, call, error, match):
     with pytest.raises(error, match=match):
