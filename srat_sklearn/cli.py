@@ -380,7 +380,10 @@ def run_train(args, out=None):
         started = time.perf_counter()
         model.fit(X_train, y_train)
         elapsed = time.perf_counter() - started
-    clf.callbacks = None  # the progress bar does not pickle
+    # The progress bar holds its output stream, which does not pickle: rebuild callbacks_
+    # without it (skorch's set_params would rebuild them from the old list).
+    clf.callbacks = None
+    clf.initialize_callbacks()
     config = {"data": args.data, "data_root": args.data_root, "test_size": args.test_size,
               "seed": args.seed, "imbalance": args.imbalance, "under": args.under,
               "method": args.method, "loss": args.loss, "epsilon": epsilon, "norm": args.norm,

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from sklearn.datasets import make_classification
+from sklearn.datasets import load_breast_cancer, make_classification
 
 from srat_sklearn import SRATClassifier
 from srat_sklearn.cli import build_parser, main
@@ -70,6 +70,14 @@ def test_train_saves_model_params_and_report(trained_model):
     config = json.loads((trained_model / "config.json").read_text())
     assert config["data"] == "digits" and config["epsilon"] == 0.2
     assert config["train_counts"]["9"] < config["train_counts"]["0"]  # step:10 by default
+
+
+def test_train_with_progress_bar_saves_a_loadable_pickle(tmp_path):
+    main(["train", "--data", "breast-cancer", "--max-epochs", "1", "--eval-steps", "2",
+          "--output", str(tmp_path)])  # the progress bar is on: not --no-progress
+    with open(tmp_path / "model.pkl", "rb") as f:
+        model = pickle.load(f)
+    assert model.predict(load_breast_cancer(return_X_y=True)[0][:5]).shape == (5,)
 
 
 def test_saved_params_load_into_a_new_estimator(trained_model):
