@@ -52,10 +52,8 @@ class InterruptAt(Callback):
 
 
 @pytest.fixture(scope="module")
-def straight_through():
-    from sklearn.datasets import make_classification
-    X, y = make_classification(n_samples=240, n_features=8, n_informative=5, n_classes=3,
-                               weights=[0.6, 0.3, 0.1], random_state=0)
+def straight_through(tabular):
+    X, y = tabular
     return X, y, make(TOTAL_EPOCHS).fit(X, y)
 
 
