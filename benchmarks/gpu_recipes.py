@@ -15,12 +15,12 @@ balanced test set: PGD-20, and the worst case of PGD, APGD-CE and APGD-DLR. Resu
 ``--output`` (report.md, report.json, accuracy.png, params.pt).
 
 Run time: not measured here (this project's machines have no GPU); the script prints the
-seconds of every epoch. An estimate by operation count: ResNet-18 at 32x32 costs about
-1.1 GFLOP per image forward, so PGD-10 training (11 forward and backward passes) about
-36 GFLOP per image, and one epoch of cifar10-step10 (27,500 images) about 1 PFLOP: one to
-two minutes on an A100-class GPU sustaining 10-20 TFLOP/s in float32/TF32;
-cifar10-step100 (25,250 images) about the same, svhn-step10 (about 40,000 images) half as
-much again.
+seconds of every epoch. ``--count-flops`` gives the expected time per epoch from the
+operation count: it runs one real training step of the recipe (attack, separation loss and
+update) under ``torch.utils.flop_counter.FlopCounterMode``, scales it to the recipe's
+training set, and divides by a sustained throughput (``--tflops``, default 15, what an
+A100-class GPU sustains on ResNet-18 in float32/TF32; about 2x that with ``--amp``-style
+bf16). Its output is in ``docs/user_guide.md``.
 
 ``--stand-in`` writes a few random images in the data set's own file format to a temporary
 folder and trains one epoch on them, so that the whole code path runs on a CPU in seconds.
@@ -37,6 +37,8 @@ import numpy as np
 import torch
 from skorch.callbacks import Callback, LRScheduler
 from torch.optim.lr_scheduler import MultiStepLR
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
 from torchvision import transforms
 
 from srat_sklearn import SRATClassifier, robust_report
@@ -108,6 +110,54 @@ def write_stand_in(data, root, n_train=30, n_test=10, seed=0):
     return root
 
 
+# Training images per class: CIFAR-10 has 5,000 of each; SVHN's train split as torchvision
+# labels it (0-9).
+TRAIN_COUNTS = {"cifar10": [5000] * 10,
+                "svhn": [4948, 13861, 10585, 8497, 7458, 6882, 5727, 5595, 5045, 4659]}
+
+
+def n_training_images(recipe):
+    counts = TRAIN_COUNTS[recipe["data"]]
+    return sum(n if c not in UNDER else n // recipe["ratio"] for c, n in enumerate(counts))
+
+
+class OperationCounter(TorchDispatchMode):
+    """Sums torch's FLOP formulas (matmuls and convolutions, forward and backward).
+
+    ``torch.utils.flop_counter.FlopCounterMode`` cannot be used: its module tracker
+    refuses ``torch.autograd.grad`` with respect to the input, which is what the attack does.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.total = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        formula = flop_registry.get(func._overloadpacket)
+        if formula is not None:
+            self.total += formula(*args, **kwargs, out_val=out)
+        return out
+
+
+def count_flops(recipe, method, tflops, batch_size=10):
+    """Floating-point operations of one epoch, from one real training step."""
+    params = {**TRAINING, **PAPER_METHODS[METHODS[method]], "reweight_epoch": 0,
+              "max_epochs": 1, "batch_size": batch_size}
+    clf = SRATClassifier(module=resnet18_cifar, module__n_classes=10, classes=list(range(10)),
+                         device="cpu", random_state=0, verbose=0, **params)
+    X = np.random.default_rng(0).random((batch_size, 3, 32, 32), dtype=np.float32)
+    y = np.arange(batch_size) % 10
+    with OperationCounter() as counter:  # a one-batch fit: one training step
+        clf.fit(X, y)
+    per_image = counter.total / batch_size
+    n_images = n_training_images(recipe)
+    epoch = per_image * n_images
+    return {"gflop_per_image": per_image / 1e9, "training_images": n_images,
+            "pflop_per_epoch": epoch / 1e15, "seconds_per_epoch": epoch / (tflops * 1e12)}
+
+
 class EpochTimer(Callback):
     def on_epoch_end(self, net, **kwargs):
         row = net.history[-1]
@@ -128,7 +178,19 @@ def main():
     parser.add_argument("--stand-in", action="store_true",
                         help="tiny generated data in the real file format, one epoch")
     parser.add_argument("--list", action="store_true")
+    parser.add_argument("--count-flops", action="store_true",
+                        help="print the operation count and expected time of one epoch")
+    parser.add_argument("--tflops", type=float, default=15.0,
+                        help="sustained TFLOP/s assumed by --count-flops")
     args = parser.parse_args()
+    if args.count_flops:
+        for name in [args.recipe] if args.recipe else sorted(RECIPES):
+            est = count_flops(RECIPES[name], args.method, args.tflops)
+            print(f"{name} ({args.method}): {est['gflop_per_image']:.1f} GFLOP per training "
+                  f"image, {est['training_images']} images, {est['pflop_per_epoch']:.2f} PFLOP "
+                  f"per epoch: {est['seconds_per_epoch']:.0f} s per epoch at "
+                  f"{args.tflops:g} TFLOP/s")
+        return
     if args.list or args.recipe is None:
         for name, recipe in RECIPES.items():
             print(f"{name}: {recipe['data']}, classes {UNDER} keep 1/{recipe['ratio']}")

@@ -140,11 +140,40 @@ def tradeoff_plot(runs, path):
     plt.close(fig)
 
 
+def theory_section(theory):
+    """The Gaussian-mixture analysis: closed-form and measured price of reweighting."""
+    lines = [
+        "## The theory: price of reweighting on the Gaussian mixture",
+        "",
+        f"`python examples/theory_gaussian_mixture.py --json benchmarks/theory.json --plot "
+        f"docs/results-theory.png`: binary mixture, ratio {theory['ratio']:g}, "
+        f"{theory['n_features']} features, {theory['n_train']} training samples, linear "
+        f"models trained with SRATClassifier (AT: L-inf eps {theory['epsilon']:g}). The price "
+        "is the majority error added per point of minority error removed by balanced "
+        "reweighting (robust errors for AT); the example's docstring derives the closed form.",
+        "",
+        "| mu | method | error % major/minor, plain | error % major/minor, reweighted | "
+        "price measured | price closed form | price climb -d price/d mu |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    means = sorted({row["mean"] for row in theory["rows"]})
+    for row in theory["rows"]:
+        slope = theory["slopes"][row["method"]][means.index(row["mean"])]
+        plain, weighted = row["errors_plain"], row["errors_reweighted"]
+        lines.append(f"| {row['mean']:g} | {row['method']} | {100 * plain[0]:.1f} / "
+                     f"{100 * plain[1]:.1f} | {100 * weighted[0]:.1f} / "
+                     f"{100 * weighted[1]:.1f} | {row['price_measured']:.3f} | "
+                     f"{row['price_closed_form']:.3f} | {slope:.3f} |")
+    return lines + ["", "![price of reweighting](results-theory.png)", ""]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default=str(Path(__file__).with_name("runs.jsonl")))
     parser.add_argument("--output", default=str(Path(__file__).parents[1] / "docs" /
                                                 "results.md"))
+    parser.add_argument("--theory", default=str(Path(__file__).with_name("theory.json")),
+                        help="figures of examples/theory_gaussian_mixture.py")
     args = parser.parse_args()
     runs = load(args.runs)
     output = Path(args.output)
@@ -192,6 +221,8 @@ def main():
                           f"{positive_share(setting_runs):.0f}% of the batches on average; the "
                           "others are left out of the paper's separation loss as anchors "
                           "(SRAT+clean gives each one its clean original as a positive).", ""]
+    if Path(args.theory).exists():
+        parts += theory_section(json.loads(Path(args.theory).read_text()))
     output.write_text("\n".join(parts))
     print(f"wrote {output}")
 

@@ -1,5 +1,6 @@
 """Every example runs as a new user would run it: ``python examples/NAME.py`` from any folder."""
 
+import json
 import os
 import subprocess
 import sys
@@ -20,7 +21,7 @@ def run_example(name, cwd, *args):
 
 def test_every_example_is_tested():
     tested = {"quickstart_digits.py", "tabular_smote_pipeline.py", "grid_search_tradeoff.py",
-              "images_resnet18.py"}
+              "images_resnet18.py", "theory_gaussian_mixture.py"}
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
 
@@ -66,3 +67,34 @@ def test_images_resnet18_on_cifar10_files(tmp_path, cifar_root, capsys):
         sys.argv = argv
     out = capsys.readouterr().out
     assert "stand-in" not in out and "PGD, 20 steps" in out and "| overall |" in out
+
+
+@pytest.fixture(scope="module")
+def theory(tmp_path_factory):
+    out_dir = tmp_path_factory.mktemp("theory")
+    stdout = run_example("theory_gaussian_mixture.py", out_dir, "--means", "0.5", "1.0")
+    figures = json.loads((out_dir / "theory.json").read_text())
+    return stdout, figures, out_dir
+
+
+def test_theory_trained_models_match_the_closed_form(theory):
+    _, figures, _ = theory
+    for row in figures["rows"]:
+        assert row["price_measured"] == pytest.approx(row["price_closed_form"], abs=0.05), row
+
+
+@pytest.mark.parametrize("source", ["price_measured", "price_closed_form"])
+def test_theory_reweighting_costs_more_under_at(theory, source):
+    _, figures, _ = theory
+    price = {(r["mean"], r["method"]): r[source] for r in figures["rows"]}
+    for mean in (0.5, 1.0):
+        assert price[mean, "AT"] > price[mean, "NT"]
+    # Less separation, higher price.
+    assert price[0.5, "NT"] > price[1.0, "NT"] and price[0.5, "AT"] > price[1.0, "AT"]
+
+
+def test_theory_price_climbs_faster_under_at(theory):
+    stdout, figures, out_dir = theory
+    assert all(at > nt > 0 for nt, at in zip(figures["slopes"]["NT"], figures["slopes"]["AT"]))
+    assert (out_dir / "theory.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "closed form" in stdout

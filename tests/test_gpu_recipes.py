@@ -30,3 +30,14 @@ def test_recipe_runs_on_the_stand_in(tmp_path, recipe, method):
     assert settings["recipe"] == recipe and settings["stand-in"] is True
     assert {"report.md", "report.json", "params.pt"} <= {p.name for p in
                                                        (tmp_path / "out").iterdir()}
+
+
+def test_count_flops_of_one_real_training_step():
+    out = subprocess.run([sys.executable, str(SCRIPT), "cifar10-step10", "--count-flops"],
+                         capture_output=True, text=True, check=True,
+                         env={**os.environ, "OMP_NUM_THREADS": "2"}).stdout
+    # 5 classes x 5000 + 5 classes x 500 images; ResNet-18 at 32x32 is ~1.1 GFLOP forward, and
+    # PGD-10 training is 10 x (forward + input backward) + forward + full backward.
+    assert "27500 images" in out
+    gflop = float(out.split(" GFLOP per training image")[0].split()[-1])
+    assert 20 < gflop < 30
