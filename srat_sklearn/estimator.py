@@ -450,15 +450,25 @@ class SRATClassifier(NeuralNetClassifier):
             yield
             return
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        device = torch.device(self.device)
+        device = self._rng_device()
         cuda = [device.index or 0] if device.type == "cuda" else []
+        # Nested when a scorer attacks the model during fit (EpochScoring): the outer
+        # fit's per-epoch seed must survive the inner call.
+        outer_seed = self.__dict__.get("_epoch_seed_")
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(seed)
             self._epoch_seed_ = seed
             try:
                 yield
             finally:
-                del self._epoch_seed_
+                if outer_seed is None:
+                    del self._epoch_seed_
+                else:
+                    self._epoch_seed_ = outer_seed
+
+    def _rng_device(self):
+        """The device whose random generator a seeded fit forks."""
+        return torch.device(self.device if self.device is not None else "cpu")
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         super().on_epoch_begin(net, dataset_train=dataset_train, dataset_valid=dataset_valid,
@@ -536,16 +546,23 @@ class SRATClassifier(NeuralNetClassifier):
         ``load_params``. ``bounds="auto"`` has no data to take the range from
         then: pass explicit ``bounds`` to attack such an estimator.
         """
+        self._before_initialize()
+        super().initialize()
+        self._after_initialize()
+        return self
+
+    # Separate from initialize, which skorch's AccelerateMixin replaces rather than extends.
+    def _before_initialize(self):
         self._check_params()
         if "classes_" not in self.__dict__ and self.classes is not None:
             self._set_attributes_without_data()
-        super().initialize()
+
+    def _after_initialize(self):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # _check_params has warned already
             self.reweight_epoch_ = resolve_reweight_epoch(self.reweight_epoch, self.max_epochs)
         if self.lambda_sep > 0:
-            find_feature_layer(self.module_, self.feature_layer)  # fail early on a bad name
-        return self
+            find_feature_layer(self._bare_module(), self.feature_layer)  # fail early if bad
 
     def get_split_datasets(self, X, y=None, **fit_params):
         dataset_train, dataset_valid = super().get_split_datasets(X, y, **fit_params)
@@ -573,6 +590,24 @@ class SRATClassifier(NeuralNetClassifier):
 
     # ------------------------------------------------------------------ the SRAT step
 
+    def _bare_module(self):
+        """The module itself, for the attack and the feature hook.
+
+        Data-parallel subclasses return the module inside its wrapper: the attack
+        and the extra forward of the clean view must not go through
+        DistributedDataParallel, which would wait for a gradient reduction that
+        an input gradient never triggers.
+        """
+        return self.module_
+
+    def _gather_batch(self, tensor):
+        """A batch computed outside skorch's evaluation step; data-parallel: from all."""
+        return tensor
+
+    def _separation_loss(self, features, labels):
+        """The separation loss of a batch; data-parallel subclasses gather it first."""
+        return supervised_contrastive_loss(features, labels, self.temperature)
+
     def _attack_bounds(self, like):
         if self.bounds_ is None:
             if isinstance(self.bounds, str):
@@ -597,7 +632,7 @@ class SRATClassifier(NeuralNetClassifier):
                 and n_steps == self.n_steps):
             step_size = self.step_size
         return run_attack(
-            attack, self.module_, X, y,
+            attack, self._bare_module(), X, y,
             epsilon=epsilon,
             step_size=step_size,
             n_steps=n_steps,
@@ -623,7 +658,7 @@ class SRATClassifier(NeuralNetClassifier):
             batch = (self._attack(Xi, to_tensor(yi, device=self.device)), yi)
         if self.lambda_sep == 0:
             return super().train_step(batch, **fit_params)
-        with capture_features(self.module_, self.feature_layer) as captured:
+        with capture_features(self._bare_module(), self.feature_layer) as captured:
             self._captured_features_ = captured
             try:
                 return super().train_step(batch, **fit_params)
@@ -644,11 +679,10 @@ class SRATClassifier(NeuralNetClassifier):
             features, labels = captured[-1], y_true
             clean = getattr(self, "_clean_view_", None)
             if clean is not None:
-                self.module_(clean)  # the capture hook appends the clean features
+                self._bare_module()(clean)  # the capture hook appends the clean features
                 features = torch.cat([features, captured[-1]])
                 labels = torch.cat([y_true, y_true])
-            loss = loss + self.lambda_sep * supervised_contrastive_loss(
-                features, labels, self.temperature)
+            loss = loss + self.lambda_sep * self._separation_loss(features, labels)
         # Checked before backward and the optimizer step, so the parameters stay usable.
         if training and not torch.isfinite(loss):
             epoch = len(self.history)
@@ -751,7 +785,7 @@ class SRATClassifier(NeuralNetClassifier):
                                    epsilon=epsilon,
                                    step_size=step_size, n_steps=n_steps, norm=norm,
                                    random_start=random_start)
-                adversarial.append(to_numpy(adv))
+                adversarial.append(to_numpy(self._gather_batch(adv)))
         return np.concatenate(adversarial).reshape(X_shape).astype(np.float32, copy=False)
 
     def load_params(self, f_params=None, f_optimizer=None, f_criterion=None, f_history=None,

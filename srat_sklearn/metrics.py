@@ -100,6 +100,11 @@ def robust_predict(estimator, X, y, *, attack="pgd", worst_case=False, epsilon=N
     """
     _check_attack_choice(attack, worst_case, step_size)
     transformers, classifier = _split_pipeline(estimator)
+    if "forward_iter" in vars(classifier):
+        # skorch's EpochScoring with caching answers every forward pass with the clean
+        # predictions of the validation step, so the adversarial inputs would go unseen.
+        raise ValueError("A robust score needs fresh forward passes: pass use_caching=False "
+                         "to the EpochScoring callback that computes it.")
     check_consistent_length(X, y)
     for step in transformers:
         X = step.transform(X)

@@ -9,6 +9,7 @@ from sklearn.metrics import balanced_accuracy_score, f1_score
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
+from skorch.dataset import ValidSplit
 
 from srat_sklearn import SRATClassifier, robust_accuracy_score
 from srat_sklearn.metrics import make_robust_scorer, robust_predict
@@ -137,3 +138,35 @@ def test_grid_search_over_a_sampler_pipeline_on_flattened_images(flat_digits):
     assert np.all(search.cv_results_["mean_test_robust"] <= search.cv_results_["mean_test_clean"]
                   + 1e-9)
     assert search.score(X_test, y_test) >= 0
+
+
+@pytest.fixture
+def robust_epoch_scoring():
+    from skorch.callbacks import EpochScoring
+
+    def make(use_caching):
+        return EpochScoring(make_robust_scorer(n_steps=3), name="valid_robust",
+                            lower_is_better=False, use_caching=use_caching)
+    return make
+
+
+def test_robust_epoch_scoring_during_a_seeded_fit(tabular, fast_params, robust_epoch_scoring):
+    # The scorer attacks (and seeds) inside the fit's own seeded context.
+    X, y = tabular
+
+    def fit():
+        return SRATClassifier(callbacks=[robust_epoch_scoring(False)],
+                              **{**fast_params, "train_split": ValidSplit(4)}).fit(X, y)
+    first, second = fit(), fit()
+    robust = first.history[:, "valid_robust"]
+    assert robust == second.history[:, "valid_robust"]
+    assert np.all(np.array(robust) <= np.array(first.history[:, "valid_acc"]) + 1e-9)
+
+
+def test_robust_epoch_scoring_refuses_cached_clean_predictions(tabular, fast_params,
+                                                               robust_epoch_scoring):
+    X, y = tabular
+    clf = SRATClassifier(callbacks=[robust_epoch_scoring(True)],
+                         **{**fast_params, "train_split": ValidSplit(4)})
+    with pytest.raises(ValueError, match="use_caching=False"):
+        clf.fit(X, y)

@@ -1,0 +1,100 @@
+"""What scaling out costs on this machine: a Dask search and a 2-process DDP fit.
+
+    python benchmarks/bench_scaling.py
+
+1. The same GridSearchCV (8 candidates x 3 folds of SRAT on flattened, imbalanced digits,
+   robust scorer) serially (torch on 2 threads, then 1) and under
+   ``joblib.parallel_backend("dask")`` on a LocalCluster of 2 single-threaded worker
+   processes; wall times, and whether best_params_ and every score equal the serial search
+   with the workers' thread count.
+2. ``tests/ddp_fit.py`` (SRAT, 4 epochs) on one process and on two (``torchrun``), wall
+   time including process start, and the largest difference of the per-step losses.
+"""
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from joblib import parallel_backend
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+
+from srat_sklearn import SRATClassifier
+from srat_sklearn.datasets import load_digits_images, make_imbalanced
+from srat_sklearn.metrics import make_robust_scorer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def search_times():
+    from distributed import Client, LocalCluster
+
+    X, y = load_digits_images()
+    X, y = make_imbalanced(X.reshape(len(X), -1), y, ratio=10,
+                           under_represented=[5, 6, 7, 8, 9], random_state=0)
+    clf = SRATClassifier(max_epochs=10, epsilon=0.1, n_steps=5, random_state=0, verbose=0,
+                         module__hidden_units=(64,))
+    grid = {"lambda_sep": [0.0, 0.5, 1.0, 2.0], "class_weight": [None, "balanced"]}
+
+    def search(n_jobs):
+        return GridSearchCV(clf, grid, scoring=make_robust_scorer(n_steps=10),
+                            cv=StratifiedKFold(3), n_jobs=n_jobs)
+
+    times = {}
+    for threads in (2, 1):
+        torch.set_num_threads(threads)
+        started = time.perf_counter()
+        serial = search(1).fit(X, y)
+        times[f"serial, {threads} torch threads"] = time.perf_counter() - started
+    torch.set_num_threads(2)
+    # Dask workers run torch with threads_per_worker threads: the results are bit-equal to
+    # a serial search with as many threads (float sums depend on the thread count).
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster):
+        started = time.perf_counter()
+        with parallel_backend("dask"):
+            dask = search(-1).fit(X, y)
+        times["Dask, 2 workers x 1 thread"] = time.perf_counter() - started
+    same = dask.best_params_ == serial.best_params_ and all(
+        np.array_equal(dask.cv_results_[f"split{k}_test_score"],
+                       serial.cv_results_[f"split{k}_test_score"]) for k in range(3))
+    return times, same
+
+
+def ddp_times():
+    script = ROOT / "tests" / "ddp_fit.py"
+    out = {}
+    for n in (1, 2):
+        folder = Path(tempfile.mkdtemp())
+        command = ([sys.executable, str(script), "single", str(folder)] if n == 1 else
+                   [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                    f"--nproc_per_node={n}", str(script), "ddp", str(folder)])
+        started = time.perf_counter()
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode:
+            sys.exit(result.stderr[-3000:])
+        out[n] = (time.perf_counter() - started,
+                  [json.loads((folder / f"rank{r}.json").read_text()) for r in range(n)])
+    single = np.concatenate(out[1][1][0]["losses"])
+    ddp = np.mean([np.concatenate(r["losses"]) for r in out[2][1]], axis=0)
+    return out[1][0], out[2][0], float(np.abs(single - ddp).max())
+
+
+def main():
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads in this process")
+    times, same = search_times()
+    print("GridSearchCV, 8 candidates x 3 folds:")
+    for name, seconds in times.items():
+        print(f"  {name}: {seconds:.1f} s")
+    print(f"  Dask results equal to the serial 1-thread search: {same}")
+    single_s, ddp_s, diff = ddp_times()
+    print(f"| DDP fit (4 epochs, 512 rows) | 1 process {single_s:.1f} s | 2 processes "
+          f"{ddp_s:.1f} s | ratio {single_s / ddp_s:.2f}x | max loss difference {diff:.1e} |")
+
+
+if __name__ == "__main__":
+    main()
