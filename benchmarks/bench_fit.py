@@ -1,6 +1,7 @@
 """Training and evaluation speed of SRATClassifier against a plain PyTorch loop doing the same work.
 
     python benchmarks/bench_fit.py [--epochs 3] [--repeats 5] [--threads 2]
+    pip install -e ".[bench]"   # adds torchattacks and ART to the comparison
 
 Same data (step-imbalanced digits, 1x8x8), same network (SmallCNN) and initialisation, same
 optimizer (SGD lr 0.05, momentum 0.9), batch 64, same L-inf PGD-10 (eps 0.2, step 0.05,
@@ -8,12 +9,32 @@ random start). Runs are interleaved (plain, estimator, plain, ...) after one war
 the median of the repeats is reported as training samples per second and as the ratio to the
 plain loop. Also: SRAT (lambda_sep=1, deferred class weights) against plain AT through the
 estimator, and PGD-20 robust accuracy on the test split against a plain evaluation loop.
-First measurements for the performance issue; memory and the other implementations
-(torchattacks, ART) are not in it yet.
+When installed, torchattacks' PGD inside the plain loop and ART's adversarial trainers run
+the same training for comparison.
+
+Then, each measured in the same way:
+
+- peak memory: each implementation trains in a fresh subprocess, which reports how far
+  its resident memory peaked above what it held just before training (data loaded, model
+  built); median of the repeats;
+- scaling: the estimator's time per epoch at the training set and at twice its size, with
+  1, 5 and 10 attack steps, divided by samples x (steps + 1) forward-backward passes;
+- cheaper training attacks: PGD-3, PGD-2 and FGSM with random start plus the
+  catastrophic-overfitting guard, against PGD-10 (their accuracy is in the study's
+  ``fast`` setting).
 """
 
-import argparse
+import os
+
+# ART's trainers draw progress bars; tqdm reads this when it is first imported.
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import argparse  # noqa: E402 (after the environment variable)
+import json  # noqa: E402
+import resource
 import statistics
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -22,6 +43,7 @@ import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
 
 from srat_sklearn import SRATClassifier, robust_accuracy_score
+from srat_sklearn.callbacks import CatastrophicOverfittingGuard
 from srat_sklearn.datasets import load_digits_images, make_imbalanced
 from srat_sklearn.models import SmallCNN
 
@@ -49,14 +71,19 @@ def pgd(model, X, y, n_steps):
     return X_adv
 
 
-def plain_fit(X, y, epochs):
+def new_model():
     torch.manual_seed(0)
-    model = SmallCNN(1, 10, (8, 8))
+    return SmallCNN(1, 10, (8, 8))
+
+
+def plain_fit(X, y, epochs, attack=None):
+    model = new_model()
     optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9)
     X, y = torch.as_tensor(X), torch.as_tensor(y)
+    attack = attack(model) if attack else (lambda X_b, y_b: pgd(model, X_b, y_b, N_STEPS))
     for _ in range(epochs):
         for rows in torch.randperm(len(X)).split(BATCH):
-            X_adv = pgd(model, X[rows], y[rows], N_STEPS)
+            X_adv = attack(X[rows], y[rows])
             model.train()
             optimizer.zero_grad()
             F.cross_entropy(model(X_adv), y[rows]).backward()
@@ -65,11 +92,55 @@ def plain_fit(X, y, epochs):
 
 
 def estimator_fit(X, y, epochs, **params):
-    clf = SRATClassifier(epsilon=EPSILON, step_size=STEP, n_steps=N_STEPS, batch_size=BATCH,
-                         optimizer=torch.optim.SGD, lr=LR, optimizer__momentum=0.9,
-                         max_epochs=epochs, verbose=0, random_state=0,
-                         **{"lambda_sep": 0.0, "class_weight": None, **params})
+    clf = SRATClassifier(**{
+        "epsilon": EPSILON, "step_size": STEP, "n_steps": N_STEPS, "batch_size": BATCH,
+        "optimizer": torch.optim.SGD, "lr": LR, "optimizer__momentum": 0.9,
+        "max_epochs": epochs, "verbose": 0, "random_state": 0, "lambda_sep": 0.0,
+        "class_weight": None, **params})
     return clf.fit(X, y)
+
+
+def torchattacks_pgd(model):
+    import torchattacks
+
+    return torchattacks.PGD(model, eps=EPSILON, alpha=STEP, steps=N_STEPS, random_start=True)
+
+
+def art_classifier(model):
+    from art.estimators.classification import PyTorchClassifier
+
+    return PyTorchClassifier(model=model, loss=torch.nn.CrossEntropyLoss(),
+                             optimizer=torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9),
+                             input_shape=(1, 8, 8), nb_classes=10, clip_values=(0.0, 1.0))
+
+
+def art_fit(X, y, epochs):
+    from art.attacks.evasion import ProjectedGradientDescent
+    from art.defences.trainer import AdversarialTrainer
+
+    classifier = art_classifier(new_model())
+    attack = ProjectedGradientDescent(classifier, norm=np.inf, eps=EPSILON, eps_step=STEP,
+                                      max_iter=N_STEPS, num_random_init=1, batch_size=BATCH,
+                                      verbose=False)
+    AdversarialTrainer(classifier, attacks=attack, ratio=1.0).fit(X, y, nb_epochs=epochs,
+                                                                   batch_size=BATCH)
+
+
+def art_madry_fit(X, y, epochs):
+    from art.defences.trainer import AdversarialTrainerMadryPGD
+
+    trainer = AdversarialTrainerMadryPGD(art_classifier(new_model()), nb_epochs=epochs,
+                                         batch_size=BATCH, eps=EPSILON, eps_step=STEP,
+                                         max_iter=N_STEPS, num_random_init=1)
+    trainer.fit(X, y)
+
+
+def installed(name):
+    try:
+        __import__(name)
+    except ImportError:
+        return False
+    return True
 
 
 def plain_robust_accuracy(model, X, y):
@@ -97,6 +168,83 @@ def compare(name, reference, candidate, samples, repeats):
     ref, cand = statistics.median(ref_times), statistics.median(cand_times)
     print(f"| {name} | {samples / ref:.0f} | {samples / cand:.0f} | {ref / cand:.3f} |",
           flush=True)
+    return ref, cand
+
+
+# ----------------------------------------------------------------- peak memory
+
+MEMORY_RUNS = {
+    "plain loop": lambda X, y, epochs: plain_fit(X, y, epochs),
+    "SRATClassifier AT": lambda X, y, epochs: estimator_fit(X, y, epochs),
+    "SRATClassifier SRAT": lambda X, y, epochs: estimator_fit(
+        X, y, epochs, lambda_sep=1.0, class_weight="balanced"),
+}
+
+
+def peak_memory_child(name, epochs, threads):
+    """In a fresh process: resident-memory peak of one training run above its start."""
+    torch.set_num_threads(threads)
+    X_train, _, y_train, _ = data()
+    plain_fit(X_train[:BATCH], y_train[:BATCH], 1)  # load torch's kernels first
+    estimator_fit(X_train[:BATCH], y_train[:BATCH], 1)
+    before = resident_kib()
+    MEMORY_RUNS[name](X_train, y_train, epochs)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print(json.dumps({"peak_above_start_mib": max(peak - before, 0) / 1024}))
+
+
+def resident_kib():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise OSError("no VmRSS in /proc/self/status")
+
+
+def peak_memory(name, epochs, threads):
+    out = subprocess.run([sys.executable, __file__, "--memory-child", name, "--epochs",
+                          str(epochs), "--threads", str(threads)], capture_output=True,
+                         text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["peak_above_start_mib"]
+
+
+def memory_table(epochs, repeats, threads):
+    print("\n| implementation | peak memory above start (MiB) | vs plain loop |")
+    print("|---|---|---|")
+    peaks = {name: [] for name in MEMORY_RUNS}
+    for _ in range(repeats):  # interleaved
+        for name in MEMORY_RUNS:
+            peaks[name].append(peak_memory(name, epochs, threads))
+    plain = statistics.median(peaks["plain loop"])
+    for name, values in peaks.items():
+        median = statistics.median(values)
+        print(f"| {name} | {median:.1f} | {median / plain:.2f} |", flush=True)
+
+
+# ----------------------------------------------------------------- scaling and cheaper attacks
+
+def scaling_table(X, y, epochs, repeats):
+    print("\n| training samples | attack steps | s per epoch | microseconds per sample and "
+          "pass |")
+    print("|---|---|---|---|")
+    sizes = {len(y): (X, y), 2 * len(y): (np.concatenate([X, X]), np.concatenate([y, y]))}
+    for n, (X_n, y_n) in sizes.items():
+        for steps in (1, 5, 10):
+            run = lambda: estimator_fit(X_n, y_n, epochs, n_steps=steps,  # noqa: E731
+                                        step_size=2.5 * EPSILON / steps)
+            timed(run)
+            seconds = statistics.median(timed(run)[0] for _ in range(repeats)) / epochs
+            print(f"| {n} | {steps} | {seconds:.3f} | "
+                  f"{1e6 * seconds / (n * (steps + 1)):.1f} |", flush=True)
+
+
+CHEAP_ATTACKS = {
+    "PGD-3, step eps/2": dict(n_steps=3, step_size=EPSILON / 2),
+    "PGD-2, step 0.75 eps": dict(n_steps=2, step_size=0.75 * EPSILON),
+    "FGSM-RS, step 1.25 eps, + guard": dict(
+        n_steps=1, step_size=1.25 * EPSILON,
+        callbacks=[("guard", CatastrophicOverfittingGuard())]),
+}
 
 
 def main():
@@ -104,7 +252,10 @@ def main():
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.memory_child:
+        return peak_memory_child(args.memory_child, args.epochs, args.threads)
     torch.set_num_threads(args.threads)
     X_train, X_test, y_train, y_test = data()
     n = args.epochs * len(y_train)
@@ -112,10 +263,10 @@ def main():
           f"{args.repeats} interleaved repeats, {args.threads} threads\n")
     print("| comparison | reference samples/s | candidate samples/s | candidate / reference |")
     print("|---|---|---|---|")
+    estimator = lambda: estimator_fit(X_train, y_train, args.epochs)  # noqa: E731
     compare("SRATClassifier AT vs plain loop", lambda: plain_fit(X_train, y_train, args.epochs),
-            lambda: estimator_fit(X_train, y_train, args.epochs), n, args.repeats)
-    compare("SRAT (lambda 1, DRW) vs AT, both estimator",
-            lambda: estimator_fit(X_train, y_train, args.epochs),
+            estimator, n, args.repeats)
+    compare("SRAT (lambda 1, DRW) vs AT, both estimator", estimator,
             lambda: estimator_fit(X_train, y_train, args.epochs, lambda_sep=1.0,
                                   class_weight="balanced"), n, args.repeats)
     model = plain_fit(X_train, y_train, 1)
@@ -125,6 +276,26 @@ def main():
             lambda: plain_robust_accuracy(model, X_test, y_test),
             lambda: robust_accuracy_score(clf, X_test, y_test, step_size=STEP), len(y_test),
             args.repeats)
+    if installed("torchattacks"):
+        compare("SRATClassifier AT vs torchattacks.PGD in the plain loop",
+                lambda: plain_fit(X_train, y_train, args.epochs, attack=torchattacks_pgd),
+                estimator, n, args.repeats)
+    else:
+        print("| torchattacks not installed (pip install -e '.[bench]') | | | |")
+    if installed("art"):
+        compare("SRATClassifier AT vs ART AdversarialTrainer + PGD",
+                lambda: art_fit(X_train, y_train, args.epochs), estimator, n, args.repeats)
+        compare("SRATClassifier AT vs ART AdversarialTrainerMadryPGD",
+                lambda: art_madry_fit(X_train, y_train, args.epochs), estimator, n,
+                args.repeats)
+    else:
+        print("| ART not installed (pip install -e '.[bench]') | | | |")
+    for name, params in CHEAP_ATTACKS.items():
+        compare(f"{name} vs PGD-10, both estimator", estimator,
+                lambda: estimator_fit(X_train, y_train, args.epochs, **params), n,
+                args.repeats)
+    memory_table(args.epochs, args.repeats, args.threads)
+    scaling_table(X_train, y_train, args.epochs, max(1, args.repeats // 2))
 
 
 if __name__ == "__main__":

@@ -19,12 +19,14 @@ from matplotlib import pyplot as plt  # noqa: E402
 COLUMNS = (("clean", "well"), ("clean", "under"), ("robust", "well"), ("robust", "under"),
            ("robust", "overall"))
 REFERENCE = "AT-DRW"
+REFERENCES = {"fast": "SRAT PGD-10"}
 TITLES = {
     "step": "Step imbalance (digits, classes 5-9 keep 1/10)",
     "step-even": "Step imbalance, even classes under-represented",
     "exp": "Exponential imbalance (digits, ratio 20)",
     "tabular": "Tabular: breast cancer, malignant class cut to 1/10",
     "lambda": "SRAT as lambda_sep varies (step setting)",
+    "fast": "Cheaper training attacks (step setting, SRAT)",
     "tradeoff": "Trade-off: class weight of the under-represented classes, from epoch 0",
 }
 
@@ -210,12 +212,12 @@ def main():
             tradeoff_plot(setting_runs, image)
             parts += [f"![trade-off]({image.name})", ""]
         else:
-            comparison = paired(setting_runs, REFERENCE)
+            comparison = paired(setting_runs, REFERENCES.get(setting, REFERENCE))
             if comparison:
                 parts += [comparison, ""]
             if setting == "step":
                 parts += [target_line(setting_runs), ""]
-            if setting != "tabular":
+            if setting not in ("tabular", "fast"):
                 parts += [f"In a batch of 64, a training sample of an under-represented class "
                           f"has another sample of its class to be pulled towards in "
                           f"{positive_share(setting_runs):.0f}% of the batches on average; the "

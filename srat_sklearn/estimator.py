@@ -41,6 +41,7 @@ from .weighting import (SAMPLERS, DeferredReweighting, balanced_sampler, check_c
 
 __all__ = ["SRATClassifier", "NonFiniteLossError"]
 
+MIXED_PRECISIONS = ("bf16",)
 SEPARATION_VIEWS = ("adversarial", "adversarial+clean")
 
 
@@ -129,6 +130,16 @@ class SRATClassifier(NeuralNetClassifier):
         Shape of one sample, e.g. ``(1, 8, 8)``: rows of a 2-D X are reshaped
         to it, so that samplers that only take 2-D arrays can sit in front
         (X whose samples have this shape already is taken as it is).
+    mixed_precision : {None, "bf16"}, default=None
+        ``"bf16"`` runs the forward passes of training, attacks and prediction
+        under ``torch.autocast`` in bfloat16 on the estimator's device; losses,
+        gradients with respect to the input, and predicted probabilities stay
+        float32. bfloat16 needs no loss scaling. For float16 on older GPUs,
+        use ``AcceleratedSRATClassifier`` with ``Accelerator(mixed_precision="fp16")``.
+    channels_last : bool, default=False
+        Keep the module's 4-D weights and the image batches in channels-last
+        memory order, which convolutions on recent GPUs (and oneDNN on CPUs)
+        run faster; no effect on tabular data.
     random_state : int, RandomState or None, default=None
         Seeds weight initialisation, batch shuffling and the attacks' random
         starts, without changing torch's global random state.
@@ -197,6 +208,8 @@ class SRATClassifier(NeuralNetClassifier):
         ldam_scale=1.0,
         feature_layer=None,
         input_shape=None,
+        mixed_precision=None,
+        channels_last=False,
         random_state=None,
         **kwargs,
     ):
@@ -234,6 +247,8 @@ class SRATClassifier(NeuralNetClassifier):
         self.ldam_scale = ldam_scale
         self.feature_layer = feature_layer
         self.input_shape = input_shape
+        self.mixed_precision = mixed_precision
+        self.channels_last = channels_last
         self.random_state = random_state
 
     def _get_param_names(self):
@@ -310,6 +325,10 @@ class SRATClassifier(NeuralNetClassifier):
                 "class_weight and loss='focal'/'ldam' need criterion=ReweightedLoss (the "
                 f"default); got criterion={self.criterion!r}. Set class_weight=None to use "
                 "another criterion.")
+        if self.mixed_precision is not None:
+            check_option(self.mixed_precision, "mixed_precision", MIXED_PRECISIONS)
+        if not isinstance(self.channels_last, (bool, np.bool_)):
+            raise TypeError(f"channels_last must be a bool, got {self.channels_last!r}.")
         check_random_state(self.random_state)
 
     def _check_bounds(self):
@@ -512,14 +531,20 @@ class SRATClassifier(NeuralNetClassifier):
 
     def initialize_module(self):
         if self.module is not None:
-            return super().initialize_module()
+            super().initialize_module()
+        else:
+            self._build_default_module()
+        if self.channels_last:
+            self.module_.to(memory_format=torch.channels_last)  # 4-D weights only
+        return self
+
+    def _build_default_module(self):
         if not hasattr(self, "sample_shape_"):
             raise ValueError("module=None builds the default network from the data: call fit, "
                              "pass a module, or pass classes=... and input_shape=... to build "
                              "it without data.")
         self.module_ = default_module(self.sample_shape_, self._n_classes(),
                                       **self.get_params_for("module"))
-        return self
 
     def initialize_criterion(self):
         kwargs = self.get_params_for("criterion")
@@ -590,6 +615,23 @@ class SRATClassifier(NeuralNetClassifier):
 
     # ------------------------------------------------------------------ the SRAT step
 
+    def _autocast(self, like):
+        """Mixed precision for the forward passes, on the device of ``like``."""
+        return torch.autocast(like.device.type, dtype=torch.bfloat16,
+                              enabled=self.mixed_precision == "bf16")
+
+    def _memory_format(self, X):
+        if self.channels_last and isinstance(X, torch.Tensor) and X.ndim == 4:
+            return X.contiguous(memory_format=torch.channels_last)
+        return X
+
+    def infer(self, x, **fit_params):
+        x = self._memory_format(to_tensor(x, device=self.device))
+        with self._autocast(x):
+            y_pred = super().infer(x, **fit_params)
+        # Losses, softmax and the numpy conversion (which has no bfloat16) in float32.
+        return y_pred.float() if self.mixed_precision else y_pred
+
     def _bare_module(self):
         """The module itself, for the attack and the feature hook.
 
@@ -606,7 +648,7 @@ class SRATClassifier(NeuralNetClassifier):
 
     def _separation_loss(self, features, labels):
         """The separation loss of a batch; data-parallel subclasses gather it first."""
-        return supervised_contrastive_loss(features, labels, self.temperature)
+        return supervised_contrastive_loss(features.float(), labels, self.temperature)
 
     def _attack_bounds(self, like):
         if self.bounds_ is None:
@@ -631,15 +673,17 @@ class SRATClassifier(NeuralNetClassifier):
         if (attack == "pgd" and step_size is None and epsilon == self.epsilon
                 and n_steps == self.n_steps):
             step_size = self.step_size
-        return run_attack(
-            attack, self._bare_module(), X, y,
-            epsilon=epsilon,
-            step_size=step_size,
-            n_steps=n_steps,
-            norm=self.norm if norm is None else norm,
-            random_start=self.random_start if random_start is None else random_start,
-            bounds=self._attack_bounds(X),
-        )
+        X = self._memory_format(X)
+        with self._autocast(X):
+            return run_attack(
+                attack, self._bare_module(), X, y,
+                epsilon=epsilon,
+                step_size=step_size,
+                n_steps=n_steps,
+                norm=self.norm if norm is None else norm,
+                random_start=self.random_start if random_start is None else random_start,
+                bounds=self._attack_bounds(X),
+            )
 
     def train_step(self, batch, **fit_params):
         """Replace the batch by its adversarial examples, then take skorch's step on them.
@@ -679,7 +723,8 @@ class SRATClassifier(NeuralNetClassifier):
             features, labels = captured[-1], y_true
             clean = getattr(self, "_clean_view_", None)
             if clean is not None:
-                self._bare_module()(clean)  # the capture hook appends the clean features
+                with self._autocast(clean):  # the capture hook appends the clean features
+                    self._bare_module()(self._memory_format(clean))
                 features = torch.cat([features, captured[-1]])
                 labels = torch.cat([y_true, y_true])
             loss = loss + self.lambda_sep * self._separation_loss(features, labels)

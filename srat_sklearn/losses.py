@@ -141,7 +141,8 @@ def ldam_loss(logits, target, margins, weight=None, scale=1.0):
     >>> round(ldam_loss(logits, y, m).item(), 4)  # CE of logits (0, -1) for class 1
     1.3133
     """
-    shifted = logits - F.one_hot(target, logits.shape[1]).to(logits.dtype) * margins[target, None]
+    # scatter, not F.one_hot, which reads the labels' range back to the host (a GPU sync).
+    shifted = logits.scatter_add(1, target[:, None], -margins[target, None].to(logits.dtype))
     return weighted_cross_entropy(scale * shifted, target, weight)
 
 
