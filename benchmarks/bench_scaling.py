@@ -7,11 +7,13 @@
    ``joblib.parallel_backend("dask")`` on a LocalCluster of 2 single-threaded worker
    processes; wall times, and whether best_params_ and every score equal the serial search
    with the workers' thread count.
-2. ``tests/ddp_fit.py`` (SRAT, 4 epochs) on one process and on two (``torchrun``), wall
-   time including process start, and the largest difference of the per-step losses.
+2. ``tests/ddp_fit.py`` (SRAT, 4 epochs) on one process with 2 threads and on two
+   processes with 1 thread each (``torchrun``), wall time including process start, and
+   the largest difference of the per-step losses.
 """
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -74,7 +76,11 @@ def ddp_times():
                    [sys.executable, "-m", "torch.distributed.run", "--standalone",
                     f"--nproc_per_node={n}", str(script), "ddp", str(folder)])
         started = time.perf_counter()
-        result = subprocess.run(command, capture_output=True, text=True)
+        # 2 threads for the single process (the 2 processes get 1 each from torchrun): the
+        # same cores either way, whatever a LocalCluster left in this process's environment.
+        env = {**os.environ, "OMP_NUM_THREADS": "2" if n == 1 else "1", "MKL_NUM_THREADS":
+               "2" if n == 1 else "1"}
+        result = subprocess.run(command, capture_output=True, text=True, env=env)
         if result.returncode:
             sys.exit(result.stderr[-3000:])
         out[n] = (time.perf_counter() - started,

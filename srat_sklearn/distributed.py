@@ -99,7 +99,7 @@ class AcceleratedSRATClassifier(AccelerateMixin, SRATClassifier):
         finally:
             self.criterion_ = criterion.to(self.accelerator.device)
 
-    def _rng_device(self):
+    def _compute_device(self):
         return self.accelerator.device  # device=None: Accelerate places the module
 
     def _bare_module(self):

@@ -469,7 +469,7 @@ class SRATClassifier(NeuralNetClassifier):
             yield
             return
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        device = self._rng_device()
+        device = self._compute_device()
         cuda = [device.index or 0] if device.type == "cuda" else []
         # Nested when a scorer attacks the model during fit (EpochScoring): the outer
         # fit's per-epoch seed must survive the inner call.
@@ -485,8 +485,8 @@ class SRATClassifier(NeuralNetClassifier):
                 else:
                     self._epoch_seed_ = outer_seed
 
-    def _rng_device(self):
-        """The device whose random generator a seeded fit forks."""
+    def _compute_device(self):
+        """Where the module runs: the device whose generator a seeded fit forks, and autocast's."""
         return torch.device(self.device if self.device is not None else "cpu")
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
@@ -615,9 +615,9 @@ class SRATClassifier(NeuralNetClassifier):
 
     # ------------------------------------------------------------------ the SRAT step
 
-    def _autocast(self, like):
-        """Mixed precision for the forward passes, on the device of ``like``."""
-        return torch.autocast(like.device.type, dtype=torch.bfloat16,
+    def _autocast(self):
+        """Mixed precision for the forward passes, on the estimator's device."""
+        return torch.autocast(self._compute_device().type, dtype=torch.bfloat16,
                               enabled=self.mixed_precision == "bf16")
 
     def _memory_format(self, X):
@@ -626,8 +626,9 @@ class SRATClassifier(NeuralNetClassifier):
         return X
 
     def infer(self, x, **fit_params):
-        x = self._memory_format(to_tensor(x, device=self.device))
-        with self._autocast(x):
+        if self.channels_last:
+            x = self._memory_format(to_tensor(x, device=self.device))
+        with self._autocast():
             y_pred = super().infer(x, **fit_params)
         # Losses, softmax and the numpy conversion (which has no bfloat16) in float32.
         return y_pred.float() if self.mixed_precision else y_pred
@@ -674,7 +675,7 @@ class SRATClassifier(NeuralNetClassifier):
                 and n_steps == self.n_steps):
             step_size = self.step_size
         X = self._memory_format(X)
-        with self._autocast(X):
+        with self._autocast():
             return run_attack(
                 attack, self._bare_module(), X, y,
                 epsilon=epsilon,
@@ -723,7 +724,7 @@ class SRATClassifier(NeuralNetClassifier):
             features, labels = captured[-1], y_true
             clean = getattr(self, "_clean_view_", None)
             if clean is not None:
-                with self._autocast(clean):  # the capture hook appends the clean features
+                with self._autocast():  # the capture hook appends the clean features
                     self._bare_module()(self._memory_format(clean))
                 features = torch.cat([features, captured[-1]])
                 labels = torch.cat([y_true, y_true])

@@ -79,6 +79,10 @@ def main():
         "test_accuracy": float(np.mean(clf.predict(X_test) == y_test)),
     }
     (out_dir / f"rank{rank}.json").write_text(json.dumps(result))
+    if mode == "ddp":
+        # Without it, gloo's threads can abort the process at exit ("terminate called
+        # without an active exception"), after the fit has finished.
+        accelerator.end_training()
 
 
 if __name__ == "__main__":

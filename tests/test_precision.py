@@ -108,3 +108,4 @@ def test_channels_last_leaves_tabular_data_alone(tabular, fast_params):
 def test_precision_options_are_checked_before_training(tabular, params, error, match):
     with pytest.raises(error, match=match):
         SRATClassifier(max_epochs=1, **params).fit(*tabular)
+
