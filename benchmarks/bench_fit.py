@@ -3,11 +3,13 @@
     python benchmarks/bench_fit.py [--epochs 3] [--repeats 5] [--threads 2]
     pip install -e ".[bench]"   # adds torchattacks and ART to the comparison
 
-Same data (step-imbalanced digits, 1x8x8), same network (SmallCNN) and initialisation, same
-optimizer (SGD lr 0.05, momentum 0.9), batch 64, same L-inf PGD-10 (eps 0.2, step 0.05,
-random start). Runs are interleaved (plain, estimator, plain, ...) after one warm-up each, and
-the median of the repeats is reported as training samples per second and as the ratio to the
-plain loop. Also: SRAT (lambda_sep=1, deferred class weights) against plain AT through the
+Same data (step-imbalanced digits, 1x8x8), same network (SmallCNN), optimizer (SGD lr 0.05,
+momentum 0.9), batch 64 and L-inf PGD-10 (eps 0.2, step 0.05, random start). The plain loop
+draws the estimator's initial weights, batches and random starts from the same seeds, so both
+end with the same weights (printed first; a test checks it): the timings compare the same
+work, not two training runs that drift apart. Runs are interleaved (plain, estimator, plain,
+...) after one warm-up each; the table gives the median samples per second, and the median and
+range of the per-pair ratios. Also: SRAT (lambda_sep=1, deferred class weights) against plain AT through the
 estimator, and PGD-20 robust accuracy on the test split against a plain evaluation loop.
 When installed, torchattacks' PGD inside the plain loop and ART's adversarial trainers run
 the same training for comparison.
@@ -41,6 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
 
 from srat_sklearn import SRATClassifier, robust_accuracy_score
 from srat_sklearn.callbacks import CatastrophicOverfittingGuard
@@ -66,28 +69,47 @@ def pgd(model, X, y, n_steps):
         X_adv.requires_grad_(True)
         loss = F.cross_entropy(model(X_adv), y, reduction="sum")
         (grad,) = torch.autograd.grad(loss, X_adv)
-        X_adv = torch.min(torch.max(X_adv.detach() + STEP * grad.sign(), X - EPSILON),
-                          X + EPSILON).clamp(0, 1)
+        X_adv = X_adv.detach() + STEP * grad.sign()
+        X_adv = (X + (X_adv - X).clamp(-EPSILON, EPSILON)).clamp(0, 1)
     return X_adv
 
 
-def new_model():
-    torch.manual_seed(0)
+def seeds(random_state=0):
+    """The estimator's seeds for ``random_state``: one for the initial weights, one per epoch."""
+    seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+    return seed, lambda epoch: int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def epoch_order(n):
+    """A random permutation, drawn as the DataLoader's RandomSampler draws it."""
+    torch.empty((), dtype=torch.int64).random_()  # the DataLoader iterator's base seed
+    generator = torch.Generator()
+    generator.manual_seed(int(torch.empty((), dtype=torch.int64).random_().item()))
+    return torch.randperm(n, generator=generator)
+
+
+def new_model(seed=0):
+    torch.manual_seed(seed)
     return SmallCNN(1, 10, (8, 8))
 
 
 def plain_fit(X, y, epochs, attack=None):
-    model = new_model()
-    optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9)
-    X, y = torch.as_tensor(X), torch.as_tensor(y)
-    attack = attack(model) if attack else (lambda X_b, y_b: pgd(model, X_b, y_b, N_STEPS))
-    for _ in range(epochs):
-        for rows in torch.randperm(len(X)).split(BATCH):
-            X_adv = attack(X[rows], y[rows])
-            model.train()
-            optimizer.zero_grad()
-            F.cross_entropy(model(X_adv), y[rows]).backward()
-            optimizer.step()
+    """The same training as :func:`estimator_fit`, written out: same initial weights, batches,
+    random starts and arithmetic, so the two end with the same weights (checked in main)."""
+    with torch.random.fork_rng():
+        init_seed, epoch_seed = seeds()
+        model = new_model(init_seed)
+        optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9)
+        X, y = torch.as_tensor(X), torch.as_tensor(y)
+        attack = attack(model) if attack else (lambda X_b, y_b: pgd(model, X_b, y_b, N_STEPS))
+        for epoch in range(1, epochs + 1):
+            torch.manual_seed(epoch_seed(epoch))
+            for rows in epoch_order(len(X)).split(BATCH):
+                X_adv = attack(X[rows], y[rows])
+                model.train()
+                optimizer.zero_grad()
+                F.cross_entropy(model(X_adv), y[rows]).backward()
+                optimizer.step()
     return model
 
 
@@ -96,7 +118,7 @@ def estimator_fit(X, y, epochs, **params):
         "epsilon": EPSILON, "step_size": STEP, "n_steps": N_STEPS, "batch_size": BATCH,
         "optimizer": torch.optim.SGD, "lr": LR, "optimizer__momentum": 0.9,
         "max_epochs": epochs, "verbose": 0, "random_state": 0, "lambda_sep": 0.0,
-        "class_weight": None, **params})
+        "class_weight": None, "reweight_lr_factor": 1.0, **params})
     return clf.fit(X, y)
 
 
@@ -160,14 +182,17 @@ def timed(fn):
 
 
 def compare(name, reference, candidate, samples, repeats):
+    """Interleaved timings; the ratio is the median over repeats of each pair's ratio, with
+    the lowest and highest pair, because the machine's speed drifts between pairs."""
     timed(reference), timed(candidate)  # warm-up
     ref_times, cand_times = [], []
     for _ in range(repeats):
         ref_times.append(timed(reference)[0])
         cand_times.append(timed(candidate)[0])
+    ratios = sorted(r / c for r, c in zip(ref_times, cand_times))
     ref, cand = statistics.median(ref_times), statistics.median(cand_times)
-    print(f"| {name} | {samples / ref:.0f} | {samples / cand:.0f} | {ref / cand:.3f} |",
-          flush=True)
+    print(f"| {name} | {samples / ref:.0f} | {samples / cand:.0f} | "
+          f"{statistics.median(ratios):.3f} | {ratios[0]:.3f} - {ratios[-1]:.3f} |", flush=True)
     return ref, cand
 
 
@@ -261,9 +286,14 @@ def main():
     n = args.epochs * len(y_train)
     print(f"{len(y_train)} training images, {args.epochs} epochs per run, median of "
           f"{args.repeats} interleaved repeats, {args.threads} threads\n")
-    print("| comparison | reference samples/s | candidate samples/s | candidate / reference |")
-    print("|---|---|---|---|")
+    print("| comparison | reference samples/s | candidate samples/s | candidate / reference | "
+          "range over pairs |")
+    print("|---|---|---|---|---|")
     estimator = lambda: estimator_fit(X_train, y_train, args.epochs)  # noqa: E731
+    difference = max((p - q).abs().max().item() for p, q in zip(
+        plain_fit(X_train, y_train, args.epochs).parameters(), estimator().module_.parameters()))
+    print(f"Largest weight difference after {args.epochs} epochs, plain loop vs estimator: "
+          f"{difference:.1e}\n")
     compare("SRATClassifier AT vs plain loop", lambda: plain_fit(X_train, y_train, args.epochs),
             estimator, n, args.repeats)
     compare("SRAT (lambda 1, DRW) vs AT, both estimator", estimator,
@@ -281,7 +311,7 @@ def main():
                 lambda: plain_fit(X_train, y_train, args.epochs, attack=torchattacks_pgd),
                 estimator, n, args.repeats)
     else:
-        print("| torchattacks not installed (pip install -e '.[bench]') | | | |")
+        print("| torchattacks not installed (pip install -e '.[bench]') | | | | |")
     if installed("art"):
         compare("SRATClassifier AT vs ART AdversarialTrainer + PGD",
                 lambda: art_fit(X_train, y_train, args.epochs), estimator, n, args.repeats)
@@ -289,7 +319,7 @@ def main():
                 lambda: art_madry_fit(X_train, y_train, args.epochs), estimator, n,
                 args.repeats)
     else:
-        print("| ART not installed (pip install -e '.[bench]') | | | |")
+        print("| ART not installed (pip install -e '.[bench]') | | | | |")
     for name, params in CHEAP_ATTACKS.items():
         compare(f"{name} vs PGD-10, both estimator", estimator,
                 lambda: estimator_fit(X_train, y_train, args.epochs, **params), n,

@@ -33,7 +33,7 @@ from skorch.utils import is_dataset, to_numpy, to_tensor
 
 from ._validation import check_int, check_option, check_real
 from .attacks import ATTACKS, check_attack_params, run_attack
-from .datasets import dataset_labels
+from .datasets import dataset_labels, make_loader
 from .losses import LOSSES, ReweightedLoss, supervised_contrastive_loss
 from .models import capture_features, default_module, find_feature_layer
 from .weighting import (SAMPLERS, DeferredReweighting, balanced_sampler, check_class_weight,
@@ -604,14 +604,19 @@ class SRATClassifier(NeuralNetClassifier):
         return dataset_train, dataset_valid
 
     def get_iterator(self, dataset, training=False):
-        if not (training and self.sampler == "balanced"):
-            return super().get_iterator(dataset, training=training)
-        kwargs = self.get_params_for("iterator_train")
-        kwargs.pop("shuffle", None)  # DataLoader takes a sampler or shuffle, not both
+        """skorch's iterator, with the balanced sampler and whole-batch reads of arrays.
+
+        See :func:`srat_sklearn.datasets.make_loader`: for arrays in memory
+        the batches are the same, read with one index each.
+        """
+        prefix = "iterator_train" if training else "iterator_valid"
+        kwargs = self.get_params_for(prefix)
         batch_size = kwargs.pop("batch_size", self.batch_size)
         kwargs["batch_size"] = len(dataset) if batch_size == -1 else batch_size
-        kwargs["sampler"] = balanced_sampler(dataset_labels(dataset))
-        return self.iterator_train(dataset, **kwargs)
+        if training and self.sampler == "balanced":
+            kwargs.pop("shuffle", None)  # DataLoader takes a sampler or shuffle, not both
+            kwargs["sampler"] = balanced_sampler(dataset_labels(dataset))
+        return make_loader(getattr(self, prefix), dataset, **kwargs)
 
     # ------------------------------------------------------------------ the SRAT step
 

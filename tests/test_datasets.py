@@ -1,4 +1,4 @@
-"""Data loaders and generators.
+"""Data loaders, generators and batch loading.
 
 CIFAR-10 and SVHN cannot be downloaded here: the ``cifar_root`` and ``svhn_root``
 fixtures (conftest.py) write a few images in the datasets' own file formats, and
@@ -8,11 +8,14 @@ the loaders read them through torchvision.
 import numpy as np
 import pytest
 import torch
+from skorch.dataset import Dataset as SkorchDataset
+from torch.utils.data import DataLoader
+from torch.utils.data.dataloader import default_collate
 
 from srat_sklearn import SRATClassifier
 from conftest import random_images
 from srat_sklearn.datasets import (imbalanced_counts, load_cifar10, load_svhn,
-                                   make_gaussian_mixture, make_imbalanced)
+                                   make_gaussian_mixture, make_imbalanced, make_loader)
 
 
 def test_load_cifar10_arrays(cifar_root):
@@ -137,3 +140,95 @@ def test_make_imbalanced_on_a_dataset_gives_a_lazy_subset(cifar_root):
 def test_transform_needs_as_dataset(cifar_root):
     with pytest.raises(ValueError, match="as_dataset=True"):
         load_cifar10(cifar_root, transform=lambda image: image)
+
+
+# ----------------------------------------------------------------- make_loader
+
+class CountingArray(np.ndarray):
+    """A numpy array that counts how often it is indexed."""
+
+    calls = 0
+
+    def __getitem__(self, key):
+        CountingArray.calls += 1
+        return np.asarray(super().__getitem__(key))
+
+
+def _batches(loader):
+    return [(np.asarray(Xb).tolist(), np.asarray(yb).tolist()) for Xb, yb in loader]
+
+
+def _per_row_loader(dataset, **kwargs):
+    # A collate_fn makes make_loader fall back to the DataLoader's row-by-row reads.
+    return make_loader(DataLoader, dataset, collate_fn=default_collate, **kwargs)
+
+
+@pytest.fixture
+def array_dataset():
+    X = np.arange(46 * 3, dtype=np.float32).reshape(46, 3)
+    return SkorchDataset(X, np.arange(46) % 4)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(batch_size=8),
+    dict(batch_size=8, shuffle=True),
+    dict(batch_size=8, shuffle=True, drop_last=True),
+    dict(batch_size=100),
+    dict(batch_size=8, sampler=list(reversed(range(46)))),
+])
+def test_make_loader_gives_the_dataloaders_batches(array_dataset, kwargs):
+    torch.manual_seed(0)
+    expected = _batches(_per_row_loader(array_dataset, **kwargs))
+    torch.manual_seed(0)
+    assert _batches(make_loader(DataLoader, array_dataset, **kwargs)) == expected
+
+
+def test_make_loader_keeps_dtypes_and_the_placeholder_target(array_dataset):
+    no_target = SkorchDataset(array_dataset.X, None)
+    for dataset in (array_dataset, no_target):
+        (X_fast, y_fast), = [next(iter(make_loader(DataLoader, dataset, batch_size=5)))]
+        X_row, y_row = next(iter(_per_row_loader(dataset, batch_size=5)))
+        assert X_fast.dtype == X_row.dtype and y_fast.dtype == y_row.dtype
+        assert X_fast.shape == X_row.shape and y_fast.shape == y_row.shape
+
+
+def test_make_loader_indexes_once_per_batch(array_dataset):
+    X = array_dataset.X.view(CountingArray)
+    loader = make_loader(DataLoader, SkorchDataset(X, array_dataset.y), batch_size=8)
+    CountingArray.calls = 0
+    assert len(list(loader)) == 6
+    assert CountingArray.calls == 6
+
+
+def test_make_loader_reads_tensors(array_dataset):
+    dataset = SkorchDataset(torch.as_tensor(array_dataset.X), torch.as_tensor(array_dataset.y))
+    X_b, y_b = next(iter(make_loader(DataLoader, dataset, batch_size=8)))
+    assert torch.equal(X_b, dataset.X[:8]) and torch.equal(y_b, dataset.y[:8])
+
+
+@pytest.mark.parametrize("case", ["collate_fn", "batch_sampler", "dataset subclass", "dict X",
+                                  "other iterator"])
+def test_make_loader_passes_other_setups_through(array_dataset, case):
+    class RowDataset(SkorchDataset):
+        pass
+
+    calls = []
+
+    def iterator(dataset, **kwargs):
+        calls.append(kwargs)
+        return DataLoader(dataset, **kwargs)
+
+    dataset, kwargs, loader_cls = array_dataset, dict(batch_size=8), DataLoader
+    if case == "collate_fn":
+        kwargs["collate_fn"] = default_collate
+    elif case == "batch_sampler":
+        kwargs = dict(batch_sampler=[[0, 1], [2, 3]])
+    elif case == "dataset subclass":
+        dataset = RowDataset(array_dataset.X, array_dataset.y)
+    elif case == "dict X":
+        dataset = SkorchDataset({"a": array_dataset.X}, array_dataset.y)
+    else:
+        loader_cls = iterator
+    loader = make_loader(loader_cls, dataset, **kwargs)
+    assert loader.dataset is dataset
+    assert calls == ([dict(batch_size=8)] if case == "other iterator" else [])

@@ -256,3 +256,20 @@ def test_failed_set_params_leaves_the_estimator_unchanged():
     with pytest.raises(TypeError):
         clf.set_params(callbacks=[], lambda_sep=2.0)
     assert clf.lambda_sep == 0.5 and clf.callbacks == -1.0
+
+
+@pytest.mark.parametrize("sampler", [None, "balanced"])
+def test_whole_batch_reads_train_as_the_row_by_row_loader(digits_split, sampler):
+    # A collate_fn turns whole-batch reads off (srat_sklearn.datasets.make_loader).
+    from torch.utils.data.dataloader import default_collate
+
+    X_train, X_test, y_train, _ = digits_split
+    params = dict(epsilon=0.1, n_steps=2, max_epochs=2, random_state=0, verbose=0,
+                  sampler=sampler, module__channels=(4, 8), module__hidden_units=16)
+    fast = SRATClassifier(**params).fit(X_train, y_train)
+    per_row = SRATClassifier(iterator_train__collate_fn=default_collate,
+                             iterator_valid__collate_fn=default_collate,
+                             **params).fit(X_train, y_train)
+    for p, q in zip(fast.module_.parameters(), per_row.module_.parameters()):
+        assert torch.equal(p, q)
+    assert np.array_equal(fast.predict_proba(X_test), per_row.predict_proba(X_test))

@@ -9,6 +9,15 @@ from srat_sklearn import SRATClassifier
 from srat_sklearn.models import MLP, SmallCNN, capture_features, resnet18_cifar
 
 
+@pytest.mark.parametrize("image_size, pooling", [
+    ((8, 8), nn.Identity), ((7, 8), nn.Identity), ((8, 10), nn.AdaptiveAvgPool2d),
+    ((28, 28), nn.AdaptiveAvgPool2d)])
+def test_small_cnn_pools_only_when_it_shrinks(image_size, pooling):
+    model = SmallCNN(1, 3, image_size)
+    assert isinstance(model.features[5], pooling)
+    assert model(torch.zeros(2, 1, *image_size)).shape == (2, 3)
+
+
 def test_resnet18_cifar_keeps_full_resolution():
     model = resnet18_cifar(10)
     assert model.conv1.kernel_size == (3, 3) and model.conv1.stride == (1, 1)
