@@ -1,18 +1,25 @@
 """Training and evaluation speed of SRATClassifier against a plain PyTorch loop doing the same work.
 
-    python benchmarks/bench_fit.py [--epochs 3] [--repeats 5] [--threads 2]
+    python benchmarks/bench_fit.py [--epochs 3] [--repeats 9] [--threads 2] [--system-malloc]
     pip install -e ".[bench]"   # adds torchattacks and ART to the comparison
 
 Same data (step-imbalanced digits, 1x8x8), same network (SmallCNN), optimizer (SGD lr 0.05,
 momentum 0.9), batch 64 and L-inf PGD-10 (eps 0.2, step 0.05, random start). The plain loop
 draws the estimator's initial weights, batches and random starts from the same seeds, so both
-end with the same weights (printed first; a test checks it): the timings compare the same
-work, not two training runs that drift apart. Runs are interleaved (plain, estimator, plain,
-...) after one warm-up each; the table gives the median samples per second, and the median and
-range of the per-pair ratios. Also: SRAT (lambda_sep=1, deferred class weights) against plain AT through the
-estimator, and PGD-20 robust accuracy on the test split against a plain evaluation loop.
-When installed, torchattacks' PGD inside the plain loop and ART's adversarial trainers run
-the same training for comparison.
+end with the same weights (printed first; a test checks it): the timings compare the same work,
+not two training runs that drift apart. Runs are interleaved in pairs, alternating which side
+goes first, after one warm-up each; the table gives the median samples per second, and the
+median and range of the per-pair ratios, and the ratio of each side's fastest run (the machine
+only ever slows a run down, as ``timeit`` assumes). Unless ``--system-malloc`` is given, the
+script restarts itself with glibc's malloc told to keep freed memory
+(``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``): by default it returns large blocks to
+the kernel and faults them in again, which made single runs 10-20% slower at random on the
+project's machine. Both sides run under the same setting.
+
+Also: SRAT (lambda_sep=1, deferred class weights) against plain AT through the estimator,
+and PGD-20 robust accuracy on the test split against a plain evaluation loop. When
+installed, torchattacks' PGD inside the plain loop and ART's adversarial trainers run the
+same training for comparison.
 
 Then, each measured in the same way:
 
@@ -21,9 +28,10 @@ Then, each measured in the same way:
   built); median of the repeats;
 - scaling: the estimator's time per epoch at the training set and at twice its size, with
   1, 5 and 10 attack steps, divided by samples x (steps + 1) forward-backward passes;
-- cheaper training attacks: PGD-3, PGD-2 and FGSM with random start plus the
-  catastrophic-overfitting guard, against PGD-10 (their accuracy is in the study's
-  ``fast`` setting).
+- cheaper training attacks: PGD-3, PGD-2, FGSM with random start plus the
+  catastrophic-overfitting guard, and PGD-2 started from each sample's previous perturbation
+  (``reuse_perturbations=True``), against PGD-10 (their accuracy is in the study's ``fast``
+  setting).
 """
 
 import os
@@ -51,6 +59,7 @@ from srat_sklearn.datasets import load_digits_images, make_imbalanced
 from srat_sklearn.models import SmallCNN
 
 EPSILON, STEP, N_STEPS, BATCH, LR = 0.2, 0.05, 10, 64, 0.05
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "1000000000", "MALLOC_TRIM_THRESHOLD_": "100000000000"}
 
 
 def data():
@@ -168,7 +177,7 @@ def installed(name):
 def plain_robust_accuracy(model, X, y):
     X, y = torch.as_tensor(X), torch.as_tensor(y)
     hits = 0
-    for rows in torch.arange(len(X)).split(128):
+    for rows in torch.arange(len(X)).split(BATCH):  # the estimator's batch_size
         X_adv = pgd(model, X[rows], y[rows], 20)
         with torch.no_grad():
             hits += int((model(X_adv).argmax(1) == y[rows]).sum())
@@ -183,16 +192,22 @@ def timed(fn):
 
 def compare(name, reference, candidate, samples, repeats):
     """Interleaved timings; the ratio is the median over repeats of each pair's ratio, with
-    the lowest and highest pair, because the machine's speed drifts between pairs."""
+    the lowest and highest pair, because the machine's speed drifts between pairs. Pairs
+    alternate which side runs first, so that a steady drift favours neither."""
     timed(reference), timed(candidate)  # warm-up
     ref_times, cand_times = [], []
-    for _ in range(repeats):
-        ref_times.append(timed(reference)[0])
-        cand_times.append(timed(candidate)[0])
+    for repeat in range(repeats):
+        if repeat % 2:
+            cand_times.append(timed(candidate)[0])
+            ref_times.append(timed(reference)[0])
+        else:
+            ref_times.append(timed(reference)[0])
+            cand_times.append(timed(candidate)[0])
     ratios = sorted(r / c for r, c in zip(ref_times, cand_times))
     ref, cand = statistics.median(ref_times), statistics.median(cand_times)
     print(f"| {name} | {samples / ref:.0f} | {samples / cand:.0f} | "
-          f"{statistics.median(ratios):.3f} | {ratios[0]:.3f} - {ratios[-1]:.3f} |", flush=True)
+          f"{statistics.median(ratios):.3f} | {ratios[0]:.3f} - {ratios[-1]:.3f} | "
+          f"{min(ref_times) / min(cand_times):.3f} |", flush=True)
     return ref, cand
 
 
@@ -269,26 +284,35 @@ CHEAP_ATTACKS = {
     "FGSM-RS, step 1.25 eps, + guard": dict(
         n_steps=1, step_size=1.25 * EPSILON,
         callbacks=[("guard", CatastrophicOverfittingGuard())]),
+    "PGD-2 reusing perturbations, step eps/2": dict(n_steps=2, step_size=EPSILON / 2,
+                                                    reuse_perturbations=True),
 }
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--system-malloc", action="store_true",
+                        help="keep glibc's default thresholds (noisier timings)")
     parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if not (args.system_malloc or args.memory_child) and MALLOC_ENV.items() - os.environ.items():
+        # Restart with malloc keeping freed memory: glibc otherwise hands it back to the
+        # kernel and faults it in again, at a cost that varied by 10-20% between runs here.
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **MALLOC_ENV})
     if args.memory_child:
         return peak_memory_child(args.memory_child, args.epochs, args.threads)
     torch.set_num_threads(args.threads)
     X_train, X_test, y_train, y_test = data()
     n = args.epochs * len(y_train)
     print(f"{len(y_train)} training images, {args.epochs} epochs per run, median of "
-          f"{args.repeats} interleaved repeats, {args.threads} threads\n")
+          f"{args.repeats} interleaved repeats, {args.threads} threads, "
+          f"{'system' if args.system_malloc else 'fixed'} malloc thresholds\n")
     print("| comparison | reference samples/s | candidate samples/s | candidate / reference | "
-          "range over pairs |")
-    print("|---|---|---|---|---|")
+          "range over pairs | fastest / fastest |")
+    print("|---|---|---|---|---|---|")
     estimator = lambda: estimator_fit(X_train, y_train, args.epochs)  # noqa: E731
     difference = max((p - q).abs().max().item() for p, q in zip(
         plain_fit(X_train, y_train, args.epochs).parameters(), estimator().module_.parameters()))
@@ -311,7 +335,7 @@ def main():
                 lambda: plain_fit(X_train, y_train, args.epochs, attack=torchattacks_pgd),
                 estimator, n, args.repeats)
     else:
-        print("| torchattacks not installed (pip install -e '.[bench]') | | | | |")
+        print("| torchattacks not installed (pip install -e '.[bench]') | | | | | |")
     if installed("art"):
         compare("SRATClassifier AT vs ART AdversarialTrainer + PGD",
                 lambda: art_fit(X_train, y_train, args.epochs), estimator, n, args.repeats)
@@ -319,7 +343,7 @@ def main():
                 lambda: art_madry_fit(X_train, y_train, args.epochs), estimator, n,
                 args.repeats)
     else:
-        print("| ART not installed (pip install -e '.[bench]') | | | | |")
+        print("| ART not installed (pip install -e '.[bench]') | | | | | |")
     for name, params in CHEAP_ATTACKS.items():
         compare(f"{name} vs PGD-10, both estimator", estimator,
                 lambda: estimator_fit(X_train, y_train, args.epochs, **params), n,

@@ -24,8 +24,10 @@ Settings (all evaluated with L-inf PGD-20 on a balanced or stratified test split
   20 from epoch 0, for AT and SRAT.
 - ``lambda``: ``step`` with SRAT's lambda_sep in {0, 0.1, 0.5, 1, 2}.
 - ``fast``: ``step`` with SRAT trained on cheaper attacks: PGD-3 (step eps/2), PGD-2 (step
-  0.75 eps), and FGSM with random start (step 1.25 eps, Wong et al. 2020) with the
-  catastrophic-overfitting guard; and PGD-10 as the reference.
+  0.75 eps), FGSM with random start (step 1.25 eps, Wong et al. 2020) with the
+  catastrophic-overfitting guard, and PGD-2 (step eps/2) started from each sample's
+  perturbation of the previous epoch (``reuse_perturbations``, Zheng et al. 2020); and PGD-10
+  as the reference.
 """
 
 import argparse
@@ -78,6 +80,8 @@ FAST_METHODS = {
     "SRAT PGD-2": {**PAPER_METHODS["SRAT-CE"], "n_steps": 2, "step_size": 0.15},
     "SRAT FGSM-RS + guard": {**PAPER_METHODS["SRAT-CE"], "n_steps": 1, "step_size": 0.25,
                              "guard": True},
+    "SRAT PGD-2, reused": {**PAPER_METHODS["SRAT-CE"], "n_steps": 2, "step_size": 0.1,
+                           "reuse_perturbations": True},
 }
 TRADEOFF_WEIGHTS = (1, 2, 5, 10, 20)
 LAMBDAS = (0.0, 0.1, 0.5, 1.0, 2.0)

@@ -74,9 +74,11 @@ def paired(runs, reference):
     if reference not in grouped:
         return ""
     base = grouped[reference]
-    lines = [f"Paired differences to {reference} (same seeds; mean ± std over seeds, points):", "",
-             "| method | seeds | robust well | robust under | robust overall | clean under |",
-             "|---|---|---|---|---|---|"]
+    lines = [f"Paired differences to {reference} (same seeds; mean ± std over seeds, points; "
+             "fit time as a ratio):", "",
+             "| method | seeds | robust well | robust under | robust overall | clean under | "
+             "fit time |",
+             "|---|---|---|---|---|---|---|"]
     for method, seeds in grouped.items():
         common = sorted(set(seeds) & set(base))
         if method == reference or not common:
@@ -86,6 +88,8 @@ def paired(runs, reference):
                             ("clean", "under")):
             cells.append(mean_std([value(seeds[s], kind, group) - value(base[s], kind, group)
                                    for s in common]))
+        times = [seeds[s]["fit_seconds"] / base[s]["fit_seconds"] for s in common]
+        cells.append(f"{np.mean(times):.2f}x")
         lines.append(f"| {method} | {len(common)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from ._validation import check_int, check_option, check_real
 from .models import first_output
 
-__all__ = ["pgd_attack", "apgd_attack", "dlr_loss", "run_attack", "project", "eval_mode",
-           "frozen_parameters", "NORMS", "ATTACKS"]
+__all__ = ["pgd_attack", "apgd_attack", "dlr_loss", "run_attack", "project",
+           "random_perturbation", "eval_mode", "frozen_parameters", "NORMS", "ATTACKS"]
 
 NORMS = ("linf", "l2")
 #: Names accepted by :func:`run_attack` and by the ``attack=`` options of the metrics.
@@ -110,15 +110,28 @@ def project(delta, epsilon, norm):
     raise ValueError(f"norm must be one of {NORMS}, got {norm!r}.")
 
 
-def _random_start(x, epsilon, norm):
+def random_perturbation(like, epsilon, norm):
+    """Perturbations drawn uniformly from the ``norm`` ball of radius ``epsilon``.
+
+    One per sample of ``like`` (same shape, dtype and device), from torch's
+    global generator: PGD's random start.
+
+    Examples
+    --------
+    >>> import torch
+    >>> delta = random_perturbation(torch.zeros(4, 3), 0.5, "l2")
+    >>> delta.shape, bool((delta.norm(dim=1) <= 0.5).all())
+    (torch.Size([4, 3]), True)
+    """
     if norm == "linf":
-        return torch.empty_like(x).uniform_(-epsilon, epsilon)
+        return torch.empty_like(like).uniform_(-epsilon, epsilon)
     # Uniform in the L2 ball: a uniform direction and a radius ~ eps * U^(1/d).
-    direction = torch.randn_like(x)
+    direction = torch.randn_like(like)
     direction = direction / _per_sample_norm(direction).clamp_min(1e-12)
-    dim = x[0].numel()
-    radius = epsilon * torch.rand(x.shape[0], device=x.device, dtype=x.dtype) ** (1.0 / dim)
-    return direction * radius.view(-1, *([1] * (x.dim() - 1)))
+    dim = like[0].numel()
+    radius = epsilon * torch.rand(like.shape[0], device=like.device, dtype=like.dtype) ** (
+        1.0 / dim)
+    return direction * radius.view(-1, *([1] * (like.dim() - 1)))
 
 
 def _ascent_direction(grad, norm):
@@ -146,6 +159,7 @@ def pgd_attack(
     norm="linf",
     random_start=True,
     bounds=None,
+    start=None,
 ):
     """Projected gradient descent (Madry et al., 2018) on the cross-entropy loss.
 
@@ -176,6 +190,12 @@ def pgd_attack(
     bounds : tuple (low, high) or None, default=None
         Valid data range; each of ``low`` and ``high`` is a scalar or a
         tensor broadcastable to one sample (e.g. per-feature bounds).
+    start : torch.Tensor or None, default=None
+        Perturbations to start from, shaped like ``X``, in place of the
+        random start: for instance each sample's adversarial perturbation of
+        the previous epoch, so that a few steps per epoch add up to a strong
+        attack (Zheng et al., 2020). Projected onto the ball and the bounds
+        first.
 
     Returns
     -------
@@ -200,8 +220,14 @@ def pgd_attack(
     bounds = _bounds_as_tensors(bounds, X)
     y = y.to(device=X.device, dtype=torch.long)
 
-    if random_start:
-        x_adv = _clamp_to_bounds(X + _random_start(X, epsilon, norm), bounds)
+    if start is not None:
+        if start.shape != X.shape:
+            raise ValueError(f"start must have the shape of X, {tuple(X.shape)}; got "
+                             f"{tuple(start.shape)}.")
+        start = project(start.detach().to(dtype=X.dtype, device=X.device), epsilon, norm)
+        x_adv = _clamp_to_bounds(X + start, bounds)
+    elif random_start:
+        x_adv = _clamp_to_bounds(X + random_perturbation(X, epsilon, norm), bounds)
     else:
         x_adv = X.clone()
 
@@ -390,10 +416,10 @@ def apgd_attack(
 
 
 def run_attack(name, model, X, y, *, epsilon, n_steps, norm="linf", step_size=None,
-               random_start=True, bounds=None):
+               random_start=True, bounds=None, start=None):
     """Run the attack called ``name`` (one of :data:`ATTACKS`) with a common signature.
 
-    ``step_size`` applies to PGD only; APGD chooses its own steps.
+    ``step_size`` and ``start`` apply to PGD only; APGD chooses its own steps.
 
     Examples
     --------
@@ -406,9 +432,11 @@ def run_attack(name, model, X, y, *, epsilon, n_steps, norm="linf", step_size=No
     check_option(name, "attack", ATTACKS)
     if name == "pgd":
         return pgd_attack(model, X, y, epsilon=epsilon, step_size=step_size, n_steps=n_steps,
-                          norm=norm, random_start=random_start, bounds=bounds)
+                          norm=norm, random_start=random_start, bounds=bounds, start=start)
     if step_size is not None:
         raise ValueError(f"step_size applies to PGD only; {name} sets its own step sizes.")
+    if start is not None:
+        raise ValueError(f"start applies to PGD only; {name} starts from X or at random.")
     return apgd_attack(model, X, y, epsilon=epsilon, n_steps=n_steps, norm=norm,
                        loss=name.removeprefix("apgd-"), random_start=random_start,
                        bounds=bounds)

@@ -316,8 +316,9 @@ def dataset_labels(dataset):
 class _WholeBatches(torch.utils.data.Dataset):
     """A skorch Dataset of in-memory arrays, indexed by a whole batch of rows at once."""
 
-    def __init__(self, dataset):
+    def __init__(self, dataset, with_indices=False):
         self.dataset = dataset
+        self.with_indices = with_indices
 
     def __len__(self):
         return len(self.dataset)
@@ -325,10 +326,22 @@ class _WholeBatches(torch.utils.data.Dataset):
     def __getitem__(self, rows):
         rows = np.asarray(rows, dtype=np.int64)
         X = _take(self.dataset.X, rows)
-        if self.dataset.y is None:
-            # skorch's per-row placeholder, as the DataLoader would have stacked it.
-            return X, torch.zeros(len(rows), 1)
-        return X, _take(self.dataset.y, rows)
+        # skorch's per-row placeholder for y=None, as the DataLoader would have stacked it.
+        y = torch.zeros(len(rows), 1) if self.dataset.y is None else _take(self.dataset.y, rows)
+        return (X, y, torch.from_numpy(rows)) if self.with_indices else (X, y)
+
+
+class _WithIndices(torch.utils.data.Dataset):
+    """Each sample of ``dataset`` followed by its index."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        return (*self.dataset[i], i)
 
 
 def _take(data, rows):
@@ -345,7 +358,7 @@ def _indexes_whole_batches(iterator, dataset, kwargs):
             and "batch_sampler" not in kwargs and "collate_fn" not in kwargs)
 
 
-def make_loader(iterator, dataset, **kwargs):
+def make_loader(iterator, dataset, *, with_indices=False, **kwargs):
     """``iterator(dataset, **kwargs)``, reading a batch of in-memory rows with one index.
 
     PyTorch's DataLoader asks the dataset for each row of a batch in turn and
@@ -365,6 +378,10 @@ def make_loader(iterator, dataset, **kwargs):
     iterator : class
         The DataLoader class, or any callable taking ``(dataset, **kwargs)``.
     dataset : torch.utils.data.Dataset
+        Yields ``(x, y)`` pairs.
+    with_indices : bool, default=False
+        Batches are ``(X, y, indices)``, with the position of each sample in
+        ``dataset`` as a tensor of int64.
     **kwargs
         DataLoader arguments; ``batch_size`` is required.
 
@@ -382,7 +399,7 @@ def make_loader(iterator, dataset, **kwargs):
     [[0, 1], [2, 3], [4]]
     """
     if not _indexes_whole_batches(iterator, dataset, kwargs):
-        return iterator(dataset, **kwargs)
+        return iterator(_WithIndices(dataset) if with_indices else dataset, **kwargs)
     batch_size = kwargs.pop("batch_size")
     drop_last = kwargs.pop("drop_last", False)
     sampler = kwargs.pop("sampler", None)
@@ -392,4 +409,5 @@ def make_loader(iterator, dataset, **kwargs):
                    else SequentialSampler(dataset))
     kwargs.pop("shuffle", None)
     batches = BatchSampler(sampler, batch_size, drop_last)
-    return DataLoader(_WholeBatches(dataset), batch_size=None, sampler=batches, **kwargs)
+    return DataLoader(_WholeBatches(dataset, with_indices), batch_size=None, sampler=batches,
+                      **kwargs)

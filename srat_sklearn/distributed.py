@@ -79,6 +79,13 @@ class AcceleratedSRATClassifier(AccelerateMixin, SRATClassifier):
     >>> clf.save_params(f_params="params.pt")  # doctest: +SKIP
     """
 
+    def _check_params(self):
+        super()._check_params()
+        if self.reuse_perturbations:
+            # Each process would keep the perturbations of the rows it happened to draw.
+            raise ValueError("reuse_perturbations=True is not supported by "
+                             "AcceleratedSRATClassifier; use SRATClassifier on one device.")
+
     def initialize(self):
         self._before_initialize()
         super().initialize()  # AccelerateMixin's, which does not call SRATClassifier's

@@ -32,7 +32,7 @@ from skorch.dataset import unpack_data
 from skorch.utils import is_dataset, to_numpy, to_tensor
 
 from ._validation import check_int, check_option, check_real
-from .attacks import ATTACKS, check_attack_params, run_attack
+from .attacks import ATTACKS, check_attack_params, random_perturbation, run_attack
 from .datasets import dataset_labels, make_loader
 from .losses import LOSSES, ReweightedLoss, supervised_contrastive_loss
 from .models import capture_features, default_module, find_feature_layer
@@ -83,6 +83,16 @@ class SRATClassifier(NeuralNetClassifier):
     norm : {"linf", "l2"}, default="linf"
     random_start : bool, default=True
         Start PGD from a random point of the ball.
+    reuse_perturbations : bool, default=False
+        Start each training sample's attack from its own adversarial
+        perturbation of the previous epoch instead of a random point (ATTA,
+        Zheng et al., 2020). The perturbations add up over the epochs, so a
+        few steps per batch reach about the strength of many: on the digits
+        study, PGD-2 this way comes within a point of PGD-10's robust
+        accuracy at a third of its time (docs/performance.md). Keeps one
+        perturbation per training sample on the device, as much memory as
+        the training inputs. Meant for data without random augmentation: a
+        perturbation found for one random crop does not fit the next.
     bounds : "auto", None or tuple (low, high), default="auto"
         Valid range of the inputs. ``"auto"``: the per-feature minimum and
         maximum of the training data for 2-D X, the global minimum and maximum
@@ -193,6 +203,7 @@ class SRATClassifier(NeuralNetClassifier):
         n_steps=10,
         norm="linf",
         random_start=True,
+        reuse_perturbations=False,
         bounds="auto",
         lambda_sep=1.0,
         temperature=0.1,
@@ -232,6 +243,7 @@ class SRATClassifier(NeuralNetClassifier):
         self.n_steps = n_steps
         self.norm = norm
         self.random_start = random_start
+        self.reuse_perturbations = reuse_perturbations
         self.bounds = bounds
         self.lambda_sep = lambda_sep
         self.temperature = temperature
@@ -293,8 +305,9 @@ class SRATClassifier(NeuralNetClassifier):
             check_int(self.batch_size, "batch_size", min_val=1)
         check_real(self.lr, "lr", min_val=0, include_boundaries="neither")
         check_attack_params(self.epsilon, self.step_size, self.n_steps, self.norm)
-        if not isinstance(self.random_start, (bool, np.bool_)):
-            raise TypeError(f"random_start must be a bool, got {self.random_start!r}.")
+        for name in ("random_start", "reuse_perturbations"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}.")
         self._check_bounds()
         check_real(self.lambda_sep, "lambda_sep", min_val=0)
         check_real(self.temperature, "temperature", min_val=0, include_boundaries="neither")
@@ -583,6 +596,7 @@ class SRATClassifier(NeuralNetClassifier):
             self._set_attributes_without_data()
 
     def _after_initialize(self):
+        self.__dict__.pop("perturbations_", None)  # a new fit starts its attacks anew
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # _check_params has warned already
             self.reweight_epoch_ = resolve_reweight_epoch(self.reweight_epoch, self.max_epochs)
@@ -616,7 +630,10 @@ class SRATClassifier(NeuralNetClassifier):
         if training and self.sampler == "balanced":
             kwargs.pop("shuffle", None)  # DataLoader takes a sampler or shuffle, not both
             kwargs["sampler"] = balanced_sampler(dataset_labels(dataset))
-        return make_loader(getattr(self, prefix), dataset, **kwargs)
+        if training:
+            self._n_training_samples_ = len(dataset)
+        return make_loader(getattr(self, prefix), dataset, **kwargs,
+                           with_indices=training and self.reuse_perturbations)
 
     # ------------------------------------------------------------------ the SRAT step
 
@@ -672,7 +689,7 @@ class SRATClassifier(NeuralNetClassifier):
         return self._bounds_cache_[key]
 
     def _attack(self, X, y, *, attack="pgd", epsilon=None, step_size=None, n_steps=None,
-                norm=None, random_start=None):
+                norm=None, random_start=None, start=None):
         """Adversarial examples of a batch under the estimator's threat model."""
         epsilon = self.epsilon if epsilon is None else epsilon
         n_steps = self.n_steps if n_steps is None else n_steps
@@ -689,6 +706,7 @@ class SRATClassifier(NeuralNetClassifier):
                 norm=self.norm if norm is None else norm,
                 random_start=self.random_start if random_start is None else random_start,
                 bounds=self._attack_bounds(X),
+                start=start,
             )
 
     def train_step(self, batch, **fit_params):
@@ -697,6 +715,9 @@ class SRATClassifier(NeuralNetClassifier):
         The attack lives here rather than in ``train_step_single`` so that it
         also runs when skorch's ``AccelerateMixin`` replaces that method.
         """
+        rows = None
+        if self.reuse_perturbations:
+            *batch, rows = batch  # make_loader(with_indices=True) appends them
         if self.epsilon > 0:
             Xi, yi = unpack_data(batch)
             if not isinstance(Xi, torch.Tensor) and not isinstance(Xi, np.ndarray):
@@ -705,7 +726,11 @@ class SRATClassifier(NeuralNetClassifier):
             Xi = to_tensor(Xi, device=self.device)
             if self.lambda_sep > 0 and self.separation_views == "adversarial+clean":
                 self._clean_view_ = Xi
-            batch = (self._attack(Xi, to_tensor(yi, device=self.device)), yi)
+            start = None if rows is None else self._previous_perturbations(Xi, rows)
+            X_adv = self._attack(Xi, to_tensor(yi, device=self.device), start=start)
+            if rows is not None:
+                self.perturbations_[rows] = X_adv - Xi
+            batch = (X_adv, yi)
         if self.lambda_sep == 0:
             return super().train_step(batch, **fit_params)
         with capture_features(self._bare_module(), self.feature_layer) as captured:
@@ -715,6 +740,22 @@ class SRATClassifier(NeuralNetClassifier):
             finally:
                 del self._captured_features_
                 self.__dict__.pop("_clean_view_", None)
+
+    def _previous_perturbations(self, X, rows):
+        """The perturbations the samples at ``rows`` of the training set had last time.
+
+        Drawn at random (or zero without ``random_start``) the first time,
+        for the whole training set at once.
+        """
+        rows = rows.to(X.device)
+        store = self.__dict__.get("perturbations_")
+        shape = (self._n_training_samples_, *X.shape[1:])
+        if store is None or store.shape != shape or store.device != X.device:
+            store = torch.zeros(shape, dtype=X.dtype, device=X.device)
+            if self.random_start:
+                store = random_perturbation(store, self.epsilon, self.norm)
+            self.perturbations_ = store
+        return store[rows]
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """Class-weighted loss, plus ``lambda_sep`` times the separation loss when training."""
@@ -873,6 +914,8 @@ class SRATClassifier(NeuralNetClassifier):
     def __getstate__(self):
         state = super().__getstate__()
         state.pop("_bounds_cache_", None)  # device tensors; rebuilt on demand
+        # As large as the training inputs, on the device, and only a starting point.
+        state.pop("perturbations_", None)
         return state
 
     def __setstate__(self, state):

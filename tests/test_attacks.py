@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from srat_sklearn.attacks import (ATTACKS, _apgd_checkpoints, apgd_attack, dlr_loss,
-                                  pgd_attack, project, run_attack)
+                                  pgd_attack, project, random_perturbation, run_attack)
 
 
 def make_model(in_features=6, n_classes=3, seed=0):
@@ -270,3 +270,52 @@ def test_run_attack_rejects_unknown_name(model, batch):
 def test_run_attack_rejects_step_size_for_apgd(model, batch):
     with pytest.raises(ValueError, match="step_size"):
         run_attack("apgd-ce", model, *batch, epsilon=0.1, n_steps=1, step_size=0.1)
+
+
+# ----------------------------------------------------------------- PGD from a given start
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_random_perturbation_fills_the_ball(norm):
+    delta = random_perturbation(torch.zeros(500, 6), 0.3, norm)
+    size = distance(delta, torch.zeros_like(delta), norm)
+    assert torch.all(size <= 0.3 + 1e-6) and size.max() > 0.25
+
+
+def test_pgd_takes_its_first_step_from_start(model, batch):
+    X, y = batch
+    model.eval()
+    start = torch.full_like(X, 0.05)
+    x = (X + start).requires_grad_(True)
+    (grad,) = torch.autograd.grad(F.cross_entropy(model(x), y, reduction="sum"), x)
+    expected = X + (start + 0.02 * grad.sign()).clamp(-0.1, 0.1)
+    result = pgd_attack(model, X, y, epsilon=0.1, step_size=0.02, n_steps=1, start=start)
+    assert torch.allclose(result, expected, atol=1e-7)
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_start_outside_the_ball_is_projected(model, batch, norm):
+    X, y = batch
+    X_adv = pgd_attack(model, X, y, epsilon=0.1, n_steps=1, norm=norm, start=torch.ones_like(X),
+                       bounds=(0.0, 1.0))
+    assert torch.all(distance(X_adv, X, norm) <= 0.1 + 1e-5)
+    assert X_adv.min() >= 0.0 and X_adv.max() <= 1.0
+
+
+def test_start_replaces_the_random_start(model, batch):
+    X, y = batch
+    start = random_perturbation(X, 0.1, "linf")
+    first = pgd_attack(model, X, y, epsilon=0.1, n_steps=2, start=start)
+    second = pgd_attack(model, X, y, epsilon=0.1, n_steps=2, start=start)
+    assert torch.equal(first, second)
+
+
+def test_start_of_the_wrong_shape(model, batch):
+    X, y = batch
+    with pytest.raises(ValueError, match="start must have the shape of X"):
+        pgd_attack(model, X, y, epsilon=0.1, start=torch.zeros(3, 6))
+
+
+def test_start_is_for_pgd_only(model, batch):
+    with pytest.raises(ValueError, match="start applies to PGD only"):
+        run_attack("apgd-ce", model, *batch, epsilon=0.1, n_steps=2,
+                   start=torch.zeros_like(batch[0]))

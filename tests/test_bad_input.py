@@ -60,6 +60,7 @@ def test_bad_data(Xy, no_training, make_data, match):
     ({"norm": "l1"}, ValueError, "norm"),
     ({"separation_views": "clean"}, ValueError, "separation_views"),
     ({"random_start": "yes"}, TypeError, "random_start"),
+    ({"reuse_perturbations": 1}, TypeError, "reuse_perturbations"),
     ({"bounds": (1.0, 0.0)}, ValueError, "bounds"),
     ({"bounds": "data"}, ValueError, "bounds"),
     ({"lambda_sep": -1.0}, ValueError, "lambda_sep"),

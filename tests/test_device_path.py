@@ -44,6 +44,7 @@ class CountPerBatch(Callback):
     {"separation_views": "adversarial+clean"},
     {"loss": "ldam"},
     {"sampler": "balanced", "norm": "l2", "epsilon": 0.5},
+    {"reuse_perturbations": True, "n_steps": 2},
 ])
 def test_two_host_reads_per_training_batch(tabular, fast_params, params):
     # Two reads: skorch's loss.item() for its history, and the non-finite check before

@@ -158,3 +158,14 @@ def test_ddp_fit_reaches_the_same_accuracy(ddp_runs):
     assert single["test_accuracy"] > 0.5
     for rank in ranks:
         assert rank["test_accuracy"] == pytest.approx(single["test_accuracy"], abs=0.01)
+
+
+def test_ddp_refuses_reused_perturbations(tabular):
+    from srat_sklearn.distributed import AcceleratedSRATClassifier
+
+    X, y = tabular
+    clf = AcceleratedSRATClassifier(accelerator=None, device=None, reuse_perturbations=True,
+                                    max_epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="reuse_perturbations=True is not supported"):
+        clf.fit(X, y)
+    assert not clf.initialized_
