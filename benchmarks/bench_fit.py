@@ -102,12 +102,18 @@ def new_model(seed=0):
     return SmallCNN(1, 10, (8, 8))
 
 
-def plain_fit(X, y, epochs, attack=None):
+def linear_model(seed=0):
+    """A model whose kernels cost next to nothing: what is left is each loop's own cost."""
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+
+
+def plain_fit(X, y, epochs, attack=None, make_model=new_model):
     """The same training as :func:`estimator_fit`, written out: same initial weights, batches,
     random starts and arithmetic, so the two end with the same weights (checked in main)."""
     with torch.random.fork_rng():
         init_seed, epoch_seed = seeds()
-        model = new_model(init_seed)
+        model = make_model(init_seed)
         optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9)
         X, y = torch.as_tensor(X), torch.as_tensor(y)
         attack = attack(model) if attack else (lambda X_b, y_b: pgd(model, X_b, y_b, N_STEPS))
@@ -122,7 +128,10 @@ def plain_fit(X, y, epochs, attack=None):
     return model
 
 
-def estimator_fit(X, y, epochs, **params):
+def estimator_fit(X, y, epochs, make_model=None, **params):
+    if make_model is not None:
+        with torch.random.fork_rng():
+            params["module"] = make_model(seeds()[0])
     clf = SRATClassifier(**{
         "epsilon": EPSILON, "step_size": STEP, "n_steps": N_STEPS, "batch_size": BATCH,
         "optimizer": torch.optim.SGD, "lr": LR, "optimizer__momentum": 0.9,
@@ -209,6 +218,28 @@ def compare(name, reference, candidate, samples, repeats):
           f"{statistics.median(ratios):.3f} | {ratios[0]:.3f} - {ratios[-1]:.3f} | "
           f"{min(ref_times) / min(cand_times):.3f} |", flush=True)
     return ref, cand
+
+
+def overhead_table(X, y, epochs, repeats):
+    """Each loop's time per batch with a linear model, where the kernels cost almost nothing:
+    the difference is the estimator's own cost per batch, free of the machine's drift that
+    blurs the ratios above."""
+    batches = epochs * -(-len(y) // BATCH)
+    print("\n| model | plain loop ms per batch | estimator ms per batch | estimator's own cost, "
+          "ms per batch |")
+    print("|---|---|---|---|")
+    for name, make_model in (("linear (64 -> 10)", linear_model), ("SmallCNN", new_model)):
+        plain, estimator = (lambda: plain_fit(X, y, epochs, make_model=make_model),
+                            lambda: estimator_fit(X, y, epochs, make_model=make_model))
+        timed(plain), timed(estimator)
+        times = {"plain": [], "estimator": []}
+        for repeat in range(repeats):
+            for side, fn in sorted((("plain", plain), ("estimator", estimator)),
+                                   reverse=bool(repeat % 2)):
+                times[side].append(timed(fn)[0] * 1e3 / batches)
+        plain_ms, est_ms = (min(times["plain"]), min(times["estimator"]))
+        print(f"| {name} | {plain_ms:.2f} | {est_ms:.2f} | {est_ms - plain_ms:.2f} |",
+              flush=True)
 
 
 # ----------------------------------------------------------------- peak memory
@@ -348,6 +379,7 @@ def main():
         compare(f"{name} vs PGD-10, both estimator", estimator,
                 lambda: estimator_fit(X_train, y_train, args.epochs, **params), n,
                 args.repeats)
+    overhead_table(X_train, y_train, args.epochs, args.repeats)
     memory_table(args.epochs, args.repeats, args.threads)
     scaling_table(X_train, y_train, args.epochs, max(1, args.repeats // 2))
 
