@@ -89,11 +89,11 @@ class SRATClassifier(NeuralNetClassifier):
         Zheng et al., 2020). The perturbations add up over the epochs, so a
         few steps per batch reach about the strength of many: in the digits
         study, PGD-2 this way came within 1.4 points (mean of 5 seeds) of
-        PGD-10's robust accuracy at a third of its time
-        (docs/performance.md). Keeps one
-        perturbation per training sample on the device, as much memory as
-        the training inputs. Meant for data without random augmentation: a
-        perturbation found for one random crop does not fit the next.
+        PGD-10's robust accuracy at a third of its time (docs/performance.md).
+        Keeps one perturbation per training sample on the device, as much
+        memory as the training inputs. Meant for data without random
+        augmentation: a perturbation found for one random crop does not fit
+        the next.
     bounds : "auto", None or tuple (low, high), default="auto"
         Valid range of the inputs. ``"auto"``: the per-feature minimum and
         maximum of the training data for 2-D X, the global minimum and maximum
@@ -177,6 +177,10 @@ class SRATClassifier(NeuralNetClassifier):
         The data bounds used by the attacks.
     sample_shape_ : tuple
         Shape of one sample as the module sees it.
+    perturbations_ : torch.Tensor of shape (n_training_samples, *sample_shape_)
+        With ``reuse_perturbations=True``: each training sample's latest
+        adversarial perturbation, on the device. Drawn anew by each ``fit``,
+        continued by ``partial_fit``, not pickled.
     n_features_in_ : int
 
     Examples
