@@ -177,9 +177,10 @@ class SRATClassifier(NeuralNetClassifier):
         The data bounds used by the attacks.
     sample_shape_ : tuple
         Shape of one sample as the module sees it.
-    perturbations_ : torch.Tensor of shape (n_training_samples, *sample_shape_)
+    perturbations_ : torch.Tensor of shape (n_training_samples, ...)
         With ``reuse_perturbations=True``: each training sample's latest
-        adversarial perturbation, on the device. Drawn anew by each ``fit``,
+        adversarial perturbation (shaped like a sample, ``sample_shape_``), on
+        the device. Drawn anew by each ``fit``,
         continued by ``partial_fit``, not pickled.
     n_features_in_ : int
 
