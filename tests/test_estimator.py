@@ -273,3 +273,21 @@ def test_whole_batch_reads_train_as_the_row_by_row_loader(digits_split, sampler)
     for p, q in zip(fast.module_.parameters(), per_row.module_.parameters()):
         assert torch.equal(p, q)
     assert np.array_equal(fast.predict_proba(X_test), per_row.predict_proba(X_test))
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_iterators_read_arrays_one_batch_at_a_time(tabular, fast_params, training):
+    from skorch.dataset import Dataset
+
+    class CountingArray(np.ndarray):
+        calls = 0
+
+        def __getitem__(self, key):
+            CountingArray.calls += 1
+            return np.asarray(super().__getitem__(key))
+
+    X, y = tabular
+    clf = SRATClassifier(**fast_params).fit(X, y)
+    data = Dataset(X.astype(np.float32).view(CountingArray), y)
+    batches = list(clf.get_iterator(data, training=training))
+    assert CountingArray.calls == len(batches) == -(-len(y) // clf.batch_size)
