@@ -636,8 +636,8 @@ class SRATClassifier(NeuralNetClassifier):
         if training and self.sampler == "balanced":
             kwargs.pop("shuffle", None)  # DataLoader takes a sampler or shuffle, not both
             kwargs["sampler"] = balanced_sampler(dataset_labels(dataset))
-        if training:
-            self._n_training_samples_ = len(dataset)
+        if training and self.reuse_perturbations:
+            self._n_training_samples_ = len(dataset)  # sizes perturbations_
         return make_loader(getattr(self, prefix), dataset, **kwargs,
                            with_indices=training and self.reuse_perturbations)
 

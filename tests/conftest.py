@@ -18,6 +18,16 @@ from srat_sklearn.datasets import load_digits_images, make_imbalanced
 UNDER = [5, 6, 7, 8, 9]
 
 
+class CountingArray(np.ndarray):
+    """A numpy array that counts how often it is indexed (``CountingArray.calls``)."""
+
+    calls = 0
+
+    def __getitem__(self, key):
+        CountingArray.calls += 1
+        return np.asarray(super().__getitem__(key))
+
+
 @pytest.fixture(autouse=True)
 def _few_threads():
     # Two cores: intra-op threads beyond that only add contention.

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data.dataloader import default_collate
 
 from srat_sklearn import SRATClassifier
-from conftest import random_images
+from conftest import CountingArray, random_images
 from srat_sklearn.datasets import (imbalanced_counts, load_cifar10, load_svhn,
                                    make_gaussian_mixture, make_imbalanced, make_loader)
 
@@ -144,16 +144,6 @@ def test_transform_needs_as_dataset(cifar_root):
 
 # ----------------------------------------------------------------- make_loader
 
-class CountingArray(np.ndarray):
-    """A numpy array that counts how often it is indexed."""
-
-    calls = 0
-
-    def __getitem__(self, key):
-        CountingArray.calls += 1
-        return np.asarray(super().__getitem__(key))
-
-
 def _batches(loader):
     return [(np.asarray(Xb).tolist(), np.asarray(yb).tolist()) for Xb, yb in loader]
 
@@ -232,3 +222,17 @@ def test_make_loader_passes_other_setups_through(array_dataset, case):
     loader = make_loader(loader_cls, dataset, **kwargs)
     assert loader.dataset is dataset
     assert calls == ([dict(batch_size=8)] if case == "other iterator" else [])
+
+
+@pytest.mark.parametrize("per_row", [False, True])
+def test_make_loader_appends_the_indices(array_dataset, per_row):
+    extra = {"collate_fn": default_collate} if per_row else {}
+    torch.manual_seed(0)
+    seen = []
+    for X_b, y_b, rows in make_loader(DataLoader, array_dataset, batch_size=8, shuffle=True,
+                                      with_indices=True, **extra):
+        assert rows.dtype == torch.int64
+        assert np.array_equal(np.asarray(X_b), array_dataset.X[rows.numpy()])
+        assert np.array_equal(np.asarray(y_b), array_dataset.y[rows.numpy()])
+        seen += rows.tolist()
+    assert sorted(seen) == list(range(46)) and seen != sorted(seen)

@@ -11,6 +11,7 @@ from sklearn.model_selection import GridSearchCV
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from conftest import CountingArray
 from srat_sklearn import SRATClassifier
 from srat_sklearn.models import MLP, SmallCNN
 
@@ -279,15 +280,9 @@ def test_whole_batch_reads_train_as_the_row_by_row_loader(digits_split, sampler)
 def test_iterators_read_arrays_one_batch_at_a_time(tabular, fast_params, training):
     from skorch.dataset import Dataset
 
-    class CountingArray(np.ndarray):
-        calls = 0
-
-        def __getitem__(self, key):
-            CountingArray.calls += 1
-            return np.asarray(super().__getitem__(key))
-
     X, y = tabular
     clf = SRATClassifier(**fast_params).fit(X, y)
     data = Dataset(X.astype(np.float32).view(CountingArray), y)
+    CountingArray.calls = 0
     batches = list(clf.get_iterator(data, training=training))
     assert CountingArray.calls == len(batches) == -(-len(y) // clf.batch_size)
