@@ -132,8 +132,8 @@ def jsonable(params):
     return {k: (v.__name__ if isinstance(v, type) else v) for k, v in params.items()}
 
 
-def run_one(setting, method, seed, data, under, recipe, params):
-    X_train, X_test, y_train, y_test = data
+def build_model(setting, recipe, params, seed):
+    """``(model, classifier)`` of one run, unfitted; the model is a pipeline for tabular data."""
     decay = LRScheduler(policy=MultiStepLR, milestones=[
         LR_DECAY_EPOCH["tabular" if setting == "tabular" else "digits"]], gamma=0.1)
     params = dict(params)
@@ -142,7 +142,13 @@ def run_one(setting, method, seed, data, under, recipe, params):
         callbacks.append(("guard", CatastrophicOverfittingGuard()))
     clf = SRATClassifier(**{**recipe, **params}, callbacks=callbacks, random_state=seed,
                          verbose=0)
-    model = make_pipeline(StandardScaler(), clf) if setting == "tabular" else clf
+    return (make_pipeline(StandardScaler(), clf) if setting == "tabular" else clf), clf
+
+
+def run_one(setting, method, seed, data, under, recipe, params):
+    X_train, X_test, y_train, y_test = data
+    model, clf = build_model(setting, recipe, params, seed)
+    params = {k: v for k, v in params.items() if k != "guard"}
     started = time.perf_counter()
     model.fit(X_train, y_train)
     fit_seconds = time.perf_counter() - started

@@ -9,7 +9,8 @@ from .attacks import pgd_attack
 from .estimator import NonFiniteLossError, SRATClassifier
 from .losses import (ReweightedLoss, focal_loss, ldam_loss, supervised_contrastive_loss,
                      weighted_cross_entropy)
-from .metrics import RobustReport, robust_accuracy_score, robust_report
+from .metrics import (RobustnessAudit, RobustReport, audit_robustness, robust_accuracy_score,
+                      robust_report)
 from .weighting import DeferredReweighting, compute_class_weights
 
 __version__ = "0.1.0"
@@ -28,4 +29,6 @@ __all__ = [
     "robust_accuracy_score",
     "robust_report",
     "RobustReport",
+    "audit_robustness",
+    "RobustnessAudit",
 ]

@@ -21,10 +21,12 @@ from sklearn.preprocessing import StandardScaler
 from skorch.callbacks import Callback
 from tqdm.auto import tqdm
 
+from .attacks import ATTACKS
 from .datasets import load_cifar10, load_digits_images, load_svhn, make_imbalanced
 from .estimator import SRATClassifier
 from .methods import PAPER_METHODS
-from .metrics import robust_report
+from .metrics import audit_robustness, robust_report
+from .metrics._robust import attack_request
 from .report import summary_table, write_report
 
 DEMO_METHODS = ("NT", "AT", "AT-DRW", "SRAT-CE")
@@ -161,6 +163,7 @@ def build_parser():
                       help="L-inf radius for training and evaluation")
     demo.add_argument("--seed", type=int, default=0, help="seed of the imbalance and training")
     demo.add_argument("--output", default="srat-report", help="report folder")
+    _add_evaluation_arguments(demo, audit=False)
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     formatter = _DefaultsFormatter
@@ -228,6 +231,7 @@ def build_parser():
     evaluate.add_argument("--output", default=None,
                           help="also write report.md / report.json / accuracy.png here "
                                "(default: print only)")
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -246,11 +250,37 @@ def _add_data_arguments(parser, required=True):
                         help="seed of the split, the imbalance and the training")
 
 
-def _add_evaluation_arguments(parser):
-    parser.add_argument("--eval-steps", type=_positive_int, default=20,
-                        help="steps of the evaluation attack")
+def _add_evaluation_arguments(parser, audit=True):
+    parser.add_argument("--attack", choices=ATTACKS, default="pgd",
+                        help="evaluation attack: autoattack is standard AutoAttack (APGD-CE, "
+                             "APGD-T, FAB-T, Square), the evaluation to report; pgd is PGD-20, "
+                             "quick")
+    parser.add_argument("--eval-steps", type=_positive_int, default=None,
+                        help="iterations of the evaluation attack (default: 20 for pgd and "
+                             "--worst-case, 100 for the others)")
+    parser.add_argument("--n-queries", type=_positive_int, default=None,
+                        help="queries of square and autoattack (default: 5000)")
+    parser.add_argument("--n-targets", type=_positive_int, default=None,
+                        help="target classes of apgd-t, fab-t and autoattack (default: 9)")
+    parser.add_argument("--n-restarts", type=_positive_int, default=1,
+                        help="runs of each evaluation attack")
     parser.add_argument("--worst-case", action="store_true",
-                        help="count a sample robust only if PGD, APGD-CE and APGD-DLR all fail")
+                        help="count a sample robust only if PGD, APGD-CE and APGD-DLR all fail "
+                             "(instead of --attack)")
+    if audit:
+        parser.add_argument("--audit", action="store_true",
+                            help="also run the robustness-evaluation checklist "
+                                 "(srat_sklearn.metrics.audit_robustness) with --eval-steps "
+                                 "(default 20) and --n-queries, and print its table")
+
+
+def _evaluation(args):
+    """The evaluation attack the arguments ask for, validated before any training."""
+    if getattr(args, "audit", False) and args.eval_steps is not None and args.eval_steps < 4:
+        raise ValueError("--audit needs --eval-steps of at least 4.")
+    return attack_request(attack=args.attack, worst_case=args.worst_case,
+                          n_steps=args.eval_steps, n_restarts=args.n_restarts,
+                          n_queries=args.n_queries, n_targets=args.n_targets)
 
 
 def demo_data(seed=0):
@@ -265,6 +295,7 @@ def demo_data(seed=0):
 
 def run_demo(args, out=None):
     out = sys.stdout if out is None else out
+    evaluation = _evaluation(args)
     Path(args.output).mkdir(parents=True, exist_ok=True)  # fail before, not after, training
     X_train, X_test, y_train, y_test = demo_data(args.seed)
     print(f"Training samples per class: {np.bincount(y_train).tolist()} "
@@ -286,7 +317,8 @@ def run_demo(args, out=None):
             clf.fit(X_train, y_train)
             reports[name] = robust_report(clf, X_test, y_test,
                                           under_represented=UNDER_REPRESENTED,
-                                          epsilon=args.epsilon, n_steps=20)
+                                          **{**evaluation, "epsilon": args.epsilon},
+                                          verbose=0 if args.no_progress else 1)
     elapsed = time.perf_counter() - started
     print("", summary_table(reports), "", sep="\n", file=out)
     settings = {"data": "sklearn digits, 1x8x8 in [0, 1], stratified 70/30 split",
@@ -294,7 +326,8 @@ def run_demo(args, out=None):
                 "training": f"SGD lr 0.05 momentum 0.9 wd 5e-4, batch 64, {args.max_epochs} "
                             f"epochs, L-inf PGD-10 eps {args.epsilon:g} step eps/4, class "
                             "weights and lr x0.1 at 2/3 of the epochs",
-                "evaluation": "PGD-20 on the balanced test split",
+                "evaluation": f"{next(iter(reports.values())).describe_attack()}, on the "
+                              "balanced test split",
                 "seed": args.seed, "run time (s)": round(elapsed, 1)}
     path = write_report(reports, args.output, title="SRAT demo: imbalanced digits",
                         settings=settings)
@@ -353,6 +386,7 @@ def _make_imbalanced(X, y, imbalance, under, seed):
 
 def run_train(args, out=None):
     out = sys.stdout if out is None else out
+    _evaluation(args)  # a bad evaluation setting fails before, not after, training
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)  # fail before, not after, training
     X_train, X_test, y_train, y_test, kind = load_data(
@@ -402,18 +436,28 @@ def run_train(args, out=None):
 
 
 def _evaluate_and_print(model, X_test, y_test, args, epsilon, norm, output, name, config, out):
-    report = robust_report(model, X_test, y_test, epsilon=epsilon, norm=norm,
-                           n_steps=args.eval_steps, worst_case=args.worst_case)
+    verbose = 0 if args.no_progress else 1
+    report = robust_report(model, X_test, y_test, **{**_evaluation(args), "epsilon": epsilon,
+                                                     "norm": norm}, verbose=verbose)
     print("", report.to_markdown(), "", sep="\n", file=out)
     if output is not None:
         path = write_report({name: report}, output, title=f"{name} on {config['data']}",
                             settings=config)
         print(f"Report written to {path}", file=out)
+    if args.audit:
+        audit = audit_robustness(model, X_test, y_test, epsilon=epsilon, norm=norm,
+                                 n_steps=args.eval_steps or 20, n_queries=args.n_queries,
+                                 verbose=verbose)
+        print(audit.to_markdown(), "", sep="\n", file=out)
+        if output is not None:
+            (output / "audit.md").write_text(audit.to_markdown() + "\n")
+            (output / "audit.json").write_text(json.dumps(audit.to_dict(), indent=2))
     return report
 
 
 def run_evaluate(args, out=None):
     out = sys.stdout if out is None else out
+    _evaluation(args)
     path = Path(args.model)
     folder = path if path.is_dir() else path.parent
     model_file = path / "model.pkl" if path.is_dir() else path

@@ -30,18 +30,23 @@ from skorch import NeuralNetClassifier
 from skorch.callbacks import EpochScoring
 from skorch.dataset import unpack_data
 from skorch.utils import is_dataset, to_numpy, to_tensor
+from tqdm.auto import tqdm
 
 from ._validation import check_int, check_option, check_real
-from .attacks import ATTACKS, check_attack_params, random_perturbation, run_attack
+from .attacks import (DISPLAY_NAMES, attack_settings, check_attack, check_attack_params,
+                      random_perturbation, run_attack)
 from .datasets import dataset_labels, make_loader
 from .losses import LOSSES, ReweightedLoss, supervised_contrastive_loss
 from .models import capture_features, default_module, find_feature_layer
-from .weighting import (SAMPLERS, DeferredReweighting, balanced_sampler, check_class_weight,
-                        compute_class_weights, resolve_reweight_epoch)
+from .weighting import (SAMPLERS, DeferredReweighting, balanced_sampler, check_class_prior,
+                        check_class_weight, compute_class_weights, resolve_class_prior,
+                        resolve_reweight_epoch)
 
 __all__ = ["SRATClassifier", "NonFiniteLossError"]
 
 MIXED_PRECISIONS = ("bf16",)
+#: Samples attacked together in an evaluation, unless given: AutoAttack's 250.
+EVALUATION_BATCH_SIZE = 250
 SEPARATION_VIEWS = ("adversarial", "adversarial+clean")
 
 
@@ -111,8 +116,17 @@ class SRATClassifier(NeuralNetClassifier):
         positive.
     class_weight : None, "balanced", "effective" or dict, default="balanced"
         Class weights switched on at ``reweight_epoch``; see
-        :func:`~srat_sklearn.weighting.compute_class_weights`. Counted on the
-        training split only and normalised to mean 1.
+        :func:`~srat_sklearn.weighting.compute_class_weights`. Computed from
+        ``class_prior`` (by default the class counts of the training split)
+        and normalised to mean 1.
+    class_prior : None, array-like of shape (n_classes,) or dict, default=None
+        Class counts (or frequencies) of the data *before any resampling*,
+        in the order of the sorted labels, or as ``{label: count}``. The class
+        weights, the LDAM margins and the default under-represented group of
+        the reports come from them. ``None`` counts the training split. Set
+        it when a sampler in a pipeline balances the data in front of the
+        estimator: the estimator then sees equal counts, which would make
+        every class weight 1 (it warns when that happens).
     beta : float, default=0.9999
         ``beta`` of the effective number of samples (``class_weight="effective"``).
     reweight_epoch : int or float, default=0.75
@@ -169,6 +183,9 @@ class SRATClassifier(NeuralNetClassifier):
         The labels seen in fit.
     class_counts_ : ndarray of shape (n_classes,)
         Training samples per class in the training split.
+    class_prior_ : ndarray of shape (n_classes,)
+        Class frequencies the weights and the groups are computed from:
+        ``class_prior`` normalised, or the training split's.
     class_weights_ : ndarray of shape (n_classes,)
         Class weights used from ``reweight_epoch_`` on.
     reweight_epoch_ : int
@@ -215,6 +232,7 @@ class SRATClassifier(NeuralNetClassifier):
         temperature=0.1,
         separation_views="adversarial",
         class_weight="balanced",
+        class_prior=None,
         beta=0.9999,
         reweight_epoch=0.75,
         reweight_lr_factor=0.1,
@@ -255,6 +273,7 @@ class SRATClassifier(NeuralNetClassifier):
         self.temperature = temperature
         self.separation_views = separation_views
         self.class_weight = class_weight
+        self.class_prior = class_prior
         self.beta = beta
         self.reweight_epoch = reweight_epoch
         self.reweight_lr_factor = reweight_lr_factor
@@ -319,6 +338,7 @@ class SRATClassifier(NeuralNetClassifier):
         check_real(self.temperature, "temperature", min_val=0, include_boundaries="neither")
         check_option(self.separation_views, "separation_views", SEPARATION_VIEWS)
         check_class_weight(self.class_weight)
+        check_class_prior(self.class_prior)
         check_real(self.beta, "beta", min_val=0, max_val=1, include_boundaries="left")
         resolve_reweight_epoch(self.reweight_epoch, self.max_epochs)
         check_real(self.reweight_lr_factor, "reweight_lr_factor", min_val=0,
@@ -614,24 +634,40 @@ class SRATClassifier(NeuralNetClassifier):
         # Class counts from the training split only, never the validation split.
         labels = dataset_labels(dataset_train)
         self.class_counts_ = np.bincount(labels, minlength=len(self.classes_))
-        self.class_weights_ = compute_class_weights(self.class_weight, self.class_counts_,
-                                                    self.classes_, self.beta)
+        self.class_prior_ = resolve_class_prior(self.class_prior, self.class_counts_,
+                                                self.classes_)
+        if self.class_prior is None and self.class_weight is not None and len(labels) \
+                and np.all(self.class_counts_ == self.class_counts_[0]):
+            warnings.warn(
+                f"Every class has the same number of training samples "
+                f"({self.class_counts_[0]}), so class_weight={self.class_weight!r} weighs "
+                "every class 1 and the deferred reweighting changes only the learning rate. "
+                "If a sampler balanced the data in front of this estimator, pass the class "
+                "counts before resampling as class_prior=...; else set class_weight=None.",
+                UserWarning, stacklevel=2)
+        # The counts of the data before resampling, on the scale of the training split.
+        counts = (self.class_counts_ if self.class_prior is None
+                  else self.class_prior_ * self.class_counts_.sum())
+        self.class_weights_ = compute_class_weights(self.class_weight, counts, self.classes_,
+                                                    self.beta)
         if self.loss == "ldam":
-            if np.any(self.class_counts_ == 0):
+            if np.any(counts == 0):
                 raise ValueError("loss='ldam' needs every class in the training split; classes "
-                                 f"{self.classes_[self.class_counts_ == 0].tolist()} have none.")
-            self.criterion_.set_class_counts(self.class_counts_)
+                                 f"{self.classes_[counts == 0].tolist()} have none.")
+            self.criterion_.set_class_counts(counts)
         return dataset_train, dataset_valid
 
-    def get_iterator(self, dataset, training=False):
+    def get_iterator(self, dataset, training=False, batch_size=None):
         """skorch's iterator, with the balanced sampler and whole-batch reads of arrays.
 
         See :func:`srat_sklearn.datasets.make_loader`: for arrays in memory
-        the batches are the same, read with one index each.
+        the batches are the same, read with one index each. ``batch_size``
+        overrides skorch's (the attacks of an evaluation use larger batches).
         """
         prefix = "iterator_train" if training else "iterator_valid"
         kwargs = self.get_params_for(prefix)
-        batch_size = kwargs.pop("batch_size", self.batch_size)
+        configured = kwargs.pop("batch_size", self.batch_size)
+        batch_size = configured if batch_size is None else batch_size
         kwargs["batch_size"] = len(dataset) if batch_size == -1 else batch_size
         if training and self.sampler == "balanced":
             kwargs.pop("shuffle", None)  # DataLoader takes a sampler or shuffle, not both
@@ -695,26 +731,30 @@ class SRATClassifier(NeuralNetClassifier):
                 torch.as_tensor(b, dtype=like.dtype, device=like.device) for b in self.bounds_)
         return self._bounds_cache_[key]
 
-    def _attack(self, X, y, *, attack="pgd", epsilon=None, step_size=None, n_steps=None,
-                norm=None, random_start=None, start=None):
-        """Adversarial examples of a batch under the estimator's threat model."""
+    def _resolve_attack(self, attack, *, epsilon=None, step_size=None, n_steps=None, norm=None,
+                        random_start=None, n_restarts=1, n_queries=None, n_targets=None):
+        """An attack's settings, the estimator's threat model filling those left at None.
+
+        PGD alone also takes the training attack's steps (and, at the training
+        radius, its step size); the other attacks keep their standard iterations.
+        """
         epsilon = self.epsilon if epsilon is None else epsilon
-        n_steps = self.n_steps if n_steps is None else n_steps
-        if (attack == "pgd" and step_size is None and epsilon == self.epsilon
-                and n_steps == self.n_steps):
-            step_size = self.step_size
+        if isinstance(attack, str) and attack == "pgd":
+            n_steps = self.n_steps if n_steps is None else n_steps
+            if step_size is None and epsilon == self.epsilon and n_steps == self.n_steps:
+                step_size = self.step_size
+        return dict(epsilon=epsilon, step_size=step_size, n_steps=n_steps,
+                    norm=self.norm if norm is None else norm,
+                    random_start=self.random_start if random_start is None else random_start,
+                    n_restarts=n_restarts, n_queries=n_queries, n_targets=n_targets)
+
+    def _attack(self, X, y, *, attack="pgd", start=None, skip_misclassified=False, **settings):
+        """Adversarial examples of a batch under the estimator's threat model."""
         X = self._memory_format(X)
         with self._autocast():
-            return run_attack(
-                attack, self._bare_module(), X, y,
-                epsilon=epsilon,
-                step_size=step_size,
-                n_steps=n_steps,
-                norm=self.norm if norm is None else norm,
-                random_start=self.random_start if random_start is None else random_start,
-                bounds=self._attack_bounds(X),
-                start=start,
-            )
+            return run_attack(attack, self._bare_module(), X, y, bounds=self._attack_bounds(X),
+                              start=start, skip_misclassified=skip_misclassified,
+                              **self._resolve_attack(attack, **settings))
 
     def train_step(self, batch, **fit_params):
         """Replace the batch by its adversarial examples, then take skorch's step on them.
@@ -829,35 +869,68 @@ class SRATClassifier(NeuralNetClassifier):
         indices = self.predict_proba(X).argmax(axis=1)  # validates and checks fitted first
         return self.classes_[indices]
 
+    def attack_settings(self, attack="pgd", *, epsilon=None, step_size=None, n_steps=None,
+                        norm=None, random_start=None, n_restarts=1, n_queries=None,
+                        n_targets=None):
+        """The settings :meth:`generate_adversarial` attacks with, resolved, as reports state them.
+
+        Examples
+        --------
+        >>> clf.attack_settings("autoattack")["n_queries"]  # doctest: +SKIP
+        5000
+        """
+        settings = self._resolve_attack(attack, epsilon=epsilon, step_size=step_size,
+                                        n_steps=n_steps, norm=norm, random_start=random_start,
+                                        n_restarts=n_restarts, n_queries=n_queries,
+                                        n_targets=n_targets)
+        return attack_settings(attack, **settings)
+
     def generate_adversarial(self, X, y, *, attack="pgd", epsilon=None, step_size=None,
-                             n_steps=None, norm=None, random_start=None):
+                             n_steps=None, norm=None, random_start=None, n_restarts=1,
+                             n_queries=None, n_targets=None, batch_size=None, verbose=0):
         """Adversarial examples of ``X`` against this fitted classifier.
 
-        Parameters default to the estimator's own threat model. When
-        ``epsilon`` or ``n_steps`` differ from the estimator's and
-        ``step_size`` is None, the PGD step is ``2.5 * epsilon / n_steps``.
+        Parameters default to the estimator's own threat model. PGD takes the
+        training attack's steps (and step size, when ``epsilon`` and
+        ``n_steps`` are the estimator's; else ``2.5 * epsilon / n_steps``); the
+        other attacks take their standard settings: 100 iterations, 5000
+        queries, 9 target classes (see :func:`srat_sklearn.attacks.run_attack`).
 
         Parameters
         ----------
         X : array-like of the shape given to fit
         y : array-like of shape (n_samples,), labels as given to fit
-        attack : {"pgd", "apgd-ce", "apgd-dlr"}, default="pgd"
-            See :func:`srat_sklearn.attacks.run_attack`; "apgd-dlr" needs 3
-            or more classes.
+        attack : str or sequence of str, default="pgd"
+            One of :data:`srat_sklearn.attacks.ATTACKS` ("autoattack" is
+            standard AutoAttack), or several names: an ensemble in which each
+            attack runs on the samples the earlier ones did not fool.
+            "apgd-dlr" needs 3 or more classes.
+        epsilon, step_size, n_steps, norm, random_start, n_restarts, n_queries, n_targets
+            The attack's settings, as in :func:`srat_sklearn.attacks.run_attack`.
+        batch_size : int or None, default=None
+            Samples attacked together; ``None``: 250, as AutoAttack evaluates.
+            Larger batches run the attacks' many iterations faster; lower it
+            when the device runs out of memory.
+        verbose : int, default=0
+            1 shows a progress bar over the batches for the long attacks
+            (ensembles, APGD-T, FAB-T, Square); 2 for every attack.
 
         Returns
         -------
         numpy.ndarray, float32, of the shape of ``X``
+            A sample the classifier already misclassifies is returned as it
+            is: it is its own adversarial example, and robust accuracy counts
+            only samples that are classified correctly both clean and attacked.
 
         Examples
         --------
-        >>> X_adv = clf.generate_adversarial(X_test, y_test, epsilon=0.1)  # doctest: +SKIP
+        >>> X_adv = clf.generate_adversarial(X_test, y_test, attack="autoattack")  # doctest: +SKIP
         """
         X_shape = np.shape(X)
         X_valid = self._validate_predict_X(X)
         if is_dataset(X_valid):
             raise TypeError("generate_adversarial takes arrays; iterate over the Dataset and "
-                            "call srat_sklearn.attacks.pgd_attack on module_ for a Dataset.")
+                            "call srat_sklearn.attacks.run_attack on module_ for a Dataset.")
         y = np.asarray(y)
         if y.ndim != 1 or len(y) != len(X_valid):
             raise ValueError(f"y must be 1-D with one label per row of X; got shape {y.shape} "
@@ -867,26 +940,31 @@ class SRATClassifier(NeuralNetClassifier):
             raise ValueError(f"y holds labels the classifier was not fitted on: "
                              f"{unknown.tolist()}.")
         y_index = np.searchsorted(self.classes_, y).astype(np.int64)
-        check_option(attack, "attack", ATTACKS)
-        if attack == "apgd-dlr" and len(self.classes_) < 3:
+        requested = dict(epsilon=epsilon, step_size=step_size, n_steps=n_steps, norm=norm,
+                         random_start=random_start, n_restarts=n_restarts, n_queries=n_queries,
+                         n_targets=n_targets)
+        settings = self._resolve_attack(attack, **requested)
+        settings.pop("random_start")
+        members = check_attack(attack, **settings)
+        if "apgd-dlr" in members and len(self.classes_) < 3:
             raise ValueError(f"attack='apgd-dlr' needs at least 3 classes; this classifier has "
                              f"{len(self.classes_)}.")
-        if attack != "pgd" and step_size is not None:
-            raise ValueError(f"step_size applies to attack='pgd' only; {attack} sets its own "
-                             "step sizes.")
-        check_attack_params(self.epsilon if epsilon is None else epsilon, step_size,
-                            self.n_steps if n_steps is None else n_steps,
-                            self.norm if norm is None else norm)
-        dataset = self.get_dataset(X_valid, y_index)
+        verbose = check_int(verbose, "verbose", min_val=0)
+        batch_size = check_int(batch_size, "batch_size", min_val=1, allow_none=True)
+        long = len(members) > 1 or bool({"apgd-t", "fab-t", "square"} & set(members))
+        name = ("AutoAttack" if isinstance(attack, str) and attack == "autoattack"
+                else " + ".join(DISPLAY_NAMES[m] for m in members))
+        iterator = self.get_iterator(self.get_dataset(X_valid, y_index), training=False,
+                                     batch_size=batch_size or EVALUATION_BATCH_SIZE)
         adversarial = []
-        with self._seeded():
-            for Xi, yi in self.get_iterator(dataset, training=False):
-                Xi = to_tensor(Xi, device=self.device)
-                adv = self._attack(Xi, to_tensor(yi, device=self.device), attack=attack,
-                                   epsilon=epsilon,
-                                   step_size=step_size, n_steps=n_steps, norm=norm,
-                                   random_start=random_start)
+        with self._seeded(), tqdm(total=len(iterator), desc=name, unit="batch",
+                                  disable=not (verbose >= 2 or (verbose == 1 and long))) as bar:
+            for Xi, yi in iterator:
+                adv = self._attack(to_tensor(Xi, device=self.device),
+                                   to_tensor(yi, device=self.device), attack=attack,
+                                   skip_misclassified=True, **requested)
                 adversarial.append(to_numpy(self._gather_batch(adv)))
+                bar.update()
         return np.concatenate(adversarial).reshape(X_shape).astype(np.float32, copy=False)
 
     def load_params(self, f_params=None, f_optimizer=None, f_criterion=None, f_history=None,

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from torch import nn
 from torchvision.models import resnet18
 
+from ._torch import first_output
 from ._validation import check_int, check_real
 
 __all__ = ["MLP", "SmallCNN", "resnet18_cifar", "default_module", "find_feature_layer", "capture_features",
@@ -216,8 +217,3 @@ def capture_features(module, feature_layer=None):
         yield captured
     finally:
         handle.remove()
-
-
-def first_output(output):
-    """The logits (or features) of a module that may return a tuple whose first item they are."""
-    return output[0] if isinstance(output, (tuple, list)) else output

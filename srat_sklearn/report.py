@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from .metrics import ATTACK_NAMES
+from .metrics._report import pct
 
 __all__ = ["summary_table", "write_report"]
 
@@ -25,7 +25,7 @@ def summary_table(reports):
     header = "| method | " + " | ".join(f"{k} {g}" for k, g in COLUMNS) + " |"
     lines = [header, "|---" * (len(COLUMNS) + 1) + "|"]
     for name, report in reports.items():
-        cells = [f"{100 * report.groups[g][k]:.1f}" for k, g in COLUMNS]
+        cells = [pct(report.groups[g][k]) for k, g in COLUMNS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -67,10 +67,10 @@ def write_report(reports, output_dir, *, title="SRAT report", description="", se
         parts += [description, ""]
     if settings:
         parts += ["Settings:", ""] + [f"- {k}: {v}" for k, v in settings.items()] + [""]
-    under = ", ".join(map(str, first.under_represented))
-    parts += [f"Accuracy in %; robust = under {ATTACK_NAMES[first.attack]}, {first.n_steps} "
-              f"steps ({first.norm}, epsilon {first.epsilon:g}). \"well\" and \"under\" are "
-              f"the means over the well- and under-represented classes ({under}).", "",
+    under = ", ".join(map(str, first.to_dict()["under_represented"])) or "none"
+    parts += [f"Accuracy in %; robust = under {first.describe_attack()}. \"well\" and "
+              f"\"under\" are the means over the well- and under-represented classes ({under}).",
+              "",
               summary_table(reports), "", "![accuracy by group](accuracy.png)", ""]
     for name, report in reports.items():
         parts += [f"## {name}", "", report.to_markdown(), ""]

@@ -15,12 +15,11 @@ import numpy as np
 import torch
 from skorch.callbacks import Callback
 from torch.utils.data import WeightedRandomSampler
-from sklearn.utils.class_weight import compute_class_weight
 
 from ._validation import check_real
 
 __all__ = ["CLASS_WEIGHTS", "SAMPLERS", "compute_class_weights", "balanced_sampler",
-           "resolve_reweight_epoch", "DeferredReweighting"]
+           "resolve_class_prior", "resolve_reweight_epoch", "DeferredReweighting"]
 
 CLASS_WEIGHTS = ("balanced", "effective")
 SAMPLERS = ("balanced",)
@@ -82,6 +81,62 @@ def check_class_weight(class_weight, classes=None):
     return class_weight
 
 
+def check_class_prior(class_prior):
+    """Validate the type of a ``class_prior`` before any data is seen."""
+    if class_prior is None or isinstance(class_prior, dict):
+        return class_prior
+    if isinstance(class_prior, str) or np.ndim(class_prior) != 1:
+        raise TypeError(f"class_prior must be None, a dict {{label: count}} or a 1-D array of "
+                        f"counts per class, got {class_prior!r}.")
+    return class_prior
+
+
+def resolve_class_prior(class_prior, class_counts, classes):
+    """The class frequencies (summing to 1) that weights and groups are computed from.
+
+    Parameters
+    ----------
+    class_prior : None, array-like of shape (n_classes,) or dict {label: count}
+        Counts or frequencies of the data before any resampling; ``None``
+        takes ``class_counts``.
+    class_counts : array-like of shape (n_classes,)
+        The training split's counts.
+    classes : array-like of shape (n_classes,)
+        The labels, sorted, in the order of ``class_counts``.
+
+    Examples
+    --------
+    >>> resolve_class_prior(None, [30, 10], [0, 1])
+    array([0.75, 0.25])
+    >>> resolve_class_prior({"cat": 1, "dog": 3}, [5, 5], ["cat", "dog"])
+    array([0.25, 0.75])
+    """
+    classes = np.asarray(classes)
+    if class_prior is None:
+        values = np.asarray(class_counts, dtype=np.float64)
+    elif isinstance(class_prior, dict):
+        known = set(classes.tolist())
+        unknown = [label for label in class_prior if label not in known]
+        if unknown:
+            raise ValueError(f"class_prior names labels that are not in y: {unknown!r}; the "
+                             f"classes are {classes.tolist()!r}.")
+        missing = [label for label in classes.tolist() if label not in class_prior]
+        if missing:
+            raise ValueError(f"class_prior needs a count for every class; {missing!r} have "
+                             "none.")
+        values = np.array([check_real(class_prior[label], f"class_prior[{label!r}]")
+                           for label in classes.tolist()])
+    else:
+        values = np.asarray(class_prior, dtype=np.float64)
+        if values.shape != (len(classes),):
+            raise ValueError(f"class_prior must hold one value per class ({len(classes)}, in "
+                             f"the order of the sorted labels); got {values.shape[0]}.")
+    if class_prior is not None and not (np.all(np.isfinite(values)) and np.all(values > 0)):
+        raise ValueError(f"class_prior must be positive and finite for every class, got "
+                         f"{values.tolist()}.")
+    return values / values.sum()
+
+
 def compute_class_weights(class_weight, class_counts, classes=None, beta=0.9999):
     """One weight per class, normalised to mean 1 over the classes.
 
@@ -95,7 +150,8 @@ def compute_class_weights(class_weight, class_counts, classes=None, beta=0.9999)
           2019), ``(1 - beta) / (1 - beta ** n_c)``.
         - dict ``{label: weight}``: the given weights, 1 for labels not named.
     class_counts : array-like of shape (n_classes,)
-        Number of training samples of each class (training split only).
+        Number of samples of each class: the training split's, or those of
+        the data before resampling (``class_prior``); need not be integers.
     classes : array-like of shape (n_classes,), optional
         The labels, in the order of ``class_counts``; needed for a dict.
     beta : float in [0, 1), default=0.9999
@@ -112,7 +168,7 @@ def compute_class_weights(class_weight, class_counts, classes=None, beta=0.9999)
     >>> compute_class_weights({"cat": 3.0}, [5, 5], classes=["cat", "dog"])
     array([1.5, 0.5])
     """
-    counts = np.asarray(class_counts, dtype=np.int64)
+    counts = np.asarray(class_counts, dtype=np.float64)
     n_classes = len(counts)
     if class_weight is None:
         return np.ones(n_classes)
@@ -122,12 +178,11 @@ def compute_class_weights(class_weight, class_counts, classes=None, beta=0.9999)
             f"class_weight={class_weight!r} needs every class in the training split; "
             f"classes at positions {empty} have no training sample.")
     if class_weight == "balanced":
-        # sklearn's formula, from the counts rather than from y.
-        y = np.repeat(np.arange(n_classes), counts)
-        weights = compute_class_weight("balanced", classes=np.arange(n_classes), y=y)
+        # sklearn's compute_class_weight("balanced"), n / (k * n_c), from the counts.
+        weights = counts.sum() / (n_classes * counts)
     elif class_weight == "effective":
         beta = check_real(beta, "beta", min_val=0, max_val=1, include_boundaries="left")
-        weights = (1.0 - beta) / (1.0 - np.power(beta, counts.astype(np.float64)))
+        weights = (1.0 - beta) / (1.0 - np.power(beta, counts))
     else:
         if classes is None:
             raise ValueError("classes are needed to map a class_weight dict to classes.")

@@ -11,6 +11,9 @@ import torchvision.datasets.cifar
 import torchvision.datasets.svhn
 from sklearn.datasets import make_classification
 from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MinMaxScaler
+from torch import nn
 
 from srat_sklearn import SRATClassifier
 from srat_sklearn.datasets import load_digits_images, make_imbalanced
@@ -61,6 +64,30 @@ def tabular():
     X, y = make_classification(n_samples=240, n_features=8, n_informative=5, n_classes=3,
                                weights=[0.6, 0.3, 0.1], random_state=0)
     return X.astype(np.float64), y
+
+
+class QuantisedNet(nn.Module):
+    """An MLP behind an input quantiser: its input gradients are zero everywhere."""
+
+    def __init__(self, n_features=8, n_classes=3, levels=4):
+        super().__init__()
+        self.levels = levels
+        self.body = nn.Sequential(nn.Linear(n_features, 32), nn.ReLU(), nn.Linear(32, n_classes))
+
+    def forward(self, X):
+        return self.body(torch.round(X * self.levels) / self.levels)
+
+
+@pytest.fixture(scope="session")
+def masked_model(tabular):
+    """A gradient-masked classifier of ``tabular``: PGD sees zero gradients, Square does not."""
+    X, y = tabular
+    # Natural training (epsilon 0): the quantiser blocks only the input gradients.
+    model = make_pipeline(MinMaxScaler(), SRATClassifier(
+        QuantisedNet, epsilon=0.0, lambda_sep=0.0, class_weight=None, lr=1e-2, max_epochs=60,
+        random_state=0, verbose=0)).fit(X, y)
+    assert model.score(X, y) > 0.75  # a real model, not the majority class
+    return model
 
 
 @pytest.fixture

@@ -9,8 +9,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from srat_sklearn.attacks import (ATTACKS, _apgd_checkpoints, apgd_attack, dlr_loss,
-                                  pgd_attack, project, random_perturbation, run_attack)
+from srat_sklearn.attacks import (
+    ATTACKS,
+    NORMS,
+    apgd_attack,
+    dlr_loss,
+    pgd_attack,
+    project,
+    random_perturbation,
+    run_attack,
+)
+from srat_sklearn.attacks.apgd import _apgd_checkpoints
+
+#: Small budgets for the attacks whose defaults take thousands of queries.
+BUDGETS = {"square": {"n_queries": 30}, "autoattack": {"n_queries": 30}}
 
 
 def make_model(in_features=6, n_classes=3, seed=0):
@@ -26,8 +38,8 @@ def model():
 
 @pytest.fixture(params=ATTACKS)
 def attack(request):
-    """``attack(model, X, y, **kwargs)`` for each attack of the package."""
-    return partial(run_attack, request.param)
+    """``attack(model, X, y, **kwargs)`` for each attack of the package, on a small budget."""
+    return partial(run_attack, request.param, **BUDGETS.get(request.param, {}))
 
 
 @pytest.fixture
@@ -50,6 +62,20 @@ def test_stays_inside_ball(model, batch, attack, norm, random_start):
     X_adv = attack(model, X, y, epsilon=0.3, n_steps=5, norm=norm, random_start=random_start)
     assert torch.all(distance(X_adv, X, norm) <= 0.3 + 1e-5)
     assert not torch.equal(X_adv, X)
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_a_point_outside_the_bounds_moves_at_most_epsilon(attack, norm):
+    # Regression: with bounds (0, 1), x = (2, 0.5) and eps 0.1 came back as (1, 0.6), because
+    # the attacks clamped to the bounds after projecting onto the ball.
+    model = nn.Linear(2, 3)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]]))
+        model.bias.zero_()
+    X, y = torch.tensor([[2.0, 0.5]]), torch.tensor([0])
+    X_adv = attack(model, X, y, epsilon=0.1, n_steps=3, norm=norm, bounds=(0.0, 1.0))
+    assert distance(X_adv, X, norm) <= 0.1 + 1e-6
+    assert 0.0 <= X_adv[0, 1] <= 1.0  # a coordinate inside the bounds stays inside
 
 
 @pytest.mark.parametrize("norm", ["linf", "l2"])
@@ -133,10 +159,12 @@ def test_works_under_no_grad(model, batch, attack):
     assert not torch.equal(X_adv, batch[0])
 
 
-def test_attack_in_eval_mode_is_deterministic_without_random_start(model, batch, attack):
-    # Dropout is off while attacking, so two runs see the same gradients.
+def test_attack_in_eval_mode_is_deterministic(model, batch, attack):
+    # Dropout is off while attacking, so two runs from the same seed see the same gradients.
     model.train()
+    torch.manual_seed(0)
     first = attack(model, *batch, epsilon=0.1, n_steps=3, random_start=False)
+    torch.manual_seed(0)
     second = attack(model, *batch, epsilon=0.1, n_steps=3, random_start=False)
     assert torch.equal(first, second)
 
@@ -159,28 +187,43 @@ def test_project_l2_keeps_short_vectors():
     assert torch.allclose(projected, torch.tensor([[0.3, 0.4], [0.6, 0.8]]))
 
 
-@settings(max_examples=40, deadline=None)
+def within_threat_model(X_adv, X, epsilon, norm, bounds):
+    """X_adv lies in the ball around X and in the bounds widened to contain X."""
+    assert X_adv.shape == X.shape
+    assert torch.all(distance(X_adv, X, norm) <= epsilon * (1 + 1e-5) + 1e-6)
+    if bounds is not None:
+        low, high = (torch.as_tensor(b, dtype=X.dtype) for b in bounds)
+        assert torch.all(X_adv >= torch.minimum(low, X) - 1e-6)
+        assert torch.all(X_adv <= torch.maximum(high, X) + 1e-6)
+
+
+@settings(max_examples=60, deadline=None)
 @given(
-    shape=st.sampled_from([(4, 5), (3, 1, 4, 4), (2, 3, 2, 2)]),
+    shape=st.sampled_from([(4, 5), (3, 1, 4, 4), (2, 3, 2, 2), (3, 2, 5)]),
     epsilon=st.floats(0.0, 2.0),
-    norm=st.sampled_from(["linf", "l2"]),
-    bounds=st.sampled_from([None, (0.0, 1.0), (-0.5, 0.5)]),
+    norm=st.sampled_from(NORMS),
+    bounds=st.sampled_from([None, (0.0, 1.0), (-0.5, 0.5), "per-feature"]),
+    beyond=st.floats(0.0, 1.5),
+    with_start=st.booleans(),
     seed=st.integers(0, 2**16),
     attack=st.sampled_from(ATTACKS),
 )
-def test_property_ball_and_bounds(shape, epsilon, norm, bounds, seed, attack):
+def test_property_every_attack_stays_in_the_threat_model(shape, epsilon, norm, bounds, beyond,
+                                                         with_start, seed, attack):
     generator = torch.Generator().manual_seed(seed)
-    X = torch.rand(shape, generator=generator)
-    if bounds is not None:
-        X = X.clamp(*bounds)
+    # Inputs reach up to `beyond` past [0, 1] on both sides, so partly outside the bounds.
+    X = torch.rand(shape, generator=generator) * (1 + 2 * beyond) - beyond
+    if bounds == "per-feature":
+        low = 0.3 * torch.rand(shape[1:], generator=generator)
+        bounds = (low, low + 0.5)
     model = nn.Sequential(nn.Flatten(), nn.Linear(X[0].numel(), 3))
     y = torch.randint(0, 3, (shape[0],), generator=generator)
+    extra = dict(BUDGETS.get(attack, {}))
+    if attack == "pgd" and with_start:  # the reused perturbations of the previous epoch
+        extra["start"] = 3 * torch.randn(shape, generator=generator)
     X_adv = run_attack(attack, model, X, y, epsilon=epsilon, n_steps=3, norm=norm,
-                       bounds=bounds)
-    assert X_adv.shape == X.shape
-    assert torch.all(distance(X_adv, X, norm) <= epsilon + 1e-5)
-    if bounds is not None:
-        assert X_adv.min() >= bounds[0] and X_adv.max() <= bounds[1]
+                       bounds=bounds, **extra)
+    within_threat_model(X_adv, X, epsilon, norm, bounds)
 
 
 @pytest.mark.parametrize("norm", ["linf", "l2"])
@@ -293,6 +336,6 @@ def test_start_of_the_wrong_shape(model, batch):
 
 
 def test_start_is_for_pgd_only(model, batch):
-    with pytest.raises(ValueError, match="start applies to PGD only"):
+    with pytest.raises(ValueError, match="start applies to pgd only"):
         run_attack("apgd-ce", model, *batch, epsilon=0.1, n_steps=2,
                    start=torch.zeros_like(batch[0]))

@@ -142,6 +142,11 @@ def test_bad_train_and_evaluate_arguments(args, message, capsys):
     (["train", "--data", "{tmp}/bad.npz"], "must hold arrays X and y"),
     (["train", "--data", "digits", "--under", "42"], "under_represented"),
     (["evaluate", "{tmp}"], "No model"),
+    (["train", "--data", "digits", "--n-queries", "10"], "n_queries applies to square"),
+    (["train", "--data", "digits", "--attack", "square", "--n-targets", "3"],
+     "n_targets applies"),
+    (["train", "--data", "digits", "--audit", "--eval-steps", "2"], "at least 4"),
+    (["evaluate", "{tmp}", "--attack", "apgd-ce", "--n-queries", "5"], "n_queries applies"),
 ])
 def test_runtime_errors_exit_2_with_one_line(tmp_path, args, message, capsys):
     np.savez(tmp_path / "bad.npz", features=np.zeros((4, 2)))
@@ -151,8 +156,21 @@ def test_runtime_errors_exit_2_with_one_line(tmp_path, args, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(args)
     assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and message in err
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and message in captured.err
+    assert "Trained" not in captured.out  # refused before any training
+
+
+def test_evaluate_with_autoattack_and_the_audit(trained_model, tmp_path, capsys):
+    main(["evaluate", str(trained_model), "--attack", "autoattack", "--eval-steps", "4",
+          "--n-queries", "20", "--n-targets", "2", "--audit", "--no-progress",
+          "--output", str(tmp_path)])
+    printed = capsys.readouterr().out
+    assert ("Attack: AutoAttack, standard (APGD-CE, APGD-T, FAB-T, Square): 4 iterations, "
+            "2 target classes, 20 queries") in printed
+    assert "Robustness audit:" in printed and "| white-box at least as strong" in printed
+    assert (tmp_path / "audit.md").read_text().startswith("Robustness audit:")
+    assert "AutoAttack" in (tmp_path / "report.md").read_text()
 
 
 @pytest.mark.parametrize("command", ["demo", "train", "evaluate"])

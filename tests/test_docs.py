@@ -14,6 +14,7 @@ def test_docs_build_without_warnings(tmp_path):
                                     str(tmp_path / "html")])
     assert status == 0
     api = (tmp_path / "html" / "api.html").read_text()
-    for name in ("SRATClassifier", "apgd_attack", "make_robust_scorer", "load_cifar10",
-                 "resnet18_cifar", "plot_tradeoff"):
+    for name in ("SRATClassifier", "apgd_attack", "autoattack", "fab_attack", "square_attack",
+                 "audit_robustness", "make_robust_scorer", "load_cifar10", "resnet18_cifar",
+                 "plot_tradeoff"):
         assert name in api

@@ -34,7 +34,7 @@ def test_example_has_a_docstring_with_its_command(name):
 def test_quickstart(tmp_path):
     out = run_example("quickstart_digits.py", tmp_path)
     assert "robust accuracy (PGD-20)" in out
-    assert "the worst case of PGD, APGD-CE and APGD-DLR" in out
+    assert "the worst case of PGD, APGD-CE, APGD-DLR: 20 iterations" in out
     assert "| under |" in out
 
 
@@ -66,7 +66,7 @@ def test_images_resnet18_on_cifar10_files(tmp_path, cifar_root, capsys):
     finally:
         sys.argv = argv
     out = capsys.readouterr().out
-    assert "stand-in" not in out and "PGD, 20 steps" in out and "| overall |" in out
+    assert "stand-in" not in out and "PGD: 20 steps" in out and "| overall |" in out
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from sklearn.metrics import accuracy_score
 
 from srat_sklearn import robust_accuracy_score, robust_report
+from srat_sklearn.metrics import robust_predict
 
 UNDER = [5, 6, 7, 8, 9]
 
@@ -101,3 +102,70 @@ def test_scorer_needs_srat_estimator(digits_split):
     X = X_test.reshape(len(X_test), -1)
     with pytest.raises(TypeError, match="SRATClassifier"):
         robust_accuracy_score(LogisticRegression().fit(X, y_test), X, y_test)
+
+
+# ----------------------------------------------------------------- AutoAttack in the reports
+
+SMALL_AUTOATTACK = dict(attack="autoattack", n_steps=3, n_queries=20, n_targets=2)
+
+
+@pytest.fixture
+def few_test_images(digits_split):
+    _, X_test, _, y_test = digits_split
+    return X_test[::10], y_test[::10]
+
+
+def test_report_states_every_setting_of_the_attack(trained_digits, few_test_images):
+    report = robust_report(trained_digits, *few_test_images, verbose=0, **SMALL_AUTOATTACK)
+    first_line = report.to_markdown().splitlines()[0]
+    assert first_line == ("Attack: AutoAttack, standard (APGD-CE, APGD-T, FAB-T, Square): "
+                          "3 iterations, 2 target classes, 20 queries, random start, 1 restart;"
+                          " L-inf, epsilon 0.2; robust only if every attack fails")
+    assert report.settings["members"] == ["apgd-ce", "apgd-t", "fab-t", "square"]
+    assert report.to_dict()["settings"]["n_queries"] == 20
+
+
+def test_autoattack_defaults_are_the_standard_ones(trained_digits):
+    settings = trained_digits.attack_settings("autoattack")
+    assert (settings["n_steps"], settings["n_targets"], settings["n_queries"],
+            settings["n_restarts"]) == (100, 9, 5000, 1)
+    assert trained_digits.attack_settings("pgd")["n_steps"] == trained_digits.n_steps
+
+
+@pytest.mark.parametrize("attack, verbose, shown", [
+    ("autoattack", 1, True), ("autoattack", 0, False), ("pgd", 1, False), ("pgd", 2, True)])
+def test_progress_bar_for_long_evaluations(trained_digits, few_test_images, capsys, attack,
+                                           verbose, shown):
+    kwargs = SMALL_AUTOATTACK if attack == "autoattack" else {"attack": "pgd"}
+    robust_accuracy_score(trained_digits, *few_test_images, verbose=verbose, **kwargs)
+    assert (("AutoAttack" if attack == "autoattack" else "PGD") in capsys.readouterr().err) \
+        == shown
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(attack="cw"), "attack"),
+    (dict(attack="square", n_queries=0), "n_queries"),
+    (dict(attack="fab-t", n_targets=0), "n_targets"),
+    (dict(attack="pgd", n_targets=3), "n_targets applies"),
+    (dict(attack="autoattack", epsilon=-0.1), "epsilon"),
+    (dict(attack="autoattack", n_restarts=0), "n_restarts"),
+])
+def test_bad_attacks_are_refused_before_any_work(trained_digits, few_test_images, monkeypatch,
+                                                 kwargs, match):
+    monkeypatch.setattr(type(trained_digits), "generate_adversarial",
+                        lambda *a, **k: pytest.fail("the attack started"))
+    with pytest.raises(ValueError, match=match):
+        robust_report(trained_digits, *few_test_images, **kwargs)
+
+
+@pytest.mark.parametrize("attack", ["pgd", "apgd-ce", "square"])
+def test_a_sample_counts_as_robust_only_if_it_is_also_classified_correctly(masked_model,
+                                                                           tabular, attack):
+    # Regression: a random start could carry a misclassified sample into its class, which
+    # then counted as robust (robust accuracy above clean accuracy on this model).
+    X, y = tabular
+    budget = {"n_queries": 50} if attack == "square" else {"n_steps": 5}
+    robust = robust_predict(masked_model, X, y, attack=attack, epsilon=0.3, verbose=0,
+                            **budget) == y
+    clean = masked_model.predict(X) == y
+    assert not np.any(robust & ~clean)

@@ -1,0 +1,174 @@
+"""What the attacks share: the threat model, random starts, and running attacks on the
+samples that earlier attacks did not fool.
+
+The threat model of every attack is the ``norm`` ball of radius ``epsilon`` around each
+input, intersected with the data bounds *widened to contain that input*: an input that
+lies outside the bounds (a test row beyond the training range, say) may move towards
+them, but never further than ``epsilon``.
+"""
+
+import torch
+
+from .._torch import first_output
+from .._validation import check_int, check_option, check_real
+
+NORMS = ("linf", "l2")
+
+
+def sample_view(values, like):
+    """``values`` of shape (n,) viewed as (n, 1, ..., 1) to broadcast against ``like``."""
+    return values.view(-1, *([1] * (like.dim() - 1)))
+
+
+def norms(t, norm):
+    """The ``norm`` of each sample of ``t``, shape (n,)."""
+    flat = t.flatten(1)
+    return flat.abs().amax(dim=1) if norm == "linf" else flat.norm(p=2, dim=1)
+
+
+def project(delta, epsilon, norm):
+    """Project perturbations ``delta`` onto the ``norm`` ball of radius ``epsilon``.
+
+    Parameters
+    ----------
+    delta : torch.Tensor of shape (n, ...)
+        One perturbation per sample.
+    epsilon : float
+        Radius of the ball.
+    norm : {"linf", "l2"}
+        The norm of the ball.
+
+    Returns
+    -------
+    torch.Tensor
+        The projected perturbations, same shape as ``delta``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> project(torch.tensor([[0.5, -2.0]]), 1.0, "linf")
+    tensor([[ 0.5000, -1.0000]])
+    >>> project(torch.tensor([[3.0, 4.0]]), 1.0, "l2")
+    tensor([[0.6000, 0.8000]])
+    """
+    if norm == "linf":
+        return delta.clamp(-epsilon, epsilon)
+    if norm == "l2":
+        factor = (epsilon / norms(delta, "l2").clamp_min(1e-12)).clamp(max=1.0)
+        return delta * sample_view(factor, delta)
+    raise ValueError(f"norm must be one of {NORMS}, got {norm!r}.")
+
+
+def random_perturbation(like, epsilon, norm):
+    """Perturbations drawn uniformly from the ``norm`` ball of radius ``epsilon``.
+
+    One per sample of ``like`` (same shape, dtype and device), from torch's
+    global generator: PGD's random start.
+
+    Examples
+    --------
+    >>> import torch
+    >>> delta = random_perturbation(torch.zeros(4, 3), 0.5, "l2")
+    >>> delta.shape, bool((delta.norm(dim=1) <= 0.5).all())
+    (torch.Size([4, 3]), True)
+    """
+    if norm == "linf":
+        return torch.empty_like(like).uniform_(-epsilon, epsilon)
+    # Uniform in the L2 ball: a uniform direction and a radius ~ eps * U^(1/d).
+    direction = unit(torch.randn_like(like), "l2")
+    dim = like[0].numel()
+    radius = epsilon * torch.rand(like.shape[0], device=like.device, dtype=like.dtype) ** (
+        1.0 / dim)
+    return direction * sample_view(radius, like)
+
+
+def unit(t, norm):
+    """``t`` scaled to ``norm`` 1 per sample (zero samples stay zero)."""
+    return t / sample_view(norms(t, norm).clamp_min(1e-12), t)
+
+
+def ascent_direction(grad, norm):
+    """The steepest-ascent step of ``norm`` size 1 for the gradient ``grad``."""
+    return grad.sign() if norm == "linf" else unit(grad, "l2")
+
+
+def threat_box(X, bounds):
+    """``(low, high)`` shaped like ``X``: ``bounds`` widened to contain ``X``; None if unbounded.
+
+    Examples
+    --------
+    >>> import torch
+    >>> low, high = threat_box(torch.tensor([[2.0, 0.5]]), (0.0, 1.0))
+    >>> low.tolist(), high.tolist()
+    ([[0.0, 0.0]], [[2.0, 1.0]])
+    """
+    if bounds is None:
+        return None
+    low, high = (torch.as_tensor(b, dtype=X.dtype, device=X.device) for b in bounds)
+    return torch.minimum(low, X), torch.maximum(high, X)
+
+
+def clip(x, box):
+    """``x`` clamped into ``box`` (from :func:`threat_box`)."""
+    return x if box is None else torch.clamp(x, box[0], box[1])
+
+
+def to_threat_model(x, X, epsilon, norm, box):
+    """``x`` moved into the threat model of ``X``: onto the ball, then into the box.
+
+    The box contains ``X``, so clamping only shortens each coordinate of the
+    perturbation and the point stays in the ball, whatever the norm.
+    """
+    return clip(X + project(x - X, epsilon, norm), box)
+
+
+def logits_of(model, X):
+    return first_output(model(X))
+
+
+def predict(model, X):
+    """Predicted class indices of ``model`` on ``X``, without a graph."""
+    with torch.no_grad():
+        return logits_of(model, X).argmax(dim=1)
+
+
+def attack_survivors(model, X, y, runs):
+    """Run each of ``runs`` in turn on the samples that no earlier run fooled.
+
+    Samples the model misclassifies at ``X`` are not attacked. Each run is a
+    callable ``run(X_part, y_part) -> X_adv_part``. A sample's result is the
+    first adversarial example that fooled the model; a sample that every run
+    failed on keeps the point the first run returned.
+
+    The model must be in eval mode (the callers use :func:`eval_mode`).
+    """
+    X_adv = X.clone()
+    standing = predict(model, X) == y
+    for i, run in enumerate(runs):
+        rows = standing.nonzero().squeeze(1)
+        if rows.numel() == 0:
+            break
+        adversarial = run(X[rows], y[rows])
+        fooled = predict(model, adversarial) != y[rows]
+        if i == 0:
+            X_adv[rows] = adversarial
+        else:
+            X_adv[rows[fooled]] = adversarial[fooled]
+        standing[rows[fooled]] = False
+    return X_adv
+
+
+def check_attack_params(epsilon, step_size, n_steps, norm):
+    """Validate attack parameters; raise ``ValueError``/``TypeError`` naming the bad one."""
+    check_real(epsilon, "epsilon", min_val=0)
+    check_real(step_size, "step_size", min_val=0, include_boundaries="neither", allow_none=True)
+    check_int(n_steps, "n_steps", min_val=1, allow_none=True)
+    check_option(norm, "norm", NORMS)
+
+
+def check_labels(y, X):
+    """``y`` as int64 on the device of ``X``, one label per sample."""
+    if y.shape != (X.shape[0],):
+        raise ValueError(f"y must hold one class index per sample of X, shape ({X.shape[0]},);"
+                         f" got shape {tuple(y.shape)}.")
+    return y.to(device=X.device, dtype=torch.long)

@@ -1,0 +1,265 @@
+"""The robustness-evaluation checklist, executable.
+
+Each check is a property that any sound evaluation of any model has (Carlini et
+al., 2019, "On evaluating adversarial robustness"; Croce & Hein, 2020): a
+failed check means the robust accuracy measured on this model overstates its
+robustness, usually because its gradients are masked.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .._validation import check_int, check_real
+from ._robust import attack_request, check_verbose, predict_under_attack, split_pipeline, transform
+
+#: Fractions of epsilon at which robust accuracy must not rise.
+RADII = (0.25, 0.5, 0.75, 1.0)
+
+
+@dataclass
+class AuditCheck:
+    """One row of a :class:`RobustnessAudit`."""
+
+    name: str
+    measured: str
+    passed: bool
+    explanation: str
+
+
+@dataclass
+class RobustnessAudit:
+    """The checklist's verdict: one :class:`AuditCheck` per check.
+
+    Attributes
+    ----------
+    checks : list of AuditCheck
+        Name, what was measured, pass or fail, and a one-line explanation.
+    settings : dict
+        The threat model, the number of samples, the noise tolerance and the
+        attacks' budgets the audit ran with.
+    passed : bool
+        True when every check holds.
+    """
+
+    checks: list
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def passed(self):
+        return all(check.passed for check in self.checks)
+
+    @property
+    def failed(self):
+        """The checks that failed."""
+        return [check for check in self.checks if not check.passed]
+
+    def to_markdown(self):
+        """The audit as a Markdown table, with its verdict and settings."""
+        s = self.settings
+        norm = {"linf": "L-inf", "l2": "L2"}[s["norm"]]
+        lines = [f"Robustness audit: {'passed' if self.passed else 'FAILED'} "
+                 f"({sum(c.passed for c in self.checks)} of {len(self.checks)} checks); "
+                 f"{norm}, epsilon {s['epsilon']:g}, {s['n_samples']} samples, tolerance "
+                 f"{100 * s['tolerance']:.1f} points, {s['n_steps']} iterations, "
+                 f"{s['n_queries']} queries, {s['n_restarts']} restarts", "",
+                 "| check | measured | result | why it matters |", "|---|---|---|---|"]
+        for c in self.checks:
+            lines.append(f"| {c.name} | {c.measured} | {'pass' if c.passed else 'FAIL'} | "
+                         f"{c.explanation} |")
+        return "\n".join(lines)
+
+    def to_dict(self):
+        return {"passed": self.passed, "settings": self.settings,
+                "checks": [vars(c) for c in self.checks]}
+
+    def __str__(self):
+        return self.to_markdown()
+
+
+def _percent(values):
+    return ", ".join(f"{100 * v:.1f}" for v in values) + "%"
+
+
+def _not_rising(scores, tolerance):
+    return all(later <= earlier + tolerance for earlier, later in zip(scores, scores[1:]))
+
+
+def _box_diameter(classifier, X, norm):
+    """The radius that lets an attack reach every point of the data's box from any input."""
+    low, high = X.min(axis=0), X.max(axis=0)
+    bounds = getattr(classifier, "bounds_", None)
+    if bounds is not None:
+        low = np.minimum(low, np.broadcast_to(bounds[0], low.shape))
+        high = np.maximum(high, np.broadcast_to(bounds[1], high.shape))
+    width = (high - low).astype(np.float64)
+    return float(width.max() if norm == "linf" else np.sqrt((width ** 2).sum()))
+
+
+def audit_robustness(estimator, X, y, *, epsilon=None, norm=None, n_steps=20, n_queries=None,
+                     n_restarts=5, tolerance=None, verbose=1):
+    """Run the robustness-evaluation checklist on a fitted model and test data.
+
+    The checks, on ``(X, y)`` at the threat model ``(epsilon, norm)``:
+
+    - the model is deterministic (two predictions agree), so that gradient
+      attacks need no expectation over randomness;
+    - ``epsilon = 0`` gives the clean accuracy exactly;
+    - robust accuracy does not rise with ``epsilon`` (4 radii up to it, APGD-CE)
+      nor with the number of iterations (a quarter, half and all of ``n_steps``);
+    - a radius that reaches every point of the data's box leaves at most
+      chance accuracy (the share of the most frequent class of ``y``);
+    - PGD is at least as strong as FGSM, its first step;
+    - ``n_restarts`` random restarts of APGD-CE do not raise robust accuracy;
+    - AutoAttack's gradient members (APGD-CE, APGD-T, FAB-T) are at least as
+      strong as its black-box member (Square).
+
+    "Rise" and "at least as strong" allow ``tolerance`` for the noise of
+    random starts.
+
+    Parameters
+    ----------
+    estimator : fitted SRATClassifier, or a Pipeline ending in one
+        A Pipeline's transformers are applied to X first, as for the scorers.
+    X, y : test data
+    epsilon, norm : optional
+        The threat model; ``None`` uses the classifier's.
+    n_steps : int, default=20
+        Iterations of the gradient attacks (at least 4).
+    n_queries : int or None, default=None
+        Square's queries; ``None``: 5000, AutoAttack's.
+    n_restarts : int, default=5
+        Restarts of the restart check (at least 2).
+    tolerance : float or None, default=None
+        Allowed noise, as a fraction; ``None``: 1 point or 2 samples,
+        whichever is larger.
+    verbose : int, default=1
+        A progress bar over the checks; 0 for none.
+
+    Returns
+    -------
+    RobustnessAudit
+        ``passed`` is True when every check holds; ``to_markdown()`` prints it.
+
+    Examples
+    --------
+    >>> audit = audit_robustness(clf, X_test, y_test)  # doctest: +SKIP
+    >>> audit.passed, print(audit.to_markdown())  # doctest: +SKIP
+    """
+    transformers, classifier = split_pipeline(estimator)
+    epsilon = classifier.epsilon if epsilon is None else epsilon
+    norm = classifier.norm if norm is None else norm
+    check_real(epsilon, "epsilon", min_val=0, include_boundaries="neither")
+    check_int(n_steps, "n_steps", min_val=4)
+    check_int(n_restarts, "n_restarts", min_val=2)
+    check_real(tolerance, "tolerance", min_val=0, max_val=1, allow_none=True)
+    attack_request("square", epsilon=epsilon, norm=norm, n_queries=n_queries)  # validates
+    verbose = check_verbose(verbose)
+    X = transform(transformers, X)
+    y = np.asarray(y)
+    n = len(y)
+    if n == 0:
+        raise ValueError("The audit needs at least one test sample.")
+    tolerance = max(0.01, 2 / n) if tolerance is None else tolerance
+    base = dict(epsilon=epsilon, norm=norm)
+
+    def accuracy(**attack):
+        request = attack_request(**{**base, **attack})
+        return float(np.mean(predict_under_attack(classifier, X, y, request)[0] == y))
+
+    def deterministic():
+        first, second = classifier.predict_proba(X), classifier.predict_proba(X)
+        same = np.allclose(first, second, rtol=0, atol=1e-6)
+        return AuditCheck(
+            "deterministic model", f"largest change between two predictions "
+            f"{np.abs(first - second).max():.2g}", bool(same),
+            "gradient attacks see the model they are scored on" if same else
+            "the model is random at prediction time: gradient attacks need an expectation "
+            "over its randomness (EOT), and single runs overstate robustness")
+
+    def zero_radius():
+        clean = float(np.mean(classifier.predict(X) == y))
+        at_zero = accuracy(attack="pgd", epsilon=0.0)
+        return AuditCheck(
+            "epsilon 0 gives clean accuracy", f"{100 * at_zero:.1f}% vs clean "
+            f"{100 * clean:.1f}%", at_zero == clean,
+            "the evaluation attacks the model it scores" if at_zero == clean else
+            "an attack of radius 0 changed predictions: preprocessing, label encoding or "
+            "randomness differ between the attack and the score")
+
+    def growing_radius():
+        scores = [accuracy(attack="apgd-ce", epsilon=f * epsilon, n_steps=n_steps)
+                  for f in RADII]
+        ok = _not_rising(scores, tolerance)
+        return AuditCheck(
+            "robust accuracy falls as epsilon grows",
+            f"epsilon {', '.join(f'{f * epsilon:g}' for f in RADII)}: {_percent(scores)}", ok,
+            "a larger ball never helps the model" if ok else
+            "a larger radius left more samples robust: the attack fails to find adversarial "
+            "examples that must exist (gradient masking, or too few iterations)")
+
+    def more_steps():
+        steps = sorted({max(1, n_steps // 4), max(1, n_steps // 2), n_steps})
+        scores = [accuracy(attack="apgd-ce", n_steps=s) for s in steps]
+        ok = _not_rising(scores, tolerance)
+        return AuditCheck(
+            "robust accuracy falls with more iterations",
+            f"{', '.join(map(str, steps))} iterations: {_percent(scores)}", ok,
+            "longer attacks never help the model" if ok else
+            "more iterations left more samples robust: the attack is not converging")
+
+    def whole_box():
+        radius = _box_diameter(classifier, X, norm)
+        chance = float(np.unique(y, return_counts=True)[1].max() / n)
+        score = accuracy(attack="apgd-ce", epsilon=radius, n_steps=n_steps)
+        ok = score <= chance + tolerance
+        return AuditCheck(
+            "unbounded attack leaves at most chance", f"epsilon {radius:.3g}: "
+            f"{100 * score:.1f}% vs chance {100 * chance:.1f}%", ok,
+            "an attacker who may move any input anywhere in the data's range wins" if ok else
+            "an attacker who may move any input anywhere in the data's range still fails: "
+            "the attack cannot find adversarial examples that must exist")
+
+    def iterative():
+        pgd = accuracy(attack="pgd", n_steps=n_steps)
+        fgsm = accuracy(attack="pgd", n_steps=1, step_size=epsilon, random_start=False)
+        ok = pgd <= fgsm + tolerance
+        return AuditCheck(
+            "iterative at least as strong as single-step",
+            f"PGD-{n_steps} {100 * pgd:.1f}% vs FGSM {100 * fgsm:.1f}%", ok,
+            "iterating finds at least what one step finds" if ok else
+            "PGD left more samples robust than its own first step: the loss surface "
+            "defeats iteration (gradient masking)")
+
+    def restarts():
+        once = accuracy(attack="apgd-ce", n_steps=n_steps)
+        many = accuracy(attack="apgd-ce", n_steps=n_steps, n_restarts=n_restarts)
+        ok = many <= once + tolerance
+        return AuditCheck(
+            "restarts do not raise robust accuracy",
+            f"1 run {100 * once:.1f}% vs {n_restarts} runs {100 * many:.1f}%", ok,
+            "more runs only find more adversarial examples" if ok else
+            "more random restarts left more samples robust: the attack is unreliable")
+
+    def white_box():
+        gradient = accuracy(attack=("apgd-ce", "apgd-t", "fab-t"), n_steps=n_steps)
+        square = accuracy(attack="square", n_queries=n_queries)
+        ok = gradient <= square + tolerance
+        return AuditCheck(
+            "white-box at least as strong as black-box",
+            f"APGD-CE + APGD-T + FAB-T {100 * gradient:.1f}% vs Square {100 * square:.1f}%",
+            ok, "the gradients lead the attacks to adversarial examples" if ok else
+            "Square, which never sees a gradient, fooled more samples than the gradient "
+            "attacks: the gradients are masked or obfuscated, so gradient-based robust "
+            "accuracy overstates robustness")
+
+    steps = (deterministic, zero_radius, growing_radius, more_steps, whole_box, iterative,
+             restarts, white_box)
+    checks = []
+    for step in tqdm(steps, desc="robustness audit", unit="check", disable=verbose == 0):
+        checks.append(step())
+    settings = dict(epsilon=float(epsilon), norm=norm, n_samples=n, tolerance=tolerance,
+                    n_steps=n_steps, n_queries=5000 if n_queries is None else n_queries,
+                    n_restarts=n_restarts)
+    return RobustnessAudit(checks, settings)

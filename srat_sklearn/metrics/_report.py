@@ -1,0 +1,209 @@
+"""Reports of clean and robust accuracy per class and per group of classes."""
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from imblearn.metrics import classification_report_imbalanced
+from sklearn.metrics import recall_score
+
+from ..attacks import describe_attack
+from ._groups import group_mask, plain, reference_counts, under_represented_mask
+from ._robust import attack_request, check_verbose, predict_under_attack, split_pipeline
+
+
+@dataclass
+class RobustReport:
+    """Clean and robust accuracy per class and per group of classes.
+
+    Attributes
+    ----------
+    classes : list
+        Labels, in the estimator's order.
+    support : list of int
+        Test samples per class.
+    clean, robust : list of float
+        Per-class accuracy (recall) on clean and adversarial inputs; NaN for
+        a class without test samples.
+    under_represented : list
+        Labels of the under-represented group.
+    groups : dict
+        ``{"overall" | "well" | "under": {"clean": float, "robust": float}}``;
+        "overall" is the accuracy over all samples, "well" and "under" the mean
+        per-class accuracy of their group (NaN, with a warning, when the group
+        or its test samples are missing).
+    epsilon, n_steps, norm, attack : the attack used
+        ``attack`` is "worst-case" for ``worst_case=True``.
+    settings : dict
+        Every setting of the attack, resolved (see
+        :func:`srat_sklearn.attacks.attack_settings`); ``to_markdown`` states them.
+    """
+
+    classes: list
+    support: list
+    clean: list
+    robust: list
+    under_represented: list
+    groups: dict
+    epsilon: float
+    n_steps: object
+    norm: str
+    attack: object = "pgd"
+    settings: dict = field(default_factory=dict)
+
+    def describe_attack(self):
+        """One line that states the attack and every setting it ran with."""
+        return describe_attack(self.settings)
+
+    def to_dict(self):
+        """A JSON-serialisable dict."""
+        return {
+            "classes": [plain(c) for c in self.classes],
+            "support": list(map(int, self.support)),
+            "clean": list(map(float, self.clean)),
+            "robust": list(map(float, self.robust)),
+            "under_represented": [plain(c) for c in self.under_represented],
+            "groups": self.groups,
+            "epsilon": self.epsilon,
+            "n_steps": self.n_steps,
+            "norm": self.norm,
+            "attack": self.attack,
+            "settings": self.settings,
+        }
+
+    def to_markdown(self, per_class=True):
+        """The report as Markdown tables (percentages), under a line stating the attack."""
+        lines = [f"Attack: {self.describe_attack()}", "",
+                 "| group | clean | robust |", "|---|---|---|"]
+        for name in ("overall", "well", "under"):
+            g = self.groups[name]
+            lines.append(f"| {name} | {pct(g['clean'])} | {pct(g['robust'])} |")
+        if per_class:
+            lines += ["", "| class | group | n | clean | robust |", "|---|---|---|---|---|"]
+            under = set(map(plain, self.under_represented))
+            for c, n, a, r in zip(self.classes, self.support, self.clean, self.robust):
+                group = "under" if plain(c) in under else "well"
+                lines.append(f"| {plain(c)} | {group} | {n} | {pct(a)} | {pct(r)} |")
+        return "\n".join(lines)
+
+    def __str__(self):
+        return self.to_markdown()
+
+
+def pct(value):
+    """A fraction as a percentage with one decimal, or ``n/a``."""
+    return "n/a" if value is None or np.isnan(value) else f"{100 * value:.1f}"
+
+
+def _group_mean(values, members, present, name):
+    if not members.any():
+        return float("nan")  # an empty group; _report_mask has said why
+    if not (members & present).any():
+        warnings.warn(f"The test data hold no sample of the {name}-represented classes: the "
+                      f"report's '{name}' row is n/a.", UserWarning, stacklevel=3)
+        return float("nan")
+    return float(np.mean(values[members & present]))
+
+
+def _report_mask(classifier, under_represented):
+    if under_represented is not None:
+        return group_mask(classifier, under_represented)
+    try:
+        return under_represented_mask(reference_counts(classifier))
+    except ValueError as error:
+        warnings.warn(f"{error} The report's 'under' row is n/a.", UserWarning, stacklevel=3)
+        return np.zeros(len(classifier.classes_), dtype=bool)
+
+
+def robust_report(estimator, X, y, *, under_represented=None, attack="pgd", worst_case=False,
+                  epsilon=None, n_steps=None, step_size=None, norm=None, random_start=None,
+                  n_restarts=1, n_queries=None, n_targets=None, batch_size=None,
+                  verbose=1):
+    """Clean and robust accuracy per class, for the under-/well-represented groups and overall.
+
+    Parameters
+    ----------
+    estimator : fitted SRATClassifier, or a Pipeline ending in one
+    X, y : test data
+    under_represented : label or list of labels, optional
+        Default: the classes whose count is below ``sqrt(n_max * n_min)``
+        (:func:`under_represented_mask`), from the classifier's ``class_prior_``
+        (the counts before any resampling). When every class has the same
+        count, the report warns and leaves the "under" row n/a.
+    attack, worst_case, epsilon, n_steps, step_size, norm, random_start, n_restarts, \
+n_queries, n_targets, batch_size, verbose
+        The attack, as in :func:`robust_predict`; ``attack="autoattack"`` is
+        the evaluation to report.
+
+    Returns
+    -------
+    RobustReport
+
+    Examples
+    --------
+    >>> print(robust_report(clf, X_test, y_test, attack="autoattack"))  # doctest: +SKIP
+    """
+    request = attack_request(attack, worst_case, epsilon, n_steps, step_size, norm,
+                             random_start, n_restarts, n_queries, n_targets, batch_size)
+    _, classifier = split_pipeline(estimator)
+    y = np.asarray(y)
+    classes = classifier.classes_
+    under_mask = _report_mask(classifier, under_represented)
+    y_adv, settings = predict_under_attack(estimator, X, y, request, check_verbose(verbose))
+    y_clean = estimator.predict(X)
+    support = np.array([(y == c).sum() for c in classes])
+    clean, robust = (recall_score(y, pred, labels=classes, average=None, zero_division=np.nan)
+                     for pred in (y_clean, y_adv))
+    present = support > 0
+    groups = {"overall": {"clean": float(np.mean(y_clean == y)),
+                          "robust": float(np.mean(y_adv == y))}}
+    for name, members in (("well", ~under_mask), ("under", under_mask)):
+        groups[name] = {kind: _group_mean(values, members, present, name)
+                        for kind, values in (("clean", clean), ("robust", robust))}
+    return RobustReport(
+        classes=list(classes), support=support.tolist(), clean=clean.tolist(),
+        robust=robust.tolist(), under_represented=list(classes[under_mask]), groups=groups,
+        epsilon=settings["epsilon"], n_steps=settings.get("n_steps"), norm=settings["norm"],
+        attack="worst-case" if worst_case else settings["attack"], settings=settings)
+
+
+def robust_classification_report(estimator, X, y, *, output_dict=False, attack="pgd",
+                                 worst_case=False, epsilon=None, n_steps=None, step_size=None,
+                                 norm=None, random_start=None, n_restarts=1, n_queries=None,
+                                 n_targets=None, batch_size=None, verbose=1, **kwargs):
+    """imbalanced-learn's ``classification_report_imbalanced`` on clean and adversarial inputs.
+
+    Parameters
+    ----------
+    estimator : fitted SRATClassifier, or a Pipeline ending in one
+    X, y : test data
+    output_dict : bool, default=False
+        Return ``{"clean": dict, "adversarial": dict, "attack": str}`` instead of text.
+    attack, worst_case, epsilon, n_steps, step_size, norm, random_start, n_restarts, \
+n_queries, n_targets, batch_size, verbose
+        The attack, as in :func:`robust_predict`.
+    **kwargs
+        Passed to ``classification_report_imbalanced`` (``digits``,
+        ``target_names``, ...).
+
+    Returns
+    -------
+    str or dict
+
+    Examples
+    --------
+    >>> print(robust_classification_report(clf, X_test, y_test))  # doctest: +SKIP
+    """
+    request = attack_request(attack, worst_case, epsilon, n_steps, step_size, norm,
+                             random_start, n_restarts, n_queries, n_targets, batch_size)
+    y_adv, settings = predict_under_attack(estimator, X, y, request, check_verbose(verbose))
+    labels = split_pipeline(estimator)[1].classes_
+    reports = {
+        name: classification_report_imbalanced(y, y_pred, labels=labels,
+                                               output_dict=output_dict, zero_division=0,
+                                               **kwargs)
+        for name, y_pred in (("clean", estimator.predict(X)), ("adversarial", y_adv))}
+    if output_dict:
+        return {**reports, "attack": describe_attack(settings)}
+    return (f"Clean inputs\n\n{reports['clean']}\n"
+            f"Adversarial inputs ({describe_attack(settings)})\n\n{reports['adversarial']}")

@@ -1,0 +1,338 @@
+"""Predictions under attack, robust accuracy, and scorers for model selection."""
+
+import numpy as np
+from sklearn.metrics import accuracy_score
+from sklearn.utils.validation import check_consistent_length, check_is_fitted
+
+from .._validation import check_int
+from ..attacks import check_attack
+from ._groups import as_label_list, check_group, group_mask
+
+#: PGD's steps in evaluation, alone and in the worst case, unless n_steps is given.
+EVALUATION_PGD_STEPS = 20
+#: The attacks of ``worst_case=True``, run in this order on the samples still standing.
+WORST_CASE_ATTACKS = ("pgd", "apgd-ce", "apgd-dlr")
+
+
+def split_pipeline(estimator):
+    """``(transformers, classifier)``: the SRATClassifier at the end of ``estimator``
+    and the steps that bring X to its input space.
+
+    For a scikit-learn or imbalanced-learn ``Pipeline`` the transformers are
+    the steps before the last one, without samplers, which imbalanced-learn
+    also skips at prediction time.
+    """
+    transformers = []
+    steps = getattr(estimator, "steps", None)
+    if steps is not None:
+        for _, step in steps[:-1]:
+            if step is None or (isinstance(step, str) and step == "passthrough"):
+                continue
+            if hasattr(step, "fit_resample") and not hasattr(step, "transform"):
+                continue
+            transformers.append(step)
+        estimator = steps[-1][1]
+    if not hasattr(estimator, "generate_adversarial"):
+        raise TypeError(f"The estimator must be a fitted SRATClassifier, or a Pipeline that ends "
+                        f"in one (the scorer attacks the network); got "
+                        f"{type(estimator).__name__}.")
+    check_is_fitted(estimator, ["classes_", "module_"])
+    return transformers, estimator
+
+
+def transform(transformers, X):
+    for step in transformers:
+        X = step.transform(X)
+    return X
+
+
+def attack_request(attack="pgd", worst_case=False, epsilon=None, n_steps=None, step_size=None,
+                   norm=None, random_start=None, n_restarts=1, n_queries=None, n_targets=None,
+                   batch_size=None):
+    """Validate an evaluation attack before any work; return it as ``generate_adversarial``'s
+    keyword arguments. ``None`` leaves a setting to the classifier (its threat model) or to
+    the attack (its standard number of iterations, queries and targets)."""
+    if not isinstance(worst_case, (bool, np.bool_)):
+        raise TypeError(f"worst_case must be a bool, got {worst_case!r}.")
+    if worst_case:
+        attack = WORST_CASE_ATTACKS
+    check_attack(attack, epsilon=0.0 if epsilon is None else epsilon,
+                 norm="linf" if norm is None else norm, n_steps=n_steps, step_size=step_size,
+                 n_restarts=n_restarts, n_queries=n_queries, n_targets=n_targets)
+    check_int(batch_size, "batch_size", min_val=1, allow_none=True)
+    if n_steps is None and (worst_case or attack == "pgd"):
+        n_steps = EVALUATION_PGD_STEPS
+    return dict(attack=attack if isinstance(attack, str) else tuple(attack), epsilon=epsilon,
+                n_steps=n_steps, step_size=step_size, norm=norm, random_start=random_start,
+                n_restarts=n_restarts, n_queries=n_queries, n_targets=n_targets,
+                batch_size=batch_size)
+
+
+def check_verbose(verbose):
+    return check_int(verbose, "verbose", min_val=0)
+
+
+def predict_under_attack(estimator, X, y, request, verbose=0):
+    """``(predictions on adversarial examples, the attack's resolved settings)``."""
+    transformers, classifier = split_pipeline(estimator)
+    if "forward_iter" in vars(classifier):
+        # skorch's EpochScoring with caching answers every forward pass with the clean
+        # predictions of the validation step, so the adversarial inputs would go unseen.
+        raise ValueError("A robust score needs fresh forward passes: pass use_caching=False "
+                         "to the EpochScoring callback that computes it.")
+    check_consistent_length(X, y)
+    request = dict(request)
+    if request["attack"] == WORST_CASE_ATTACKS and len(classifier.classes_) < 3:
+        request["attack"] = WORST_CASE_ATTACKS[:2]  # the DLR loss needs 3 classes
+    X = transform(transformers, X)
+    y = np.asarray(y)
+    X_adv = classifier.generate_adversarial(X, y, **request, verbose=verbose)
+    request.pop("batch_size")
+    return classifier.predict(X_adv), classifier.attack_settings(**request)
+
+
+def robust_predict(estimator, X, y, *, attack="pgd", worst_case=False, epsilon=None,
+                   n_steps=None, step_size=None, norm=None, random_start=None, n_restarts=1,
+                   n_queries=None, n_targets=None, batch_size=None, verbose=1):
+    """Predictions of ``estimator`` on adversarial examples of ``(X, y)``.
+
+    Parameters
+    ----------
+    estimator : fitted SRATClassifier, or a Pipeline ending in one
+    X : array-like
+    y : array-like of shape (n_samples,)
+        True labels; the attack needs them.
+    attack : str or sequence of str, default="pgd"
+        One of ``"pgd"``, ``"apgd-ce"``, ``"apgd-dlr"``, ``"apgd-t"``,
+        ``"fab-t"``, ``"square"`` and ``"autoattack"`` (standard AutoAttack,
+        the evaluation to report), or several: an ensemble in which a sample
+        is robust only if every attack fails. Ignored with ``worst_case=True``.
+    worst_case : bool, default=False
+        The ensemble of PGD, APGD-CE and APGD-DLR (the last with 3 or more
+        classes).
+    epsilon : float or None, default=None
+        ``None`` uses the classifier's ``epsilon``.
+    n_steps : int or None, default=None
+        Iterations of each gradient attack; ``None``: 20 for PGD and the
+        worst case, 100 (AutoAttack's) for the others.
+    step_size : float or None, default=None
+        PGD's step; ``None`` is ``2.5 * epsilon / n_steps``.
+    norm : {"linf", "l2"} or None
+    random_start : bool or None
+    n_restarts : int, default=1
+        Runs of each attack; later runs restart from random points on the
+        samples not fooled yet.
+    n_queries : int or None, default=None
+        Square's queries; ``None``: 5000.
+    n_targets : int or None, default=None
+        Target classes of APGD-T and FAB-T; ``None``: 9 (or every wrong class).
+    batch_size : int or None, default=None
+        Samples attacked together; ``None``: 250, as AutoAttack evaluates.
+        Lower it when the device runs out of memory.
+    verbose : int, default=1
+        1 shows a progress bar for the long evaluations (AutoAttack and other
+        ensembles, APGD-T, FAB-T, Square), 2 for every attack, 0 none.
+
+    Returns
+    -------
+    ndarray of shape (n_samples,)
+        For each sample, the prediction on its adversarial example; with an
+        ensemble, on the first adversarial example that fooled it.
+    """
+    request = attack_request(attack, worst_case, epsilon, n_steps, step_size, norm,
+                             random_start, n_restarts, n_queries, n_targets, batch_size)
+    return predict_under_attack(estimator, X, y, request, check_verbose(verbose))[0]
+
+
+def robust_accuracy_score(estimator, X, y, *, attack="pgd", worst_case=False, epsilon=None,
+                          n_steps=None, step_size=None, norm=None, random_start=None,
+                          n_restarts=1, n_queries=None, n_targets=None, batch_size=None,
+                          sample_weight=None, verbose=1):
+    """Accuracy of ``estimator`` on adversarial examples of ``X``.
+
+    Has the scorer signature ``(estimator, X, y)``, so it can be passed as
+    ``scoring=`` to ``cross_val_score`` or ``GridSearchCV``; for another
+    metric use :func:`make_robust_scorer`. Threat-model parameters left at
+    ``None`` are the classifier's own.
+
+    Parameters
+    ----------
+    estimator : fitted SRATClassifier, or a Pipeline ending in one
+    X : array-like
+    y : array-like of shape (n_samples,)
+    attack, worst_case, epsilon, n_steps, step_size, norm, random_start, n_restarts, \
+n_queries, n_targets, batch_size, verbose
+        The attack, as in :func:`robust_predict`. PGD-20 is the default;
+        ``attack="autoattack"`` is the evaluation to report.
+    sample_weight : array-like of shape (n_samples,), optional
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> robust_accuracy_score(clf, X_test, y_test, epsilon=0.1)  # doctest: +SKIP
+    0.62
+    >>> robust_accuracy_score(clf, X_test, y_test, attack="autoattack")  # doctest: +SKIP
+    0.55
+    """
+    y_adv = robust_predict(estimator, X, y, attack=attack, worst_case=worst_case,
+                           epsilon=epsilon, n_steps=n_steps, step_size=step_size, norm=norm,
+                           random_start=random_start, n_restarts=n_restarts,
+                           n_queries=n_queries, n_targets=n_targets, batch_size=batch_size,
+                           verbose=verbose)
+    return accuracy_score(y, y_adv, sample_weight=sample_weight)
+
+
+def _request_repr(request):
+    return "".join(f", {k}={v!r}" for k, v in request.items())
+
+
+class RobustScorer:
+    """A scorer ``(estimator, X, y) -> float``: ``score_func`` on adversarial predictions.
+
+    Made by :func:`make_robust_scorer`; a plain class so that it pickles for
+    ``n_jobs > 1``.
+    """
+
+    def __init__(self, score_func, attack_request, score_params):
+        self.score_func = score_func
+        self.attack_request = attack_request
+        self.score_params = score_params
+
+    def __call__(self, estimator, X, y, sample_weight=None):
+        y_adv = predict_under_attack(estimator, X, y, self.attack_request)[0]
+        score_params = dict(self.score_params)
+        if sample_weight is not None:
+            score_params["sample_weight"] = sample_weight
+        return self.score_func(y, y_adv, **score_params)
+
+    def __repr__(self):
+        extra = "".join(f", {k}={v!r}" for k, v in self.score_params.items())
+        return (f"make_robust_scorer({self.score_func.__name__}"
+                f"{_request_repr(self.attack_request)}{extra})")
+
+
+def make_robust_scorer(score_func=accuracy_score, *, attack="pgd", worst_case=False,
+                       epsilon=None, n_steps=None, step_size=None, norm=None, random_start=None,
+                       n_restarts=1, n_queries=None, n_targets=None, batch_size=None,
+                       **kwargs):
+    """Make a scorer that evaluates ``score_func`` on adversarial examples.
+
+    Parameters
+    ----------
+    score_func : callable ``score_func(y_true, y_pred, **kwargs)``, default=accuracy_score
+        Any scikit-learn or imbalanced-learn metric on labels, e.g.
+        ``balanced_accuracy_score``, ``imblearn.metrics.geometric_mean_score``
+        or ``f1_score`` (with ``average="macro"``). Greater must be better.
+    attack, worst_case, epsilon, n_steps, step_size, norm, random_start, n_restarts, \
+n_queries, n_targets, batch_size
+        The attack, as in :func:`robust_predict`; ``None`` takes the
+        classifier's own setting or the attack's standard one. Validated here,
+        not in a search's first fold.
+    **kwargs
+        Passed to ``score_func``.
+
+    Returns
+    -------
+    RobustScorer
+        A callable ``(estimator, X, y)``; ``estimator`` is a fitted
+        SRATClassifier or a scikit-learn / imbalanced-learn Pipeline ending in
+        one, whose transformers are applied to X first (samplers are
+        skipped), so the attack runs in the classifier's input space.
+
+    Examples
+    --------
+    >>> from sklearn.metrics import balanced_accuracy_score
+    >>> scorer = make_robust_scorer(balanced_accuracy_score, epsilon=0.1, n_steps=10)
+    >>> scorer
+    make_robust_scorer(balanced_accuracy_score, attack='pgd', epsilon=0.1, n_steps=10, \
+step_size=None, norm=None, random_start=None, n_restarts=1, n_queries=None, n_targets=None, \
+batch_size=None)
+    >>> search = GridSearchCV(pipe, {"srat__lambda_sep": [0, 1]}, refit="robust",
+    ...                       scoring={"clean": "balanced_accuracy", "robust": scorer})
+    ... # doctest: +SKIP
+    """
+    if not callable(score_func):
+        raise TypeError(f"score_func must be a metric callable score_func(y_true, y_pred), got "
+                        f"{score_func!r}.")
+    request = attack_request(attack, worst_case, epsilon, n_steps, step_size, norm,
+                             random_start, n_restarts, n_queries, n_targets, batch_size)
+    return RobustScorer(score_func, request, kwargs)
+
+
+class GroupScorer:
+    """A scorer: mean per-class recall over one group of classes, clean or under attack.
+
+    Made by :func:`make_group_scorer`.
+    """
+
+    def __init__(self, group, robust, under_represented, attack_request):
+        self.group = group
+        self.robust = robust
+        self.under_represented = under_represented
+        self.attack_request = attack_request
+
+    def __call__(self, estimator, X, y, sample_weight=None):
+        _, classifier = split_pipeline(estimator)
+        under = group_mask(classifier, self.under_represented)
+        members = classifier.classes_[under if self.group == "under" else ~under]
+        y = np.asarray(y)
+        if not np.isin(y, members).any():
+            raise ValueError(f"The test data hold no sample of the {self.group}-represented "
+                             f"classes {members.tolist()}, so their accuracy is undefined.")
+        y_pred = (predict_under_attack(estimator, X, y, self.attack_request)[0] if self.robust
+                  else estimator.predict(X))
+        return float(np.mean([np.mean(y_pred[y == c] == c) for c in members if np.any(y == c)]))
+
+    def __repr__(self):
+        return (f"make_group_scorer({self.group!r}, robust={self.robust}, "
+                f"under_represented={self.under_represented!r}"
+                f"{_request_repr(self.attack_request) if self.robust else ''})")
+
+
+def make_group_scorer(group, *, robust=True, under_represented=None, attack="pgd",
+                      worst_case=False, epsilon=None, n_steps=None, step_size=None, norm=None,
+                      random_start=None, n_restarts=1, n_queries=None, n_targets=None,
+                      batch_size=None):
+    """Make a scorer of one group's accuracy: the mean recall of its classes.
+
+    With a pair of them in ``GridSearchCV(scoring=...)``, the search records
+    how the well- and the under-represented classes trade off as ``lambda_sep``
+    or the class weights change; :func:`~srat_sklearn.plotting.plot_tradeoff`
+    draws it.
+
+    Parameters
+    ----------
+    group : {"well", "under"}
+    robust : bool, default=True
+        Score adversarial examples; ``False`` scores clean inputs.
+    under_represented : label or list of labels, optional
+        Default: the classes whose count is below ``sqrt(n_max * n_min)``
+        (:func:`under_represented_mask`), counted by the fitted classifier of
+        each fold, before any resampling when it has a ``class_prior``. A
+        scorer whose group is empty, or that finds no test sample of it,
+        raises a ``ValueError`` that says why.
+    attack, worst_case, epsilon, n_steps, step_size, norm, random_start, n_restarts, \
+n_queries, n_targets, batch_size
+        The attack, as in :func:`robust_predict`.
+
+    Returns
+    -------
+    GroupScorer
+        A callable ``(estimator, X, y)``; the estimator may be a Pipeline.
+
+    Examples
+    --------
+    >>> scoring = {"robust_well": make_group_scorer("well", epsilon=0.1),
+    ...            "robust_under": make_group_scorer("under", epsilon=0.1)}
+    >>> scoring["robust_under"].group
+    'under'
+    """
+    check_group(group)
+    if not isinstance(robust, (bool, np.bool_)):
+        raise TypeError(f"robust must be a bool, got {robust!r}.")
+    request = attack_request(attack, worst_case, epsilon, n_steps, step_size, norm,
+                             random_start, n_restarts, n_queries, n_targets, batch_size)
+    return GroupScorer(group, robust, as_label_list(under_represented), request)
