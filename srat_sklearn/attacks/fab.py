@@ -25,6 +25,7 @@ from ._common import (
     clip,
     logits_of,
     norms,
+    predict,
     random_perturbation,
     sample_view,
     threat_box,
@@ -107,10 +108,9 @@ def _fab_run(model, X, y, target, *, epsilon, n_steps, norm, box, alpha_max, eta
     """One FAB-T run on a batch; model in eval mode. Returns (closest adversarial, its norm).
 
     A sample leaves the run once it has an adversarial example within
-    ``epsilon``: whether it is robust is then settled. The forward pass that
-    takes the gradient at a new point also tells whether that point is
-    adversarial, so a step costs one forward and backward pass, plus one for
-    the points that step back towards ``X``.
+    ``epsilon``: whether it is robust is then settled. Each step costs one
+    forward and backward pass for the gradient and one forward pass to see
+    whether the new point is adversarial.
     """
     n = X.shape[0]
     flat = lambda t: t.reshape(len(t), -1)  # noqa: E731
@@ -118,24 +118,18 @@ def _fab_run(model, X, y, target, *, epsilon, n_steps, norm, box, alpha_max, eta
     best_norm = torch.full((n,), float("inf"), device=X.device, dtype=X.dtype)
     s = {"rows": torch.arange(n, device=X.device), "X": X, "y": y, "target": target,
          "low": None if box is None else box[0], "high": None if box is None else box[1]}
-
-    def gradient(x, part=slice(None)):
-        """Logits, the gap z_t - z_y and its input gradient at ``x`` (rows ``part``)."""
+    x = X.clone() if start is None else clip(X + start, box)
+    for _ in range(n_steps):
         with torch.enable_grad():
             x_var = x.clone().requires_grad_(True)
             logits = logits_of(model, x_var)
             picked = torch.arange(len(x), device=x.device)
-            gap = logits[picked, s["target"][part]] - logits[picked, s["y"][part]]
+            gap = logits[picked, s["target"]] - logits[picked, s["y"]]
             (grad,) = torch.autograd.grad(gap.sum(), x_var)
-        return logits.detach(), gap.detach(), grad
-
-    x = X.clone() if start is None else clip(X + start, box)
-    _, gap, grad = gradient(x)
-    for _ in range(n_steps):
         with torch.no_grad():
             # The linearised boundary: gap(x) + w . (z - x) = 0. From x it is w . d = -gap,
             # from the clean input w . d = -gap + w . (x - X).
-            X_now, w = s["X"], flat(grad)
+            X_now, w, gap = s["X"], flat(grad), gap.detach()
             twice = lambda t: torch.cat([t, t])  # noqa: E731  (x and X in one call)
             steps = project_onto_hyperplane(
                 torch.cat([flat(x), flat(X_now)]), twice(w),
@@ -148,21 +142,17 @@ def _fab_run(model, X, y, target, *, epsilon, n_steps, norm, box, alpha_max, eta
             alpha = sample_view((size_x / (size_x + size_0)).clamp(0.0, alpha_max), x)
             box_now = None if s["low"] is None else (s["low"], s["high"])
             x = clip((x + eta * d_x) * (1 - alpha) + (X_now + eta * d_0) * alpha, box_now)
-        logits, gap, grad = gradient(x)
-        with torch.no_grad():
-            adversarial = logits.argmax(dim=1) != s["y"]
+            adversarial = predict(model, x) != s["y"]
             distance = norms(x - X_now, norm)
             closer = adversarial & (distance < best_norm[s["rows"]])
             best[s["rows"][closer]] = x[closer]
             best_norm[s["rows"][closer]] = distance[closer]
+            # Step back towards X from an adversarial point, to look for a closer one.
+            x = torch.where(sample_view(adversarial, x), X_now + beta * (x - X_now), x)
             settled = best_norm[s["rows"]] <= epsilon
-            back = (adversarial & ~settled).nonzero().squeeze(1)
-            if back.numel():  # step back towards X to look for a closer example
-                x[back] = X_now[back] + beta * (x[back] - X_now[back])
-                _, gap[back], grad[back] = gradient(x[back], back)
             if settled.any():
                 keep = ~settled
-                x, gap, grad = x[keep], gap[keep], grad[keep]
+                x = x[keep]
                 s = {key: None if value is None else value[keep] for key, value in s.items()}
                 if not len(x):
                     break
