@@ -111,7 +111,8 @@ def test_classification_report_on_clean_and_adversarial_inputs(fitted, tabular):
     text = robust_classification_report(fitted, X, y, epsilon=0.5)
     assert text.startswith("Clean inputs") and "Adversarial inputs" in text
     reports = robust_classification_report(fitted, X, y, epsilon=0.5, output_dict=True)
-    assert set(reports) == {"clean", "adversarial"}
+    assert set(reports) == {"clean", "adversarial", "attack"}
+    assert reports["attack"].startswith("PGD: 20 steps")
     clean_recall_0 = reports["clean"]["0"]["rec"]  # imbalanced-learn keys classes by str
     assert clean_recall_0 == pytest.approx(np.mean(fitted.predict(X)[y == 0] == 0))
     assert reports["adversarial"]["avg_rec"] <= reports["clean"]["avg_rec"]
