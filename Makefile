@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test docs install clean
+.PHONY: demo test lint docs install clean
 
 $(BIN)/srat-sklearn: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,8 +20,12 @@ install: $(BIN)/srat-sklearn
 demo: install
 	$(BIN)/srat-sklearn demo
 
-test: install
+# The lint runs first: ruff's pycodestyle, pyflakes and isort rules (pyproject.toml).
+test: lint
 	$(BIN)/python -m pytest --doctest-modules srat_sklearn tests
+
+lint: install
+	$(BIN)/ruff check .
 
 # Warnings are errors: a broken reference or docstring fails the build.
 docs: $(BIN)/sphinx-build

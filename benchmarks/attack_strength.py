@@ -10,10 +10,10 @@ import argparse
 import time
 
 import torch
-from sklearn.model_selection import train_test_split
 
 from srat_sklearn import SRATClassifier, robust_accuracy_score
-from srat_sklearn.datasets import load_digits_images, make_imbalanced
+from srat_sklearn.datasets import load_imbalanced_digits
+from srat_sklearn.methods import DIGITS_RECIPE
 
 
 def main():
@@ -26,14 +26,9 @@ def main():
     epsilon = args.epsilon or {"linf": 0.2, "l2": 1.0}[args.norm]
     torch.set_num_threads(2)
 
-    X, y = load_digits_images()
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y,
-                                                        random_state=0)
-    X_train, y_train = make_imbalanced(X_train, y_train, ratio=10,
-                                       under_represented=[5, 6, 7, 8, 9], random_state=0)
-    clf = SRATClassifier(epsilon=0.2, step_size=0.05, optimizer=torch.optim.SGD, lr=0.05,
-                         optimizer__momentum=0.9, optimizer__weight_decay=5e-4, max_epochs=15,
-                         reweight_epoch=10, random_state=args.seed, verbose=0)
+    X_train, X_test, y_train, y_test = load_imbalanced_digits()
+    clf = SRATClassifier(**DIGITS_RECIPE, max_epochs=15, reweight_epoch=10,
+                         random_state=args.seed, verbose=0)
     clf.fit(X_train, y_train)
 
     steps = (5, 20, 50)

@@ -34,17 +34,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 
 import srat_sklearn
 from srat_sklearn import SRATClassifier
 from srat_sklearn.attacks import describe_attack
-from srat_sklearn.datasets import load_digits_images, make_imbalanced
+from srat_sklearn.datasets import DIGITS_UNDER_REPRESENTED as UNDER
+from srat_sklearn.datasets import load_imbalanced_digits
+from srat_sklearn.methods import DIGITS_RECIPE
 from srat_sklearn.metrics import robust_predict
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-UNDER = [5, 6, 7, 8, 9]
 EPSILON = {"linf": 0.2, "l2": 1.0}
 MEMBERS = ("apgd-ce", "apgd-t", "fab-t", "square")
 ATTACK_LABELS = {"pgd-20": "PGD-20", "apgd-ce": "APGD-CE", "apgd-t": "APGD-T",
@@ -57,19 +57,9 @@ BUDGET = {"n_steps": 100, "n_targets": 9, "n_queries": 5000, "max_epochs": None,
 SMOKE = {"n_steps": 2, "n_targets": 2, "n_queries": 5, "max_epochs": 1, "n_test": 30}
 
 
-def digits_split():
-    X, y = load_digits_images()
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y,
-                                                        random_state=0)
-    X_train, y_train = make_imbalanced(X_train, y_train, ratio=10, under_represented=UNDER,
-                                       random_state=0)
-    return X_train, X_test, y_train, y_test
-
-
 def suite_model():
-    return SRATClassifier(epsilon=0.2, step_size=0.05, optimizer=torch.optim.SGD, lr=0.05,
-                          optimizer__momentum=0.9, optimizer__weight_decay=5e-4,
-                          max_epochs=15, reweight_epoch=10, random_state=0, verbose=0)
+    return SRATClassifier(**DIGITS_RECIPE, max_epochs=15, reweight_epoch=10, random_state=0,
+                          verbose=0)
 
 
 def study_model():
@@ -283,7 +273,7 @@ def main():
         return
     torch.set_num_threads(args.threads)
     done = {(r["model"], r["norm"]) for r in load(output)} if output.exists() else set()
-    data = digits_split()
+    data = load_imbalanced_digits()
     for name in args.models:
         for norm in args.norms:
             if (name, norm) in done:

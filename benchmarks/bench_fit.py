@@ -51,12 +51,11 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 
 from srat_sklearn import SRATClassifier, robust_accuracy_score
 from srat_sklearn.callbacks import CatastrophicOverfittingGuard
-from srat_sklearn.datasets import load_digits_images, make_imbalanced
+from srat_sklearn.datasets import load_imbalanced_digits
 from srat_sklearn.models import SmallCNN
 
 EPSILON, STEP, N_STEPS, BATCH, LR = 0.2, 0.05, 10, 64, 0.05
@@ -64,12 +63,7 @@ MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "1000000000", "MALLOC_TRIM_THRESHOLD_": 
 
 
 def data():
-    X, y = load_digits_images()
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y,
-                                                        random_state=0)
-    X_train, y_train = make_imbalanced(X_train, y_train, ratio=10,
-                                       under_represented=[5, 6, 7, 8, 9], random_state=0)
-    return X_train, X_test, y_train, y_test
+    return load_imbalanced_digits()
 
 
 def pgd(model, X, y, n_steps):

@@ -36,7 +36,6 @@ import platform
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
@@ -48,15 +47,15 @@ from torch.optim.lr_scheduler import MultiStepLR
 import srat_sklearn
 from srat_sklearn import SRATClassifier, robust_report
 from srat_sklearn.callbacks import CatastrophicOverfittingGuard
-from srat_sklearn.datasets import load_digits_images, make_imbalanced
+from srat_sklearn.datasets import load_imbalanced_digits, make_imbalanced
+from srat_sklearn.methods import DIGITS_RECIPE as SHARED_DIGITS_RECIPE
 from srat_sklearn.methods import PAPER_METHODS
 
 # Every method gets the same learning-rate schedule (x0.1 at LR_DECAY_EPOCH, from a skorch
 # LRScheduler), so the deferred reweighting itself leaves the learning rate alone
 # (reweight_lr_factor=1); methods that reweight from epoch 0 get the decay too.
-DIGITS_RECIPE = dict(epsilon=0.2, step_size=0.05, n_steps=10, optimizer=torch.optim.SGD,
-                     lr=0.05, optimizer__momentum=0.9, optimizer__weight_decay=5e-4,
-                     batch_size=64, max_epochs=30, reweight_epoch=20, reweight_lr_factor=1.0)
+DIGITS_RECIPE = {**SHARED_DIGITS_RECIPE, "max_epochs": 30, "reweight_epoch": 20,
+                 "reweight_lr_factor": 1.0}
 TABULAR_RECIPE = dict(epsilon=0.25, n_steps=10, batch_size=64, max_epochs=60,
                       reweight_epoch=45, reweight_lr_factor=1.0)
 LR_DECAY_EPOCH = {"digits": 20, "tabular": 45}
@@ -88,12 +87,7 @@ LAMBDAS = (0.0, 0.1, 0.5, 1.0, 2.0)
 
 
 def digits_data(under, kind="step", ratio=10):
-    X, y = load_digits_images()
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y,
-                                                        random_state=0)
-    X_train, y_train = make_imbalanced(X_train, y_train, ratio=ratio, kind=kind,
-                                       under_represented=under, random_state=0)
-    return X_train, X_test, y_train, y_test
+    return load_imbalanced_digits(ratio=ratio, kind=kind, under_represented=under)
 
 
 def breast_cancer_data():

@@ -17,18 +17,15 @@ matplotlib.use("Agg")
 import torch  # noqa: E402
 from imblearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.metrics import balanced_accuracy_score  # noqa: E402
-from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split  # noqa: E402
+from sklearn.model_selection import GridSearchCV, StratifiedKFold  # noqa: E402
 from sklearn.preprocessing import FunctionTransformer  # noqa: E402
 
 from srat_sklearn import SRATClassifier  # noqa: E402
-from srat_sklearn.datasets import load_digits_images, make_imbalanced  # noqa: E402
+from srat_sklearn.datasets import load_imbalanced_digits  # noqa: E402
 from srat_sklearn.metrics import make_group_scorer, make_robust_scorer  # noqa: E402
 from srat_sklearn.plotting import plot_tradeoff  # noqa: E402
 
-X, y = load_digits_images()
-X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y,
-                                                    random_state=0)
-X_train, y_train = make_imbalanced(X_train, y_train, ratio=10, random_state=0)
+X_train, X_test, y_train, y_test = load_imbalanced_digits(ratio=10)
 X_train = X_train.reshape(len(X_train), -1)  # rows, reshaped back by input_shape
 
 pipe = make_pipeline(

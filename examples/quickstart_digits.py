@@ -12,16 +12,13 @@ About a minute on 2 CPU cores::
 """
 
 import torch
-from sklearn.model_selection import train_test_split
 
 from srat_sklearn import SRATClassifier, robust_accuracy_score, robust_report
-from srat_sklearn.datasets import load_digits_images, make_imbalanced
+from srat_sklearn.datasets import load_imbalanced_digits
 
-X, y = load_digits_images()
-X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y,
-                                                    random_state=0)
-X_train, y_train = make_imbalanced(X_train, y_train, ratio=10, under_represented=[5, 6, 7, 8, 9],
-                                   random_state=0)
+# Digits as 1x8x8 images in [0, 1], stratified 70/30 split; classes 5-9 of the training
+# split keep 1/10 of their samples, the test split stays balanced.
+X_train, X_test, y_train, y_test = load_imbalanced_digits(ratio=10)
 
 clf = SRATClassifier(
     epsilon=0.2,              # L-inf radius, in the units of X (pixels in [0, 1])

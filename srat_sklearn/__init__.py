@@ -3,32 +3,44 @@
 >>> from srat_sklearn import SRATClassifier
 >>> clf = SRATClassifier(max_epochs=30, epsilon=0.1, lambda_sep=1.0,
 ...                      class_weight="balanced", reweight_epoch=0.75, random_state=0)
+
+The names below load their module on first use, so that ``import srat_sklearn.attacks``
+(plain torch) does not import the estimator and skorch.
 """
 
-from .attacks import pgd_attack
-from .estimator import NonFiniteLossError, SRATClassifier
-from .losses import (ReweightedLoss, focal_loss, ldam_loss, supervised_contrastive_loss,
-                     weighted_cross_entropy)
-from .metrics import (RobustnessAudit, RobustReport, audit_robustness, robust_accuracy_score,
-                      robust_report)
-from .weighting import DeferredReweighting, compute_class_weights
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "SRATClassifier",
-    "NonFiniteLossError",
-    "pgd_attack",
-    "ReweightedLoss",
-    "weighted_cross_entropy",
-    "focal_loss",
-    "ldam_loss",
-    "supervised_contrastive_loss",
-    "DeferredReweighting",
-    "compute_class_weights",
-    "robust_accuracy_score",
-    "robust_report",
-    "RobustReport",
-    "audit_robustness",
-    "RobustnessAudit",
-]
+#: Each public name and the module that defines it.
+_EXPORTS = {
+    "SRATClassifier": "estimator",
+    "NonFiniteLossError": "estimator",
+    "pgd_attack": "attacks",
+    "ReweightedLoss": "losses",
+    "weighted_cross_entropy": "losses",
+    "focal_loss": "losses",
+    "ldam_loss": "losses",
+    "supervised_contrastive_loss": "losses",
+    "DeferredReweighting": "weighting",
+    "compute_class_weights": "weighting",
+    "robust_accuracy_score": "metrics",
+    "robust_report": "metrics",
+    "RobustReport": "metrics",
+    "audit_robustness": "metrics",
+    "RobustnessAudit": "metrics",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'srat_sklearn' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value  # the next look-up is a plain attribute
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

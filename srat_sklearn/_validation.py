@@ -1,13 +1,63 @@
 """Parameter checks shared by the estimator, the attacks and the metrics.
 
-Thin wrappers around :func:`sklearn.utils.check_scalar` that also reject
-booleans and non-finite values, which ``check_scalar`` lets through.
+Hyper-parameters are declared the scikit-learn way, as tables of constraints
+(:class:`sklearn.utils._param_validation.Interval`, ``StrOptions``, ...) that
+:func:`validate_params` checks; it also refuses booleans where a number is
+asked for, which scikit-learn lets through. ``check_real``, ``check_int`` and
+``check_option`` check single values where no table applies.
 """
 
 import math
 import numbers
 
+import numpy as np
 from sklearn.utils import check_scalar
+from sklearn.utils._param_validation import (
+    Interval,
+    InvalidParameterError,
+    validate_parameter_constraints,
+)
+
+__all__ = ["validate_params", "check_real", "check_int", "check_option", "finite",
+           "positive", "non_negative", "positive_int"]
+
+
+def finite(low, high=np.inf, closed="left"):
+    """A constraint: a real number in the interval, never infinite or NaN."""
+    return Interval(numbers.Real, low, high, closed=closed)
+
+
+def non_negative():
+    return finite(0)
+
+
+def positive():
+    return finite(0, closed="neither")
+
+
+def positive_int():
+    return Interval(numbers.Integral, 1, None, closed="left")
+
+
+def validate_params(constraints, params, caller):
+    """Check ``params`` against a table of scikit-learn constraints, naming the bad one.
+
+    Raises ``InvalidParameterError`` (a ``ValueError`` and a ``TypeError``).
+
+    Examples
+    --------
+    >>> validate_params({"epsilon": [non_negative()]}, {"epsilon": -1.0}, "pgd_attack")
+    Traceback (most recent call last):
+    ...
+    sklearn.utils._param_validation.InvalidParameterError: The 'epsilon' parameter of \
+pgd_attack must be a float in the range [0.0, inf). Got -1.0 instead.
+    """
+    for name, value in params.items():
+        numeric = [c for c in constraints.get(name, []) if isinstance(c, Interval)]
+        if numeric and isinstance(value, (bool, np.bool_)):
+            raise InvalidParameterError(f"The {name!r} parameter of {caller} must be a number, "
+                                        f"not the bool {value!r}.")
+    validate_parameter_constraints(constraints, params, caller_name=caller)
 
 
 def check_real(value, name, *, min_val=None, max_val=None, include_boundaries="both",

@@ -80,22 +80,22 @@ class CatastrophicOverfittingGuard(Callback):
         check_option(self.on_collapse, "on_collapse", ("rollback", "stop"))
         self.best_epoch_, self.best_score_ = None, -np.inf
         self.collapsed_epoch_ = self.restored_epoch_ = None
-        self._batch = self._best_state = None
+        self.batch_ = self.best_state_ = None
         return super().initialize()
 
     def on_train_begin(self, net, **kwargs):
         self.initialize()  # a new fit starts a new watch
 
     def _check_batch(self, net, dataset_train, dataset_valid):
-        if self._batch is None:
+        if self.batch_ is None:
             dataset = dataset_valid if dataset_valid is not None else dataset_train
             rng = np.random.default_rng(self.random_state)
             rows = rng.permutation(len(dataset))[:self.n_samples]
             loader = net.get_iterator(Subset(dataset, rows.tolist()), training=False)
             parts = [(to_tensor(Xi, device=net.device), to_tensor(yi, device=net.device))
                      for Xi, yi in loader]
-            self._batch = tuple(torch.cat(p) for p in zip(*parts))
-        return self._batch
+            self.batch_ = tuple(torch.cat(p) for p in zip(*parts))
+        return self.batch_
 
     def _robust_accuracy(self, net, X, y):
         X_adv = net._attack(X, y, n_steps=self.n_steps, step_size=2.5 * net.epsilon /
@@ -114,12 +114,12 @@ class CatastrophicOverfittingGuard(Callback):
         if score > self.best_score_:
             self.best_epoch_, self.best_score_ = epoch, score
             if self.on_collapse == "rollback":
-                self._best_state = {name: copy.deepcopy(getattr(net, name + "_").state_dict())
+                self.best_state_ = {name: copy.deepcopy(getattr(net, name + "_").state_dict())
                                     for name in ("module", "optimizer", "criterion")}
         elif score < self.best_score_ - self.max_drop:
             self.collapsed_epoch_ = epoch
             if self.on_collapse == "rollback":
-                for name, state in self._best_state.items():
+                for name, state in self.best_state_.items():
                     getattr(net, name + "_").load_state_dict(state)
                 self.restored_epoch_ = self.best_epoch_
             net.history.record("catastrophic_overfitting", True)

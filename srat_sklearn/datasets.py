@@ -1,23 +1,30 @@
 """Data: the embedded digits images, CIFAR-10 and SVHN through torchvision, the paper's
-Gaussian mixture, imbalance protocols, label look-up in Datasets, and batch loading."""
+Gaussian mixture and the imbalance protocols of the long-tail literature.
+
+Batch loading and label look-up live in :mod:`srat_sklearn.loading` (re-exported here), so
+that training does not import the data set loaders."""
 
 import os
 
 import numpy as np
-import torch
 from imblearn.datasets import make_imbalance
 from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
-from skorch.dataset import Dataset as SkorchDataset
-from skorch.utils import is_dataset, to_numpy
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, Subset
+from skorch.utils import is_dataset
+from torch.utils.data import Subset
 from torchvision.datasets import CIFAR10, SVHN
 from torchvision.transforms import ToTensor
 
 from ._validation import check_int, check_option, check_real
+from .loading import dataset_labels, make_loader
 
-__all__ = ["load_digits_images", "load_cifar10", "load_svhn", "make_gaussian_mixture",
-           "make_imbalanced", "imbalanced_counts", "dataset_labels", "make_loader"]
+__all__ = ["load_digits_images", "load_imbalanced_digits", "load_cifar10", "load_svhn",
+           "make_gaussian_mixture", "make_imbalanced", "imbalanced_counts", "dataset_labels",
+           "make_loader"]
+
+#: The rare classes of the step-imbalanced digits that the demo, the tests and the study use.
+DIGITS_UNDER_REPRESENTED = [5, 6, 7, 8, 9]
 
 
 def load_digits_images():
@@ -37,6 +44,45 @@ def load_digits_images():
     digits = load_digits()
     X = (digits.images / 16.0).astype(np.float32)[:, None, :, :]
     return X, digits.target.astype(np.int64)
+
+
+def load_imbalanced_digits(*, ratio=10, kind="step", under_represented=DIGITS_UNDER_REPRESENTED,
+                           random_state=0):
+    """The project's reference problem: digits images, the training split made imbalanced.
+
+    :func:`load_digits_images`, a stratified 70/30 split that is the same for
+    every seed (``random_state=0``), and :func:`make_imbalanced` on the
+    training split only, so that the test split stays balanced. The demo, the
+    examples, the tests and the study all use it.
+
+    Parameters
+    ----------
+    ratio, kind : as in :func:`make_imbalanced`
+        ``kind="step"`` with the default ``under_represented``: classes 5-9
+        keep 1/``ratio`` of their training samples.
+    under_represented : list of labels or None, default=[5, 6, 7, 8, 9]
+        For ``kind="step"``; ignored for ``kind="exp"``.
+    random_state : int, default=0
+        Seeds which training samples the imbalance keeps.
+
+    Returns
+    -------
+    X_train, X_test, y_train, y_test
+
+    Examples
+    --------
+    >>> X_train, X_test, y_train, y_test = load_imbalanced_digits()
+    >>> X_train.shape[1:], len(y_test), int((y_train == 9).sum()) < int((y_train == 0).sum())
+    ((1, 8, 8), 540, True)
+    """
+    X, y = load_digits_images()
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y,
+                                                        random_state=0)
+    X_train, y_train = make_imbalanced(
+        X_train, y_train, ratio=ratio, kind=kind,
+        under_represented=under_represented if kind == "step" else None,
+        random_state=random_state)
+    return X_train, X_test, y_train, y_test
 
 
 def _torchvision_dataset(name, make, root, download, as_dataset, transform):
@@ -231,7 +277,8 @@ def imbalanced_counts(class_counts, *, ratio, kind="step", under_represented=Non
             under_represented = labels[len(labels) - len(labels) // 2:]
         unknown = set(under_represented) - set(labels)
         if unknown:
-            raise ValueError(f"under_represented names labels that are not in y: {sorted(unknown)}.")
+            raise ValueError(f"under_represented names labels that are not in y: "
+                             f"{sorted(unknown)}.")
         targets = {c: n_max / ratio if c in set(under_represented) else n_max for c in labels}
     else:
         if under_represented is not None:
@@ -293,121 +340,3 @@ def make_imbalanced(X, y, *, ratio, kind="step", under_represented=None, random_
                              random_state=check_random_state(random_state))
     kept = np.sort(kept.ravel())
     return X[kept], y[kept]
-
-
-def dataset_labels(dataset):
-    """The labels of a torch Dataset as a numpy array, without loading inputs where possible.
-
-    Looks, in order, at skorch's ``Dataset.y``, ``Subset`` indices, the
-    ``targets`` (torchvision's CIFAR, MNIST, ImageFolder) or ``labels`` (SVHN)
-    attribute, and finally iterates over the dataset.
-    """
-    if isinstance(dataset, Subset):
-        return dataset_labels(dataset.dataset)[np.asarray(dataset.indices)]
-    if isinstance(dataset, SkorchDataset) and dataset.y is not None:
-        return np.asarray(to_numpy(dataset.y))
-    for name in ("targets", "labels"):
-        labels = getattr(dataset, name, None)
-        if labels is not None:
-            return np.asarray(to_numpy(labels) if hasattr(labels, "cpu") else labels)
-    return np.asarray([int(dataset[i][1]) for i in range(len(dataset))])
-
-
-class _WholeBatches(torch.utils.data.Dataset):
-    """A skorch Dataset of in-memory arrays, indexed by a whole batch of rows at once."""
-
-    def __init__(self, dataset, with_indices=False):
-        self.dataset = dataset
-        self.with_indices = with_indices
-
-    def __len__(self):
-        return len(self.dataset)
-
-    def __getitem__(self, rows):
-        rows = np.asarray(rows, dtype=np.int64)
-        X = _take(self.dataset.X, rows)
-        # skorch's per-row placeholder for y=None, as the DataLoader would have stacked it.
-        y = torch.zeros(len(rows), 1) if self.dataset.y is None else _take(self.dataset.y, rows)
-        return (X, y, torch.from_numpy(rows)) if self.with_indices else (X, y)
-
-
-class _WithIndices(torch.utils.data.Dataset):
-    """Each sample of ``dataset`` followed by its index."""
-
-    def __init__(self, dataset):
-        self.dataset = dataset
-
-    def __len__(self):
-        return len(self.dataset)
-
-    def __getitem__(self, i):
-        return (*self.dataset[i], i)
-
-
-def _take(data, rows):
-    # Plain indexing: skorch's multi_indexing goes through sklearn's _safe_indexing, which
-    # inspects every index of a list (about 0.2 ms for a batch of 64).
-    return data[torch.from_numpy(rows)] if isinstance(data, torch.Tensor) else data[rows]
-
-
-def _indexes_whole_batches(iterator, dataset, kwargs):
-    in_memory = (np.ndarray, torch.Tensor)
-    return (iterator is DataLoader and type(dataset) is SkorchDataset
-            and isinstance(dataset.X, in_memory)
-            and (dataset.y is None or isinstance(dataset.y, in_memory))
-            and "batch_sampler" not in kwargs and "collate_fn" not in kwargs)
-
-
-def make_loader(iterator, dataset, *, with_indices=False, **kwargs):
-    """``iterator(dataset, **kwargs)``, reading a batch of in-memory rows with one index.
-
-    PyTorch's DataLoader asks the dataset for each row of a batch in turn and
-    stacks the rows, which for arrays held in memory costs more than the
-    indexing itself (a few microseconds per row, every batch). When
-    ``iterator`` is the DataLoader and ``dataset`` is skorch's ``Dataset``
-    over a numpy array or tensor, the loader instead gets a batch sampler
-    and, with automatic batching off, indexes the arrays once per batch, as
-    PyTorch documents for bulk loading. The sampler is the one the DataLoader
-    would have built (random or sequential, or the given ``sampler``), so the
-    batches, their order and the random draws are the same. Any other
-    iterator or dataset, or a ``batch_sampler`` or ``collate_fn``, is passed
-    through unchanged.
-
-    Parameters
-    ----------
-    iterator : class
-        The DataLoader class, or any callable taking ``(dataset, **kwargs)``.
-    dataset : torch.utils.data.Dataset
-        Yields ``(x, y)`` pairs.
-    with_indices : bool, default=False
-        Batches are ``(X, y, indices)``, with the position of each sample in
-        ``dataset`` as a tensor of int64.
-    **kwargs
-        DataLoader arguments; ``batch_size`` is required.
-
-    Returns
-    -------
-    iterable of batches
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from skorch.dataset import Dataset
-    >>> from torch.utils.data import DataLoader
-    >>> data = Dataset(np.arange(10, dtype=np.float32).reshape(5, 2), np.arange(5))
-    >>> [y.tolist() for _, y in make_loader(DataLoader, data, batch_size=2)]
-    [[0, 1], [2, 3], [4]]
-    """
-    if not _indexes_whole_batches(iterator, dataset, kwargs):
-        return iterator(_WithIndices(dataset) if with_indices else dataset, **kwargs)
-    batch_size = kwargs.pop("batch_size")
-    drop_last = kwargs.pop("drop_last", False)
-    sampler = kwargs.pop("sampler", None)
-    if sampler is None:
-        shuffle = kwargs.pop("shuffle", False)
-        sampler = (RandomSampler(dataset, generator=kwargs.get("generator")) if shuffle
-                   else SequentialSampler(dataset))
-    kwargs.pop("shuffle", None)
-    batches = BatchSampler(sampler, batch_size, drop_last)
-    return DataLoader(_WholeBatches(dataset, with_indices), batch_size=None, sampler=batches,
-                      **kwargs)

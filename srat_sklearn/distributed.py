@@ -116,5 +116,5 @@ class AcceleratedSRATClassifier(AccelerateMixin, SRATClassifier):
         # generate_adversarial iterates a loader that Accelerate shards.
         return self.accelerator.gather_for_metrics(tensor)
 
-    def _separation_loss(self, features, labels):
-        return super()._separation_loss(gather_with_grad(features), gather_with_grad(labels))
+    def _gather_features(self, tensor):
+        return gather_with_grad(tensor)

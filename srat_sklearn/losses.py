@@ -16,6 +16,8 @@ from ._validation import check_option, check_real
 
 __all__ = [
     "LOSSES",
+    "NonFiniteLossError",
+    "non_finite_loss_error",
     "weighted_cross_entropy",
     "focal_loss",
     "ldam_margins",
@@ -25,6 +27,19 @@ __all__ = [
 ]
 
 LOSSES = ("ce", "focal", "ldam")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Raised when a training loss is NaN or infinite, before the optimizer step."""
+
+
+def non_finite_loss_error(loss, history):
+    """The error for a non-finite training loss, naming the epoch and batch of skorch's history."""
+    epoch = len(history)
+    batch = len(history[-1]["batches"])  # skorch adds the batch's row before the step
+    return NonFiniteLossError(
+        f"The training loss became {loss.item()} at epoch {epoch}, batch {batch}; lower lr or "
+        "epsilon, or check the data. The parameters are those before this batch.")
 
 
 def _sample_weights(weight, target):
@@ -92,7 +107,7 @@ def focal_loss(logits, target, weight=None, gamma=1.0):
 
 
 def ldam_margins(class_counts, max_margin=0.5):
-    """Label-distribution-aware margins ``m_c ∝ n_c ** (-1/4)``, the largest equal to ``max_margin``.
+    """Label-distribution-aware margins ``m_c ∝ n_c ** (-1/4)``, the largest ``max_margin``.
 
     Parameters
     ----------

@@ -1,10 +1,12 @@
-"""The methods of the paper as SRATClassifier parameters.
+"""The methods of the paper as SRATClassifier parameters, and the digits recipe.
 
 >>> PAPER_METHODS["AT"]
 {'lambda_sep': 0.0, 'class_weight': None}
 """
 
-__all__ = ["PAPER_METHODS"]
+import torch
+
+__all__ = ["PAPER_METHODS", "DIGITS_RECIPE"]
 
 #: Parameters that turn :class:`~srat_sklearn.SRATClassifier` into each method of
 #: Wang et al. (2021); the reweighting epoch of the deferred ones is the
@@ -18,3 +20,12 @@ PAPER_METHODS = {
     "SRAT-Focal": {"lambda_sep": 1.0, "class_weight": "balanced", "loss": "focal"},
     "SRAT-LDAM": {"lambda_sep": 1.0, "class_weight": "balanced", "loss": "ldam"},
 }
+
+#: The adversarial-training recipe of the digits images (1x8x8 in [0, 1],
+#: :func:`~srat_sklearn.datasets.load_imbalanced_digits`) that the demo, the examples, the
+#: tests and the benchmarks share: L-inf PGD-10 with eps 0.2 and step eps/4, SGD with
+#: learning rate 0.05, momentum 0.9 and weight decay 5e-4, batches of 64. Each adds its own
+#: number of epochs and reweighting epoch.
+DIGITS_RECIPE = {"epsilon": 0.2, "step_size": 0.05, "n_steps": 10, "optimizer": torch.optim.SGD,
+                 "lr": 0.05, "optimizer__momentum": 0.9, "optimizer__weight_decay": 5e-4,
+                 "batch_size": 64}

@@ -15,8 +15,8 @@ from torchvision.models import resnet18
 from ._torch import first_output
 from ._validation import check_int, check_real
 
-__all__ = ["MLP", "SmallCNN", "resnet18_cifar", "default_module", "find_feature_layer", "capture_features",
-           "first_output"]
+__all__ = ["MLP", "SmallCNN", "resnet18_cifar", "default_module", "find_feature_layer",
+           "capture_features", "record_features", "first_output"]
 
 
 class MLP(nn.Module):
@@ -205,7 +205,13 @@ def capture_features(module, feature_layer=None):
     >>> captured[-1].shape
     torch.Size([2, 5])
     """
-    layer, use_input = find_feature_layer(module, feature_layer)
+    with record_features(*find_feature_layer(module, feature_layer)) as captured:
+        yield captured
+
+
+@contextmanager
+def record_features(layer, use_input):
+    """:func:`capture_features` for a layer already found by :func:`find_feature_layer`."""
     captured = []
     if use_input:
         handle = layer.register_forward_pre_hook(

@@ -2,10 +2,12 @@
 
 import numpy as np
 
+from .metrics._groups import REPORT_GROUPS
+
 __all__ = ["plot_group_accuracy", "plot_per_class_accuracy", "plot_tradeoff",
            "plot_training_curves"]
 
-GROUPS = ("overall", "well", "under")
+GROUPS = REPORT_GROUPS
 
 
 def plot_group_accuracy(reports, ax=None):
@@ -25,16 +27,16 @@ def plot_group_accuracy(reports, ax=None):
     >>> ax = plot_group_accuracy({"AT": report_at, "SRAT": report_srat})  # doctest: +SKIP
     >>> ax.figure.savefig("accuracy.png")  # doctest: +SKIP
     """
-    import matplotlib.pyplot as plt
+    import matplotlib
 
     if not reports:
         raise ValueError("reports is empty: pass {method name: RobustReport}.")
-    ax = _axes(ax, (2.2 + 1.6 * len(reports), 4))
+    ax = _axes(ax, group_figure_size(len(reports)))
     series = [(f"{kind} {group}", kind, group) for kind in ("clean", "robust") for group in GROUPS]
     methods = list(reports)
     width = 0.8 / len(series)
     x = np.arange(len(methods))
-    colors = plt.get_cmap("tab20").colors
+    colors = matplotlib.colormaps["tab20"].colors
     for i, (label, kind, group) in enumerate(series):
         values = [100 * reports[m].groups[group][kind] for m in methods]
         ax.bar(x + (i - (len(series) - 1) / 2) * width, values, width, label=label,
@@ -46,6 +48,11 @@ def plot_group_accuracy(reports, ax=None):
     ax.set_title("Clean and robust accuracy by class group")
     ax.figure.tight_layout()
     return ax
+
+
+def group_figure_size(n_methods):
+    """Width and height (inches) of :func:`plot_group_accuracy`'s figure for ``n_methods``."""
+    return 2.2 + 1.6 * n_methods, 4
 
 
 def _axes(ax, figsize):

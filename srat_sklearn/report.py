@@ -3,12 +3,12 @@
 import json
 from pathlib import Path
 
+from .metrics._groups import REPORT_GROUPS
 from .metrics._report import pct
 
 __all__ = ["summary_table", "write_report"]
 
-COLUMNS = (("clean", "overall"), ("clean", "well"), ("clean", "under"),
-           ("robust", "overall"), ("robust", "well"), ("robust", "under"))
+COLUMNS = tuple((kind, group) for kind in ("clean", "robust") for group in REPORT_GROUPS)
 
 
 def summary_table(reports):
@@ -48,18 +48,16 @@ def write_report(reports, output_dir, *, title="SRAT report", description="", se
     Path
         The path of ``report.md``.
     """
-    import matplotlib
+    # A Figure of its own, not pyplot's: the caller's backend and open figures stay as they are.
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    from .plotting import plot_group_accuracy
+    from .plotting import group_figure_size, plot_group_accuracy
 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    ax = plot_group_accuracy(reports)
+    figure = Figure(figsize=group_figure_size(len(reports)))
+    ax = plot_group_accuracy(reports, ax=figure.subplots())
     ax.figure.savefig(output_dir / "accuracy.png", dpi=120)
-    plt.close(ax.figure)
 
     first = next(iter(reports.values()))
     parts = [f"# {title}", ""]

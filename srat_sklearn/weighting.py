@@ -19,7 +19,8 @@ from torch.utils.data import WeightedRandomSampler
 from ._validation import check_real
 
 __all__ = ["CLASS_WEIGHTS", "SAMPLERS", "compute_class_weights", "balanced_sampler",
-           "resolve_class_prior", "resolve_reweight_epoch", "DeferredReweighting"]
+           "resolve_class_prior", "reweighting_counts", "resolve_reweight_epoch",
+           "DeferredReweighting"]
 
 CLASS_WEIGHTS = ("balanced", "effective")
 SAMPLERS = ("balanced",)
@@ -137,6 +138,29 @@ def resolve_class_prior(class_prior, class_counts, classes):
     return values / values.sum()
 
 
+def reweighting_counts(class_prior, class_counts, classes, class_weight):
+    """``(prior, counts)``: the class frequencies and counts that weights and margins come from.
+
+    ``counts`` are the training split's when ``class_prior`` is None, else the
+    prior on the scale of the training split. Warns when the training split
+    has equal counts (a sampler in front, say) and class weights are asked for
+    without a prior: they would all be 1.
+    """
+    class_counts = np.asarray(class_counts)
+    prior = resolve_class_prior(class_prior, class_counts, classes)
+    if class_prior is None:
+        if class_weight is not None and class_counts.sum() and \
+                np.all(class_counts == class_counts[0]):
+            warnings.warn(
+                f"Every class has the same number of training samples ({class_counts[0]}), so "
+                f"class_weight={class_weight!r} weighs every class 1 and the deferred "
+                "reweighting changes only the learning rate. If a sampler balanced the data in "
+                "front of this estimator, pass the class counts before resampling as "
+                "class_prior=...; else set class_weight=None.", UserWarning, stacklevel=3)
+        return prior, class_counts
+    return prior, prior * class_counts.sum()
+
+
 def compute_class_weights(class_weight, class_counts, classes=None, beta=0.9999):
     """One weight per class, normalised to mean 1 over the classes.
 
@@ -246,9 +270,10 @@ class DeferredReweighting(Callback):
     ``LoadInitState``, and the multiplication composes with learning-rate
     schedulers.
 
-    The net must provide ``criterion_.set_class_weights``, ``class_weights_``,
-    ``reweight_epoch_`` and ``reweight_lr_factor``, as
-    :class:`~srat_sklearn.SRATClassifier` does.
+    The net must provide ``class_weights_``, ``reweight_epoch_`` and
+    ``reweight_lr_factor``, as :class:`~srat_sklearn.SRATClassifier` does, and
+    ``criterion_.set_class_weights`` unless every class weight is 1 (any
+    criterion that takes ``(logits, y)`` trains without class weights).
     """
 
     LR_FLAG = "srat_lr_lowered"
@@ -258,7 +283,11 @@ class DeferredReweighting(Callback):
         switch = net.reweight_epoch_
         weights_on = epoch >= switch
         weights = net.class_weights_ if weights_on else np.ones_like(net.class_weights_)
-        net.criterion_.set_class_weights(weights)
+        if hasattr(net.criterion_, "set_class_weights"):
+            net.criterion_.set_class_weights(weights)
+        elif np.any(weights != 1):
+            raise TypeError(f"Class weights need a criterion with set_class_weights, such as "
+                            f"ReweightedLoss; {type(net.criterion_).__name__} has none.")
         net.history.record("class_weights_on", bool(weights_on))
 
         lower_lr = weights_on and switch > 0

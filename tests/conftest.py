@@ -10,13 +10,13 @@ import torch
 import torchvision.datasets.cifar
 import torchvision.datasets.svhn
 from sklearn.datasets import make_classification
-from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 from torch import nn
 
 from srat_sklearn import SRATClassifier
-from srat_sklearn.datasets import load_digits_images, make_imbalanced
+from srat_sklearn.datasets import load_imbalanced_digits
+from srat_sklearn.methods import DIGITS_RECIPE
 
 UNDER = [5, 6, 7, 8, 9]
 
@@ -40,21 +40,15 @@ def _few_threads():
 @pytest.fixture(scope="session")
 def digits_split():
     """Digits as 1x8x8 images in [0, 1]: stratified 70/30 split, classes 5-9 cut to 1/10."""
-    X, y = load_digits_images()
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y,
-                                                        random_state=0)
-    X_train, y_train = make_imbalanced(X_train, y_train, ratio=10, under_represented=UNDER,
-                                       random_state=0)
-    return X_train, X_test, y_train, y_test
+    return load_imbalanced_digits()
 
 
 @pytest.fixture(scope="session")
 def trained_digits(digits_split):
     """SRAT on imbalanced digits with the demo's recipe, 15 epochs."""
     X_train, _, y_train, _ = digits_split
-    clf = SRATClassifier(epsilon=0.2, step_size=0.05, optimizer=torch.optim.SGD, lr=0.05,
-                         optimizer__momentum=0.9, optimizer__weight_decay=5e-4,
-                         max_epochs=15, reweight_epoch=10, random_state=0, verbose=0)
+    clf = SRATClassifier(**DIGITS_RECIPE, max_epochs=15, reweight_epoch=10, random_state=0,
+                         verbose=0)
     return clf.fit(X_train, y_train)
 
 

@@ -158,7 +158,8 @@ def test_make_robust_scorer_rejects(kwargs, error, match):
 @pytest.mark.parametrize("call, error, match", [
     (lambda clf, X, y: robust_accuracy_score(clf, X[:, :3], y), ValueError, "features"),
     (lambda clf, X, y: robust_accuracy_score(clf, with_nan(X), y), ValueError, "NaN"),
-    (lambda clf, X, y: robust_accuracy_score(clf, X, y[:10]), ValueError, "inconsistent numbers of samples"),
+    (lambda clf, X, y: robust_accuracy_score(clf, X, y[:10]), ValueError,
+     "inconsistent numbers of samples"),
     (lambda clf, X, y: robust_accuracy_score(clf, X, y + 5), ValueError, "labels"),
     (lambda clf, X, y: robust_accuracy_score(clf, X, y, attack="cw"), ValueError, "attack"),
     (lambda clf, X, y: robust_accuracy_score(clf, X, y, attack="pgd", worst_case=1), TypeError,
@@ -186,6 +187,7 @@ def test_dlr_attack_needs_three_classes(Xy):
 @pytest.mark.parametrize("method", ["robust_accuracy_score", "robust_report"])
 def test_evaluation_before_fit(Xy, method):
     from sklearn.exceptions import NotFittedError
+
     import srat_sklearn
     with pytest.raises(NotFittedError):
         getattr(srat_sklearn, method)(SRATClassifier(), *Xy)

@@ -8,14 +8,20 @@ the loaders read them through torchvision.
 import numpy as np
 import pytest
 import torch
+from conftest import CountingArray, random_images
 from skorch.dataset import Dataset as SkorchDataset
 from torch.utils.data import DataLoader
 from torch.utils.data.dataloader import default_collate
 
 from srat_sklearn import SRATClassifier
-from conftest import CountingArray, random_images
-from srat_sklearn.datasets import (imbalanced_counts, load_cifar10, load_svhn,
-                                   make_gaussian_mixture, make_imbalanced, make_loader)
+from srat_sklearn.datasets import (
+    imbalanced_counts,
+    load_cifar10,
+    load_svhn,
+    make_gaussian_mixture,
+    make_imbalanced,
+    make_loader,
+)
 
 
 def test_load_cifar10_arrays(cifar_root):

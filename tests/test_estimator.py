@@ -1,17 +1,16 @@
 """The SRATClassifier API: sklearn conventions, data kinds, modules, persistence."""
 
-import pickle
 
 import numpy as np
 import pytest
 import torch
 import torchvision
+from conftest import CountingArray
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from conftest import CountingArray
 from srat_sklearn import SRATClassifier
 from srat_sklearn.models import MLP, SmallCNN
 
@@ -179,16 +178,16 @@ def test_separation_loss_needs_no_extra_forward(tabular, epsilon, n_steps):
 
 
 def test_clean_view_costs_one_forward_and_doubles_the_contrasted_batch(tabular, monkeypatch):
-    import srat_sklearn.estimator as estimator_module
+    import srat_sklearn.separation as separation_module
     sizes = []
-    original = estimator_module.supervised_contrastive_loss
+    original = separation_module.supervised_contrastive_loss
 
     def recording(features, labels, temperature):
         sizes.append((len(features), torch.equal(labels[:len(labels) // 2],
                                                  labels[len(labels) // 2:])))
         return original(features, labels, temperature)
 
-    monkeypatch.setattr(estimator_module, "supervised_contrastive_loss", recording)
+    monkeypatch.setattr(separation_module, "supervised_contrastive_loss", recording)
     module = CountingMLP()
     SRATClassifier(module=module, epsilon=0.1, n_steps=3, separation_views="adversarial+clean",
                    max_epochs=1, batch_size=60, verbose=0, random_state=0).fit(*tabular)
@@ -237,7 +236,7 @@ def test_epsilon_zero_trains_on_clean_batches(tabular, fast_params, monkeypatch)
     def fail(*args, **kwargs):
         raise AssertionError("the attack ran with epsilon=0")
 
-    monkeypatch.setattr(estimator_module, "run_attack", fail)
+    monkeypatch.setattr(estimator_module, "_run_attack", fail)
     SRATClassifier(**{**fast_params, "epsilon": 0.0}).fit(*tabular)
 
 

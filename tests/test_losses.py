@@ -5,8 +5,14 @@ import math
 import pytest
 import torch
 
-from srat_sklearn.losses import (ReweightedLoss, focal_loss, ldam_loss, ldam_margins,
-                                 supervised_contrastive_loss, weighted_cross_entropy)
+from srat_sklearn.losses import (
+    ReweightedLoss,
+    focal_loss,
+    ldam_loss,
+    ldam_margins,
+    supervised_contrastive_loss,
+    weighted_cross_entropy,
+)
 
 
 def ce_by_hand(logits, label):
@@ -112,7 +118,8 @@ def test_supcon_lower_for_separated_classes():
     labels = torch.tensor([0, 0, 1, 1])
     separated = torch.tensor([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0], [0.1, 1.0]])
     mixed = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.1], [0.1, 1.0]])
-    assert supervised_contrastive_loss(separated, labels) < supervised_contrastive_loss(mixed, labels)
+    loss = supervised_contrastive_loss
+    assert loss(separated, labels) < loss(mixed, labels)
 
 
 @pytest.mark.parametrize("loss", ["ce", "focal", "ldam"])

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import torch
+from sklearn.utils.class_weight import compute_class_weight
 from skorch.callbacks import Callback
 from skorch.dataset import ValidSplit
-from sklearn.utils.class_weight import compute_class_weight
 
 from srat_sklearn import SRATClassifier
 from srat_sklearn.weighting import compute_class_weights, resolve_reweight_epoch

@@ -8,11 +8,33 @@ them, but never further than ``epsilon``.
 """
 
 import torch
+from sklearn.utils._param_validation import StrOptions
 
 from .._torch import first_output
-from .._validation import check_int, check_option, check_real
+from .._validation import finite, non_negative, positive, positive_int, validate_params
 
 NORMS = ("linf", "l2")
+
+#: The constraints of every parameter of the attacks, in scikit-learn's terms: the public
+#: functions validate their arguments against them once; the training loop's per-batch
+#: calls go to the private functions, which do not.
+ATTACK_PARAMETERS = {
+    "epsilon": [non_negative()],
+    "step_size": [positive(), None],
+    "n_steps": [positive_int(), None],
+    "norm": [StrOptions(set(NORMS))],
+    "random_start": ["boolean"],
+    "n_restarts": [positive_int()],
+    "n_queries": [positive_int(), None],
+    "n_targets": [positive_int(), None],
+    "loss": [StrOptions({"ce", "dlr"})],
+    "rho": [finite(0, 1, closed="neither")],
+    "p_init": [finite(0, 1, closed="right")],
+    "alpha_max": [finite(0, 1, closed="both")],
+    "eta": [finite(1)],
+    "beta": [finite(0, 1, closed="neither")],
+    "skip_misclassified": ["boolean"],
+}
 
 
 def sample_view(values, like):
@@ -158,12 +180,20 @@ def attack_survivors(model, X, y, runs):
     return X_adv
 
 
+def validate_attack_args(caller, not_none=(), **params):
+    """Validate attack arguments against :data:`ATTACK_PARAMETERS`, naming the bad one.
+
+    ``not_none`` names the parameters that ``caller`` needs set.
+    """
+    constraints = {name: [c for c in ATTACK_PARAMETERS[name] if c is not None
+                          or name not in not_none] for name in params}
+    validate_params(constraints, params, caller)
+
+
 def check_attack_params(epsilon, step_size, n_steps, norm):
-    """Validate attack parameters; raise ``ValueError``/``TypeError`` naming the bad one."""
-    check_real(epsilon, "epsilon", min_val=0)
-    check_real(step_size, "step_size", min_val=0, include_boundaries="neither", allow_none=True)
-    check_int(n_steps, "n_steps", min_val=1, allow_none=True)
-    check_option(norm, "norm", NORMS)
+    """Validate the threat model and steps of an attack; raise ``ValueError``/``TypeError``."""
+    validate_attack_args("the attack", epsilon=epsilon, step_size=step_size, n_steps=n_steps,
+                         norm=norm)
 
 
 def check_labels(y, X):

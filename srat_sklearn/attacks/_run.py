@@ -3,12 +3,12 @@
 from functools import partial
 
 from .._torch import eval_mode
-from .._validation import check_int, check_option
-from ._common import NORMS, attack_survivors, check_attack_params, check_labels
-from .apgd import apgd_attack, apgd_targeted_attack
-from .fab import fab_attack
-from .pgd import pgd_attack
-from .square import square_attack
+from .._validation import check_option
+from ._common import NORMS, attack_survivors, check_labels, validate_attack_args
+from .apgd import _apgd_attack, _apgd_targeted_attack
+from .fab import _fab_attack
+from .pgd import _pgd_attack
+from .square import _square_attack
 
 #: Names accepted by :func:`run_attack` and by the ``attack=`` options of the metrics.
 ATTACKS = ("pgd", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square", "autoattack")
@@ -43,13 +43,12 @@ def attack_members(attack):
 
 
 def check_attack(attack, *, epsilon, norm, n_steps=None, step_size=None, n_restarts=1,
-                 n_queries=None, n_targets=None, start=None):
+                 n_queries=None, n_targets=None, start=None, caller="the attack"):
     """Validate an attack and its settings before any work; return its members."""
     members = attack_members(attack)
-    check_attack_params(epsilon, step_size, n_steps, norm)
-    check_int(n_restarts, "n_restarts", min_val=1)
-    check_int(n_queries, "n_queries", min_val=1, allow_none=True)
-    check_int(n_targets, "n_targets", min_val=1, allow_none=True)
+    validate_attack_args(caller, epsilon=epsilon, step_size=step_size, n_steps=n_steps,
+                         norm=norm, n_restarts=n_restarts, n_queries=n_queries,
+                         n_targets=n_targets)
     uses = set(members)
     for value, name, users, named in (
             (step_size, "step_size", {"pgd"}, "pgd"), (start, "start", {"pgd"}, "pgd"),
@@ -73,19 +72,19 @@ def _run_member(name, model, X, y, *, epsilon, n_steps, norm, step_size, random_
     n_steps = DEFAULT_STEPS.get(name) if n_steps is None else n_steps
     common = dict(epsilon=epsilon, norm=norm, bounds=bounds)
     if name in _TARGETED:
-        targeted = apgd_targeted_attack if name == "apgd-t" else fab_attack
+        targeted = _apgd_targeted_attack if name == "apgd-t" else _fab_attack
         extra = dict(random_start=random_start) if name == "apgd-t" else {}
         return targeted(model, X, y, n_steps=n_steps, n_restarts=n_restarts,
                         n_targets=DEFAULT_TARGETS if n_targets is None else n_targets,
                         **common, **extra)
     if name == "pgd":
-        run = partial(pgd_attack, step_size=step_size, n_steps=n_steps,
+        run = partial(_pgd_attack, step_size=step_size, n_steps=n_steps,
                       random_start=random_start, start=start, **common)
     elif name == "square":
-        run = partial(square_attack, n_queries=DEFAULT_QUERIES if n_queries is None
+        run = partial(_square_attack, n_queries=DEFAULT_QUERIES if n_queries is None
                       else n_queries, **common)
     else:
-        run = partial(apgd_attack, n_steps=n_steps, loss=name.removeprefix("apgd-"),
+        run = partial(_apgd_attack, n_steps=n_steps, loss=name.removeprefix("apgd-"),
                       random_start=random_start, **common)
     if n_restarts == 1:
         return run(model, X, y)
@@ -153,9 +152,22 @@ def run_attack(attack, model, X, y, *, epsilon, n_steps=None, norm="linf", step_
     >>> run_attack(("pgd", "square"), model, X, y, epsilon=0.1, n_steps=5, n_queries=20).shape
     torch.Size([8, 4])
     """
-    members = check_attack(attack, epsilon=epsilon, norm=norm, n_steps=n_steps,
-                           step_size=step_size, n_restarts=n_restarts, n_queries=n_queries,
-                           n_targets=n_targets, start=start)
+    check_attack(attack, epsilon=epsilon, norm=norm, n_steps=n_steps, step_size=step_size,
+                 n_restarts=n_restarts, n_queries=n_queries, n_targets=n_targets, start=start,
+                 caller="run_attack")
+    validate_attack_args("run_attack", random_start=random_start,
+                         skip_misclassified=skip_misclassified)
+    return _run_attack(attack, model, X, y, epsilon=epsilon, n_steps=n_steps, norm=norm,
+                       step_size=step_size, random_start=random_start, n_restarts=n_restarts,
+                       n_queries=n_queries, n_targets=n_targets, bounds=bounds, start=start,
+                       skip_misclassified=skip_misclassified)
+
+
+def _run_attack(attack, model, X, y, *, epsilon, n_steps=None, norm="linf", step_size=None,
+                random_start=True, n_restarts=1, n_queries=None, n_targets=None, bounds=None,
+                start=None, skip_misclassified=False):
+    """:func:`run_attack` without validation: the training loop's per-batch path."""
+    members = attack_members(attack)
     settings = dict(epsilon=epsilon, n_steps=n_steps, norm=norm, step_size=step_size,
                     random_start=random_start, n_restarts=n_restarts, n_queries=n_queries,
                     n_targets=n_targets, bounds=bounds)

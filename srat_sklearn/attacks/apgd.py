@@ -7,11 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from .._torch import eval_mode
-from .._validation import check_int, check_option, check_real
 from ._common import (
     ascent_direction,
     attack_survivors,
-    check_attack_params,
     check_labels,
     clip,
     logits_of,
@@ -19,6 +17,7 @@ from ._common import (
     threat_box,
     to_threat_model,
     unit,
+    validate_attack_args,
 )
 
 
@@ -171,11 +170,6 @@ def _untargeted(loss):
     return lambda logits, y, target: loss(logits, y)
 
 
-def _check_apgd_params(epsilon, n_steps, norm, rho):
-    check_attack_params(epsilon, None, n_steps, norm)
-    check_real(rho, "rho", min_val=0, max_val=1, include_boundaries="neither")
-
-
 def apgd_attack(
     model,
     X,
@@ -236,8 +230,14 @@ def apgd_attack(
     >>> bool((X_adv - X).abs().max() <= 0.1 + 1e-6)
     True
     """
-    _check_apgd_params(epsilon, n_steps, norm, rho)
-    check_option(loss, "loss", ("ce", "dlr"))
+    validate_attack_args("apgd_attack", not_none=("n_steps",), epsilon=epsilon,
+                         n_steps=n_steps, norm=norm, loss=loss, rho=rho,
+                         random_start=random_start)
+    return _apgd_attack(model, X, y, epsilon=epsilon, n_steps=n_steps, norm=norm, loss=loss,
+                        rho=rho, random_start=random_start, bounds=bounds)
+
+
+def _apgd_attack(model, X, y, *, epsilon, n_steps, norm, loss, random_start, bounds, rho=0.75):
     X = X.detach()
     if epsilon == 0:
         return X
@@ -255,8 +255,7 @@ def target_classes(logits, rank):
 
 
 def check_n_targets(n_targets, n_classes, attack):
-    """Validate ``n_targets``; return how many targets a problem of ``n_classes`` allows."""
-    check_int(n_targets, "n_targets", min_val=1)
+    """How many targets a problem of ``n_classes`` allows (at least 2 classes)."""
     if n_classes < 2:
         raise ValueError(f"{attack} needs logits of at least 2 classes; the model returns "
                          f"{n_classes}.")
@@ -310,8 +309,16 @@ def apgd_targeted_attack(
     >>> bool((X_adv - X).abs().max() <= 0.1 + 1e-6)
     True
     """
-    _check_apgd_params(epsilon, n_steps, norm, rho)
-    check_int(n_restarts, "n_restarts", min_val=1)
+    validate_attack_args("apgd_targeted_attack", not_none=("n_steps", "n_targets"),
+                         epsilon=epsilon, n_steps=n_steps, n_targets=n_targets,
+                         n_restarts=n_restarts, norm=norm, rho=rho, random_start=random_start)
+    return _apgd_targeted_attack(model, X, y, epsilon=epsilon, n_steps=n_steps,
+                                 n_targets=n_targets, n_restarts=n_restarts, norm=norm, rho=rho,
+                                 random_start=random_start, bounds=bounds)
+
+
+def _apgd_targeted_attack(model, X, y, *, epsilon, n_steps, n_targets, n_restarts, norm,
+                          random_start, bounds, rho=0.75):
     X = X.detach()
     y = check_labels(y, X)
     with eval_mode(model), torch.no_grad():

@@ -17,10 +17,8 @@ from functools import partial
 import torch
 
 from .._torch import eval_mode
-from .._validation import check_int, check_real
 from ._common import (
     attack_survivors,
-    check_attack_params,
     check_labels,
     clip,
     logits_of,
@@ -29,6 +27,7 @@ from ._common import (
     random_perturbation,
     sample_view,
     threat_box,
+    validate_attack_args,
 )
 from .apgd import check_n_targets, target_classes
 
@@ -218,11 +217,16 @@ def fab_attack(
     >>> bool((X_adv - X).abs().max() <= 0.5 + 1e-6)
     True
     """
-    check_attack_params(epsilon, None, n_steps, norm)
-    check_int(n_restarts, "n_restarts", min_val=1)
-    check_real(alpha_max, "alpha_max", min_val=0, max_val=1)
-    check_real(eta, "eta", min_val=1)
-    check_real(beta, "beta", min_val=0, max_val=1, include_boundaries="neither")
+    validate_attack_args("fab_attack", not_none=("n_steps", "n_targets"), epsilon=epsilon,
+                         n_steps=n_steps, n_targets=n_targets, n_restarts=n_restarts, norm=norm,
+                         alpha_max=alpha_max, eta=eta, beta=beta)
+    return _fab_attack(model, X, y, epsilon=epsilon, n_steps=n_steps, n_targets=n_targets,
+                       n_restarts=n_restarts, norm=norm, bounds=bounds, alpha_max=alpha_max,
+                       eta=eta, beta=beta)
+
+
+def _fab_attack(model, X, y, *, epsilon, n_steps, n_targets, n_restarts, norm, bounds,
+                alpha_max=0.1, eta=1.05, beta=0.9):
     X = X.detach()
     y = check_labels(y, X)
     with eval_mode(model), torch.no_grad():

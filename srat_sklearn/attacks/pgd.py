@@ -6,7 +6,6 @@ import torch.nn.functional as F
 from .._torch import eval_mode
 from ._common import (
     ascent_direction,
-    check_attack_params,
     check_labels,
     clip,
     logits_of,
@@ -14,6 +13,7 @@ from ._common import (
     random_perturbation,
     threat_box,
     to_threat_model,
+    validate_attack_args,
 )
 
 
@@ -81,7 +81,14 @@ def pgd_attack(
     >>> bool((X_adv - X).abs().max() <= 0.1 + 1e-6)
     True
     """
-    check_attack_params(epsilon, step_size, n_steps, norm)
+    validate_attack_args("pgd_attack", not_none=("n_steps",), epsilon=epsilon,
+                         step_size=step_size, n_steps=n_steps, norm=norm,
+                         random_start=random_start)
+    return _pgd_attack(model, X, y, epsilon=epsilon, step_size=step_size, n_steps=n_steps,
+                       norm=norm, random_start=random_start, bounds=bounds, start=start)
+
+
+def _pgd_attack(model, X, y, *, epsilon, step_size, n_steps, norm, random_start, bounds, start):
     X = X.detach()
     if epsilon == 0:
         return X

@@ -16,8 +16,7 @@ import math
 import torch
 
 from .._torch import eval_mode
-from .._validation import check_int, check_real
-from ._common import check_attack_params, check_labels, clip, logits_of, norms, threat_box, unit
+from ._common import check_labels, clip, logits_of, norms, threat_box, unit, validate_attack_args
 
 #: Queries (of a 5000-query budget) after which p halves (AutoAttack's schedule).
 HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
@@ -219,9 +218,13 @@ def square_attack(model, X, y, *, epsilon, n_queries=5000, norm="linf", p_init=0
     >>> bool((X_adv - X).abs().max() <= 0.1 + 1e-6)
     True
     """
-    check_attack_params(epsilon, None, 1, norm)
-    check_int(n_queries, "n_queries", min_val=1)
-    check_real(p_init, "p_init", min_val=0, max_val=1, include_boundaries="right")
+    validate_attack_args("square_attack", not_none=("n_queries",), epsilon=epsilon,
+                         n_queries=n_queries, norm=norm, p_init=p_init)
+    return _square_attack(model, X, y, epsilon=epsilon, n_queries=n_queries, norm=norm,
+                          p_init=p_init, bounds=bounds)
+
+
+def _square_attack(model, X, y, *, epsilon, n_queries, norm, bounds, p_init=0.8):
     X = X.detach()
     if epsilon == 0:
         return X

@@ -6,7 +6,7 @@ the default, is the quick one for model selection.
 """
 
 from ._audit import AuditCheck, RobustnessAudit, audit_robustness
-from ._groups import GROUP_NAMES, under_represented_mask
+from ._groups import GROUP_NAMES, REPORT_GROUPS, under_represented_mask
 from ._report import RobustReport, robust_classification_report, robust_report
 from ._robust import (
                       GroupScorer,
@@ -20,4 +20,4 @@ from ._robust import (
 __all__ = ["robust_accuracy_score", "robust_predict", "make_robust_scorer", "make_group_scorer",
            "robust_report", "RobustReport", "robust_classification_report", "audit_robustness",
            "RobustnessAudit", "AuditCheck", "under_represented_mask", "RobustScorer",
-           "GroupScorer", "GROUP_NAMES"]
+           "GroupScorer", "GROUP_NAMES", "REPORT_GROUPS"]

@@ -221,35 +221,38 @@ def audit_robustness(estimator, X, y, *, epsilon=None, norm=None, n_steps=20, n_
             "an attacker who may move any input anywhere in the data's range still fails: "
             "the attack cannot find adversarial examples that must exist")
 
+    def at_least_as_strong(name, strong, weak, ok_text, failed_text):
+        """A check that the attack ``strong`` leaves no more robust samples than ``weak``."""
+        (strong_label, strong_score), (weak_label, weak_score) = strong, weak
+        ok = strong_score <= weak_score + tolerance
+        return AuditCheck(name, f"{strong_label} {100 * strong_score:.1f}% vs {weak_label} "
+                          f"{100 * weak_score:.1f}%", ok, ok_text if ok else failed_text)
+
     def iterative():
-        pgd = accuracy(attack="pgd", n_steps=n_steps)
-        fgsm = accuracy(attack="pgd", n_steps=1, step_size=epsilon, random_start=False)
-        ok = pgd <= fgsm + tolerance
-        return AuditCheck(
+        return at_least_as_strong(
             "iterative at least as strong as single-step",
-            f"PGD-{n_steps} {100 * pgd:.1f}% vs FGSM {100 * fgsm:.1f}%", ok,
-            "iterating finds at least what one step finds" if ok else
-            "PGD left more samples robust than its own first step: the loss surface "
-            "defeats iteration (gradient masking)")
+            (f"PGD-{n_steps}", accuracy(attack="pgd", n_steps=n_steps)),
+            ("FGSM", accuracy(attack="pgd", n_steps=1, step_size=epsilon, random_start=False)),
+            "iterating finds at least what one step finds",
+            "PGD left more samples robust than its own first step: the loss surface defeats "
+            "iteration (gradient masking)")
 
     def restarts():
-        once = accuracy(attack="apgd-ce", n_steps=n_steps)
-        many = accuracy(attack="apgd-ce", n_steps=n_steps, n_restarts=n_restarts)
-        ok = many <= once + tolerance
-        return AuditCheck(
+        return at_least_as_strong(
             "restarts do not raise robust accuracy",
-            f"1 run {100 * once:.1f}% vs {n_restarts} runs {100 * many:.1f}%", ok,
-            "more runs only find more adversarial examples" if ok else
+            (f"{n_restarts} runs", accuracy(attack="apgd-ce", n_steps=n_steps,
+                                            n_restarts=n_restarts)),
+            ("1 run", accuracy(attack="apgd-ce", n_steps=n_steps)),
+            "more runs only find more adversarial examples",
             "more random restarts left more samples robust: the attack is unreliable")
 
     def white_box():
-        gradient = accuracy(attack=("apgd-ce", "apgd-t", "fab-t"), n_steps=n_steps)
-        square = accuracy(attack="square", n_queries=n_queries)
-        ok = gradient <= square + tolerance
-        return AuditCheck(
+        return at_least_as_strong(
             "white-box at least as strong as black-box",
-            f"APGD-CE + APGD-T + FAB-T {100 * gradient:.1f}% vs Square {100 * square:.1f}%",
-            ok, "the gradients lead the attacks to adversarial examples" if ok else
+            ("APGD-CE + APGD-T + FAB-T", accuracy(attack=("apgd-ce", "apgd-t", "fab-t"),
+                                                  n_steps=n_steps)),
+            ("Square", accuracy(attack="square", n_queries=n_queries)),
+            "the gradients lead the attacks to adversarial examples",
             "Square, which never sees a gradient, fooled more samples than the gradient "
             "attacks: the gradients are masked or obfuscated, so gradient-based robust "
             "accuracy overstates robustness")

@@ -6,6 +6,8 @@ from .._validation import check_option
 
 #: The two groups every report and group scorer speaks of.
 GROUP_NAMES = ("well", "under")
+#: The rows of a report: all samples, then the two groups.
+REPORT_GROUPS = ("overall", *GROUP_NAMES)
 
 #: Why a group can come out empty, and what to do about it.
 _EQUAL_COUNTS_ADVICE = (

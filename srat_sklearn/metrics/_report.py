@@ -8,7 +8,14 @@ from imblearn.metrics import classification_report_imbalanced
 from sklearn.metrics import recall_score
 
 from ..attacks import describe_attack
-from ._groups import group_mask, plain, reference_counts, under_represented_mask
+from ._groups import (
+    GROUP_NAMES,
+    REPORT_GROUPS,
+    group_mask,
+    plain,
+    reference_counts,
+    under_represented_mask,
+)
 from ._robust import attack_request, check_verbose, predict_under_attack, split_pipeline
 
 
@@ -75,7 +82,7 @@ class RobustReport:
         """The report as Markdown tables (percentages), under a line stating the attack."""
         lines = [f"Attack: {self.describe_attack()}", "",
                  "| group | clean | robust |", "|---|---|---|"]
-        for name in ("overall", "well", "under"):
+        for name in REPORT_GROUPS:
             g = self.groups[name]
             lines.append(f"| {name} | {pct(g['clean'])} | {pct(g['robust'])} |")
         if per_class:
@@ -157,7 +164,7 @@ n_queries, n_targets, batch_size, verbose
     present = support > 0
     groups = {"overall": {"clean": float(np.mean(y_clean == y)),
                           "robust": float(np.mean(y_adv == y))}}
-    for name, members in (("well", ~under_mask), ("under", under_mask)):
+    for name, members in zip(GROUP_NAMES, (~under_mask, under_mask)):
         groups[name] = {kind: _group_mean(values, members, present, name)
                         for kind, values in (("clean", clean), ("robust", robust))}
     return RobustReport(

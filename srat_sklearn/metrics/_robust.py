@@ -16,22 +16,19 @@ WORST_CASE_ATTACKS = ("pgd", "apgd-ce", "apgd-dlr")
 
 def split_pipeline(estimator):
     """``(transformers, classifier)``: the SRATClassifier at the end of ``estimator``
-    and the steps that bring X to its input space.
+    and the pipeline slice that brings X to its input space (None without one).
 
-    For a scikit-learn or imbalanced-learn ``Pipeline`` the transformers are
-    the steps before the last one, without samplers, which imbalanced-learn
-    also skips at prediction time.
+    The slice ends at the last step before the classifier that transforms: a
+    sampler there (which has no ``transform``) is skipped, as imbalanced-learn
+    skips every sampler at prediction time.
     """
-    transformers = []
+    transformers = None
     steps = getattr(estimator, "steps", None)
     if steps is not None:
-        for _, step in steps[:-1]:
-            if step is None or (isinstance(step, str) and step == "passthrough"):
-                continue
-            if hasattr(step, "fit_resample") and not hasattr(step, "transform"):
-                continue
-            transformers.append(step)
-        estimator = steps[-1][1]
+        last = max((i for i, (_, step) in enumerate(steps[:-1]) if hasattr(step, "transform")),
+                   default=None)
+        transformers = None if last is None else estimator[:last + 1]
+        estimator = estimator[-1]
     if not hasattr(estimator, "generate_adversarial"):
         raise TypeError(f"The estimator must be a fitted SRATClassifier, or a Pipeline that ends "
                         f"in one (the scorer attacks the network); got "
@@ -41,9 +38,7 @@ def split_pipeline(estimator):
 
 
 def transform(transformers, X):
-    for step in transformers:
-        X = step.transform(X)
-    return X
+    return X if transformers is None else transformers.transform(X)
 
 
 def attack_request(attack="pgd", worst_case=False, epsilon=None, n_steps=None, step_size=None,

@@ -1,0 +1,94 @@
+"""What the estimator accepts as X and y: checked, shaped to samples, labels encoded.
+
+Arrays go through scikit-learn's ``validate_data`` (which records ``n_features_in_`` and
+feature names on the estimator); a 2-D X is reshaped to ``input_shape`` when one is given.
+A torch Dataset is taken as it is, its labels already class indices.
+"""
+
+import numpy as np
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import validate_data
+from skorch.utils import to_numpy
+
+from .loading import dataset_labels
+
+
+def shape_samples(X, input_shape):
+    """``X`` with its rows reshaped to ``input_shape`` (when given and not already so)."""
+    if X.ndim > 4:
+        raise ValueError(f"X must have 2 (tabular) or 4 (images) dimensions, got X with "
+                         f"{X.ndim} dimensions and shape {X.shape}.")
+    if input_shape is None or X.shape[1:] == tuple(input_shape):
+        return X
+    if X.ndim != 2:
+        raise ValueError(f"input_shape reshapes the rows of a 2-D X, but X has {X.ndim} "
+                         f"dimensions and samples of shape {X.shape[1:]}.")
+    if np.prod(input_shape) != X.shape[1]:
+        raise ValueError(f"input_shape={tuple(input_shape)} holds {np.prod(input_shape)} "
+                         f"values, but the rows of X have {X.shape[1]}.")
+    return X.reshape(len(X), *input_shape)
+
+
+def check_samples(X, sample_shape):
+    """``X`` as contiguous float32, its samples of the fitted ``sample_shape`` (if known)."""
+    if sample_shape is not None and tuple(X.shape[1:]) != tuple(sample_shape):
+        raise ValueError(f"X has samples of shape {tuple(X.shape[1:])}, but the classifier "
+                         f"was fitted on samples of shape {tuple(sample_shape)}.")
+    return np.ascontiguousarray(X, dtype=np.float32)
+
+
+def validate_X(estimator, X, *, reset):
+    """X checked by scikit-learn and shaped to the module's samples."""
+    X = validate_data(estimator, X, reset=reset, allow_nd=True,
+                      dtype=(np.float32, np.float64), ensure_all_finite=True)
+    X = shape_samples(X, estimator.input_shape)
+    return check_samples(X, None if reset else getattr(estimator, "sample_shape_", None))
+
+
+def validate_Xy(estimator, X, y, *, reset):
+    """Training arrays checked by scikit-learn; ``y`` still as given."""
+    if y is None:
+        raise ValueError(f"{type(estimator).__name__} requires y to be passed, but the target y "
+                         "is None (only a torch Dataset X carries its own labels).")
+    X, y = validate_data(estimator, X, y, reset=reset, allow_nd=True,
+                         dtype=(np.float32, np.float64), ensure_all_finite=True)
+    check_classification_targets(y)
+    X = shape_samples(X, estimator.input_shape)
+    return check_samples(X, None if reset else getattr(estimator, "sample_shape_", None)), y
+
+
+def learn_classes(y, classes=None):
+    """The sorted labels: ``classes`` if given, else those of ``y``; at least 2."""
+    learned = LabelEncoder().fit(y if classes is None else classes).classes_
+    if len(learned) < 2:
+        raise ValueError(f"SRATClassifier needs samples of at least 2 classes in y; got 1 "
+                         f"class: {learned.tolist()}.")
+    return learned
+
+
+def label_indices(y, classes, *, what="y holds labels the classifier does not know"):
+    """Positions of the labels ``y`` in ``classes``, as int64; unknown labels are an error."""
+    unknown = np.setdiff1d(np.unique(y), classes)
+    if len(unknown):
+        raise ValueError(f"{what}: {unknown.tolist()}; its classes are {classes.tolist()}.")
+    return np.searchsorted(classes, y).astype(np.int64)
+
+
+def check_dataset(dataset, y, input_shape):
+    """The class indices a training Dataset holds, checked."""
+    if y is not None:
+        raise ValueError("Pass y=None with a torch Dataset: its items hold the labels.")
+    if input_shape is not None:
+        raise ValueError("input_shape reshapes 2-D arrays; it does not apply to a Dataset.")
+    labels = dataset_labels(dataset)
+    if len(labels) == 0:
+        raise ValueError("The Dataset is empty.")
+    if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
+        raise ValueError("The labels of a Dataset must be class indices 0, 1, ..., got labels "
+                         f"of dtype {labels.dtype} with minimum {labels.min()}.")
+    return labels
+
+
+def dataset_sample_shape(dataset):
+    return tuple(to_numpy(dataset[0][0]).shape)

@@ -1,0 +1,88 @@
+"""The estimator's hyper-parameters, declared the scikit-learn way, and the checks across them.
+
+``PARAMETER_CONSTRAINTS`` is ``SRATClassifier._parameter_constraints``: scikit-learn's
+``Interval``, ``StrOptions`` and friends, checked by :func:`check_params` at every ``fit``,
+``partial_fit`` and ``initialize``, before any data is touched. The few rules that no single
+constraint states (a pair of finite bounds, positive sample dimensions, options that the
+criterion and the estimator would both set) are checked by hand after the table.
+"""
+
+import numbers
+
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+
+from ._bounds import check_bounds
+from ._validation import finite, non_negative, positive, positive_int, validate_params
+from .attacks import NORMS
+from .losses import LOSSES, ReweightedLoss
+from .separation import SEPARATION_VIEWS
+from .weighting import CLASS_WEIGHTS, SAMPLERS, check_class_weight, resolve_reweight_epoch
+
+MIXED_PRECISIONS = ("bf16",)
+#: Options of ReweightedLoss that the estimator's own parameters set.
+CRITERION_OPTIONS = ("loss", "focal_gamma", "ldam_max_margin", "ldam_scale")
+
+PARAMETER_CONSTRAINTS = {
+    "max_epochs": [positive_int()],
+    "batch_size": [positive_int(), Options(numbers.Integral, {-1})],
+    "lr": [positive()],
+    "epsilon": [non_negative()],
+    "step_size": [positive(), None],
+    "n_steps": [positive_int()],
+    "norm": [StrOptions(set(NORMS))],
+    "random_start": ["boolean"],
+    "reuse_perturbations": ["boolean"],
+    "bounds": [StrOptions({"auto"}), tuple, list, None],
+    "lambda_sep": [non_negative()],
+    "temperature": [positive()],
+    "separation_views": [StrOptions(set(SEPARATION_VIEWS))],
+    "class_weight": [StrOptions(set(CLASS_WEIGHTS)), dict, None],
+    "class_prior": ["array-like", dict, None],
+    "beta": [finite(0, 1, closed="left")],
+    "reweight_epoch": [Interval(numbers.Integral, 0, None, closed="left"),
+                       finite(0, 1, closed="left")],
+    "reweight_lr_factor": [positive()],
+    "sampler": [StrOptions(set(SAMPLERS)), None],
+    "loss": [StrOptions(set(LOSSES))],
+    "focal_gamma": [non_negative()],
+    "ldam_max_margin": [non_negative()],
+    "ldam_scale": [positive()],
+    "feature_layer": [str, None],
+    "input_shape": [tuple, list, None],
+    "mixed_precision": [StrOptions(set(MIXED_PRECISIONS)), None],
+    "channels_last": ["boolean"],
+    "random_state": ["random_state"],
+}
+
+
+def uses_reweighted_loss(criterion):
+    """Whether ``criterion`` (a class or an instance) is a ReweightedLoss."""
+    return issubclass(criterion if isinstance(criterion, type) else type(criterion),
+                      ReweightedLoss)
+
+
+def check_params(estimator):
+    """Validate ``estimator``'s hyper-parameters; raise a ValueError or TypeError naming one."""
+    params = {name: getattr(estimator, name) for name in PARAMETER_CONSTRAINTS}
+    validate_params(PARAMETER_CONSTRAINTS, params, type(estimator).__name__)
+    check_bounds(estimator.bounds)
+    check_class_weight(estimator.class_weight)
+    resolve_reweight_epoch(estimator.reweight_epoch, estimator.max_epochs)  # warns past the end
+    shape = estimator.input_shape
+    if shape is not None and (not shape or not all(
+            isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0
+            for s in shape)):
+        raise ValueError(f"input_shape must be None or a tuple of positive ints, got {shape!r}.")
+    if not uses_reweighted_loss(estimator.criterion):
+        if estimator.class_weight is not None or estimator.loss != "ce":
+            raise ValueError(
+                "class_weight and loss='focal'/'ldam' need criterion=ReweightedLoss (the "
+                f"default); got criterion={estimator.criterion!r}. Set class_weight=None to use "
+                "another criterion.")
+        return
+    given = estimator.get_params_for("criterion")
+    for name in CRITERION_OPTIONS:  # one source of truth: the estimator's parameter
+        if name in given and given[name] != getattr(estimator, name):
+            raise ValueError(f"criterion__{name}={given[name]!r} contradicts "
+                             f"{name}={getattr(estimator, name)!r}: set {name} on the "
+                             "estimator, which passes it to the criterion.")

@@ -1,0 +1,7 @@
+"""``python -m srat_sklearn.cli``."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
