@@ -252,6 +252,62 @@ def test_apgd_checkpoints_follow_the_paper(n_steps, expected):
     assert _apgd_checkpoints(n_steps) == expected
 
 
+class Sine(nn.Module):
+    def forward(self, x):
+        return torch.sin(x)
+
+
+def reference_apgd_linf(model, x0, y, epsilon, n_steps, rho=0.75):
+    """APGD-CE on one sample, step by step as Algorithm 1 of Croce & Hein (2020)
+    and their code: a halving restarts from the best point, and the momentum
+    of the next step points from the last iterate towards it."""
+    def loss_and_grad(x):
+        x = x.clone().requires_grad_(True)
+        loss = F.cross_entropy(model(x[None]), y[None])
+        return loss.item(), torch.autograd.grad(loss, x)[0]
+
+    def project(x):
+        return torch.min(torch.max(x, x0 - epsilon), x0 + epsilon)
+
+    checkpoints = _apgd_checkpoints(n_steps)
+    step, x, x_old = 2 * epsilon, x0.clone(), x0.clone()
+    loss, grad = loss_and_grad(x)
+    x_best, loss_best, grad_best = x, loss, grad
+    rises, last, halved_last, loss_best_last = 0, 0, True, loss
+    for k in range(n_steps):
+        momentum = 1.0 if k == 0 else 0.75
+        z = project(x + step * grad.sign())
+        x, x_old = project(x + momentum * (z - x) + (1 - momentum) * (x - x_old)), x
+        new_loss, grad = loss_and_grad(x)
+        rises, loss = rises + (new_loss > loss), new_loss
+        if loss > loss_best:
+            x_best, loss_best, grad_best = x, loss, grad
+        if k + 1 in checkpoints:
+            stalled = not halved_last and loss_best_last >= loss_best
+            halve = rises <= rho * (k + 1 - last) or stalled
+            if halve:
+                step, x, grad = step / 2, x_best, grad_best
+            rises, last, halved_last, loss_best_last = 0, k + 1, halve, loss_best
+    return x_best
+
+
+def test_apgd_follows_the_reference_algorithm():
+    # A large bias for class 0 keeps every sample correct, so APGD returns its best
+    # point; steep sines make the loss oscillate, so that the step is halved.
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 32), Sine(), nn.Linear(32, 3)).double().eval()
+    with torch.no_grad():
+        model[0].weight.mul_(10)
+        model[2].bias.copy_(torch.tensor([8.0, 0.0, 0.0], dtype=torch.double))
+    X = torch.rand(6, 6, dtype=torch.double, generator=torch.Generator().manual_seed(2))
+    y = torch.zeros(6, dtype=torch.long)
+    X_adv = apgd_attack(model, X, y, epsilon=0.1, n_steps=25, random_start=False)
+    expected = torch.stack([reference_apgd_linf(model, x, label, 0.1, 25)
+                            for x, label in zip(X, y)])
+    assert (model(X_adv).argmax(dim=1) == 0).all()
+    torch.testing.assert_close(X_adv, expected)
+
+
 def test_dlr_loss_is_shift_and_scale_invariant():
     generator = torch.Generator().manual_seed(0)
     logits = torch.randn(16, 5, generator=generator)

@@ -147,9 +147,9 @@ def _apgd_run(model, X, y, loss_fn, *, epsilon, n_steps, norm, rho, random_start
             stalled = ~s["halved_at_check"] & (s["loss_best_at_check"] >= s["loss_best"])
             halve = oscillating | stalled
             s["step"] = torch.where(halve, s["step"] / 2, s["step"])
+            # As in the reference, x_prev stays: the next momentum term points from
+            # the last iterate towards x_best.
             s["x_adv"][halve], s["grad"][halve] = s["x_best"][halve], s["grad_best"][halve]
-            # Restarting at x_best: no momentum from the point left behind.
-            s["x_prev"][halve] = s["x_best"][halve]
             s["halved_at_check"], s["loss_best_at_check"] = halve, s["loss_best"].clone()
             s["rises"].zero_()
             finished = s["done"]
