@@ -27,7 +27,6 @@ import argparse
 import importlib.util
 import json
 import platform
-import re
 import sys
 import time
 from pathlib import Path
@@ -45,6 +44,9 @@ from srat_sklearn.metrics import robust_predict
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+from _docs import replace_block  # noqa: E402
+
 EPSILON = {"linf": 0.2, "l2": 1.0}
 MEMBERS = ("apgd-ce", "apgd-t", "fab-t", "square")
 ATTACK_LABELS = {"pgd-20": "PGD-20", "apgd-ce": "APGD-CE", "apgd-t": "APGD-T",
@@ -236,13 +238,6 @@ def render_summary(records):
 
 
 RENDERERS = {"autoattack-tables": render_reliability, "autoattack-summary": render_summary}
-
-
-def replace_block(text, marker, content):
-    pattern = re.compile(rf"(<!-- {marker}:start -->\n).*?(\n<!-- {marker}:end -->)", re.S)
-    if not pattern.search(text):
-        raise ValueError(f"no <!-- {marker}:start/end --> markers")
-    return pattern.sub(lambda m: m.group(1) + content + m.group(2), text)
 
 
 def generated_docs(runs_path):

@@ -5,6 +5,8 @@ feature names on the estimator); a 2-D X is reshaped to ``input_shape`` when one
 A torch Dataset is taken as it is, its labels already class indices.
 """
 
+import warnings
+
 import numpy as np
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import check_classification_targets
@@ -38,8 +40,38 @@ def check_samples(X, sample_shape):
     return np.ascontiguousarray(X, dtype=np.float32)
 
 
+def _as_fitted(estimator, X):
+    """``X`` in the form ``n_features_in_`` counted at fit, or an error about sample shapes.
+
+    A classifier fitted on rows with ``input_shape`` also takes samples of that shape: they go
+    to scikit-learn's checks as rows.
+    """
+    fitted, shape = getattr(estimator, "sample_shape_", None), getattr(X, "shape", None)
+    if fitted is None or shape is None or len(shape) < 2 or (len(fitted) == 1 and len(shape) == 2):
+        return X  # scikit-learn's checks and errors: "Reshape your data", "X has 3 features"
+    shape, rows = tuple(shape[1:]), (int(np.prod(fitted)),)
+    input_shape = None if estimator.input_shape is None else tuple(estimator.input_shape)
+    if input_shape is not None and shape == input_shape and \
+            getattr(estimator, "n_features_in_", None) == rows[0]:
+        return np.reshape(np.asarray(X), (len(X), -1))
+    if shape != tuple(fitted) and not (input_shape is not None and shape == rows):
+        also = f" (or rows of {rows[0]} values)" if input_shape is not None else ""
+        raise ValueError(f"X has samples of shape {shape}, but the classifier was fitted on "
+                         f"samples of shape {tuple(fitted)}{also}.")
+    return X
+
+
+def refuse_sample_weight(fit_params):
+    """A clear error for ``sample_weight``, which would reach the module's ``forward``."""
+    if "sample_weight" in fit_params:
+        raise TypeError("SRATClassifier.fit takes no sample_weight: weigh classes with "
+                        "class_weight, or resample with imbalanced-learn in a pipeline.")
+
+
 def validate_X(estimator, X, *, reset):
     """X checked by scikit-learn and shaped to the module's samples."""
+    if not reset:
+        X = _as_fitted(estimator, X)
     X = validate_data(estimator, X, reset=reset, allow_nd=True,
                       dtype=(np.float32, np.float64), ensure_all_finite=True)
     X = shape_samples(X, estimator.input_shape)
@@ -54,6 +86,10 @@ def validate_Xy(estimator, X, y, *, reset):
     X, y = validate_data(estimator, X, y, reset=reset, allow_nd=True,
                          dtype=(np.float32, np.float64), ensure_all_finite=True)
     check_classification_targets(y)
+    if reset and X.ndim == 4 and X.shape[-1] in (1, 3, 4) and X.shape[1] > 4:
+        warnings.warn(f"X has samples of shape {X.shape[1:]}: images with the channels last? "
+                      "The networks take (channels, height, width); transpose X with "
+                      "X.transpose(0, 3, 1, 2).", UserWarning, stacklevel=3)
     X = shape_samples(X, estimator.input_shape)
     return check_samples(X, None if reset else getattr(estimator, "sample_shape_", None)), y
 

@@ -7,6 +7,7 @@ constraint states (a pair of finite bounds, positive sample dimensions, options 
 criterion and the estimator would both set) are checked by hand after the table.
 """
 
+import inspect
 import numbers
 
 from sklearn.utils._param_validation import Interval, Options, StrOptions
@@ -86,3 +87,19 @@ def check_params(estimator):
             raise ValueError(f"criterion__{name}={given[name]!r} contradicts "
                              f"{name}={getattr(estimator, name)!r}: set {name} on the "
                              "estimator, which passes it to the criterion.")
+
+
+def changed_params(estimator):
+    """The parameters of ``estimator`` that differ from its defaults, for its repr."""
+    # skorch's parameters reach the estimator through **kwargs: their defaults are in the
+    # signatures of its base classes.
+    defaults = {}
+    for cls in reversed(type(estimator).__mro__):
+        if "__init__" in vars(cls) and cls is not object:
+            defaults.update({name: p.default for name, p in
+                             inspect.signature(cls.__init__).parameters.items()
+                             if p.default is not inspect.Parameter.empty})
+    defaults["iterator_train__shuffle"] = True  # the estimator's own default for skorch's
+    # Sorted by name, as scikit-learn's get_params lists them.
+    return {name: value for name, value in sorted(estimator.get_params(deep=False).items())
+            if name not in defaults or repr(value) != repr(defaults[name])}

@@ -23,10 +23,9 @@ from skorch.callbacks import EpochScoring
 from skorch.dataset import unpack_data
 from skorch.utils import is_dataset, to_numpy, to_tensor
 
-from . import _inputs
+from . import _inputs, _params, weighting
 from ._adversarial import AdversarialMixin
 from ._bounds import BoundsOnDevice, infer_bounds, infer_bounds_from_batches
-from ._params import CRITERION_OPTIONS, PARAMETER_CONSTRAINTS, check_params, uses_reweighted_loss
 from ._perturbations import PerturbationStore
 from ._precision import PrecisionMixin
 from ._seeding import epoch_seeded, seed_epoch
@@ -35,14 +34,6 @@ from .loading import dataset_labels, make_loader
 from .losses import NonFiniteLossError, ReweightedLoss, non_finite_loss_error
 from .models import default_module
 from .separation import SeparationTerm
-from .weighting import (
-    DeferredReweighting,
-    balanced_sampler,
-    check_class_weight,
-    compute_class_weights,
-    resolve_reweight_epoch,
-    reweighting_counts,
-)
 
 __all__ = ["SRATClassifier", "NonFiniteLossError"]
 
@@ -108,10 +99,12 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, NeuralNetClassifier):
     beta : float, default=0.9999
         ``beta`` of the effective number of samples (``class_weight="effective"``).
     reweight_epoch : int or float, default=0.75
-        Epoch (0-based) from which the class weights are on; a float in
-        [0, 1) is a fraction of ``max_epochs``. ``0`` weights from the start.
+        Epoch from which the class weights are on, from 0 (skorch's table's
+        row ``reweight_epoch + 1``); a float in [0, 1) is a fraction of
+        ``max_epochs``. ``0`` weights from the start.
     reweight_lr_factor : float, default=0.1
-        Learning-rate factor applied at ``reweight_epoch`` when it is > 0.
+        Learning-rate factor applied at ``reweight_epoch`` > 0, with or
+        without class weights (one schedule for NT, AT and AT-DRW).
     sampler : None or "balanced", default=None
         ``"balanced"`` draws class-balanced training batches anew each epoch
         (:func:`~srat_sklearn.weighting.balanced_sampler`); usually with
@@ -176,7 +169,7 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, NeuralNetClassifier):
     (3,)
     """
 
-    _parameter_constraints = PARAMETER_CONSTRAINTS
+    _parameter_constraints = _params.PARAMETER_CONSTRAINTS
 
     def __init__(self, module=None, *args, criterion=ReweightedLoss, train_split=None,
                  classes=None, optimizer=torch.optim.Adam, lr=1e-3, max_epochs=30, batch_size=64,
@@ -219,8 +212,7 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, NeuralNetClassifier):
         self.random_state = random_state
 
     def _get_param_names(self):
-        # skorch lists private bookkeeping such as _params_to_validate as a parameter;
-        # clone() and set_params() must not copy or overwrite it.
+        # skorch lists private bookkeeping (_params_to_validate); clone and set_params skip it.
         return [name for name in super()._get_param_names() if not name.startswith("_")]
 
     def set_params(self, **kwargs):
@@ -243,14 +235,12 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, NeuralNetClassifier):
                                          lower_is_better=False) if name == "valid_acc" else cb)
                      for name, cb in super()._default_callbacks]
         # Before print_log, so the epoch's row shows whether the weights are on.
-        callbacks.insert(len(callbacks) - 1, ("reweighting", DeferredReweighting()))
+        callbacks.insert(len(callbacks) - 1, ("reweighting", weighting.DeferredReweighting()))
         return callbacks
-
-    # ------------------------------------------------------------------ validation
 
     def _check_params(self):
         """Validate the hyper-parameters (``_parameter_constraints``); raise before any data."""
-        check_params(self)
+        _params.check_params(self)
 
     def _prepare_fit_data(self, X, y, *, reset):
         """Validate and encode the training data; set the data-dependent fitted attributes."""
@@ -273,7 +263,7 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, NeuralNetClassifier):
             self.sample_shape_ = tuple(X.shape[1:])
             self._set_bounds(infer_bounds(self.bounds, X))
         if isinstance(self.class_weight, dict):
-            check_class_weight(self.class_weight, np.unique(y))
+            weighting.check_class_weight(self.class_weight, np.unique(y))
         return X, _inputs.label_indices(y, self.classes_)
 
     def _set_bounds(self, bounds):
@@ -326,6 +316,7 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, NeuralNetClassifier):
         -------
         self
         """
+        _inputs.refuse_sample_weight(fit_params)
         continuing = self.warm_start and self.initialized_
         X, y = self._prepare_fit_data(X, y, reset=not continuing)
         with self._seeded():
@@ -337,6 +328,7 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, NeuralNetClassifier):
 
     def partial_fit(self, X, y=None, classes=None, **fit_params):
         """Train for ``max_epochs`` more epochs without re-initialising (see skorch)."""
+        _inputs.refuse_sample_weight(fit_params)
         X, y = self._prepare_fit_data(X, y, reset=not self.initialized_)
         with self._seeded():
             return super().partial_fit(X, y, classes=classes, **fit_params)
@@ -358,9 +350,10 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, NeuralNetClassifier):
 
     def initialize_criterion(self):
         kwargs = self.get_params_for("criterion")
-        if uses_reweighted_loss(self.criterion):
+        if _params.uses_reweighted_loss(self.criterion):
             kwargs = {"n_classes": self._n_classes(),
-                      **{name: getattr(self, name) for name in CRITERION_OPTIONS}, **kwargs}
+                      **{name: getattr(self, name) for name in _params.CRITERION_OPTIONS},
+                      **kwargs}
         self.criterion_ = self.initialized_instance(self.criterion, kwargs)
         return self
 
@@ -393,7 +386,8 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, NeuralNetClassifier):
         self.__dict__.pop("perturbation_store_", None)  # a new fit starts its attacks anew
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # _check_params has warned already
-            self.reweight_epoch_ = resolve_reweight_epoch(self.reweight_epoch, self.max_epochs)
+            self.reweight_epoch_ = weighting.resolve_reweight_epoch(self.reweight_epoch,
+                                                                    self.max_epochs)
         if self.lambda_sep > 0:
             self._separation_term()  # a bad feature_layer fails now, not at the first batch
 
@@ -402,10 +396,10 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, NeuralNetClassifier):
         # Class counts from the training split only, never the validation split.
         self.class_counts_ = np.bincount(dataset_labels(dataset_train),
                                          minlength=len(self.classes_))
-        self.class_prior_, counts = reweighting_counts(self.class_prior, self.class_counts_,
-                                                       self.classes_, self.class_weight)
-        self.class_weights_ = compute_class_weights(self.class_weight, counts, self.classes_,
-                                                    self.beta)
+        self.class_prior_, counts = weighting.reweighting_counts(
+            self.class_prior, self.class_counts_, self.classes_, self.class_weight)
+        self.class_weights_ = weighting.compute_class_weights(
+            self.class_weight, counts, self.classes_, self.beta)
         if self.loss == "ldam":
             if np.any(counts == 0):
                 raise ValueError("loss='ldam' needs every class in the training split; classes "
@@ -427,7 +421,7 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, NeuralNetClassifier):
         kwargs["batch_size"] = len(dataset) if batch_size == -1 else batch_size
         if training and self.sampler == "balanced":
             kwargs.pop("shuffle", None)  # DataLoader takes a sampler or shuffle, not both
-            kwargs["sampler"] = balanced_sampler(dataset_labels(dataset))
+            kwargs["sampler"] = weighting.balanced_sampler(dataset_labels(dataset))
         reuse = training and self.reuse_perturbations
         store = getattr(self, "perturbation_store_", None)
         if reuse and (store is None or store.n_samples != len(dataset)):
@@ -555,6 +549,11 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, NeuralNetClassifier):
         """Class probabilities, columns in the order of ``classes_``; rows sum to 1."""
         return super().predict_proba(self._validate_predict_X(X))
 
+    def predict_log_proba(self, X):
+        """Logarithms of :meth:`predict_proba`."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
     def predict(self, X):
         """Predicted labels, of the same kind as the ``y`` given to fit."""
         indices = self.predict_proba(X).argmax(axis=1)  # validates and checks fitted first
@@ -589,6 +588,10 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, NeuralNetClassifier):
         state.pop("perturbation_store_", None)
         state.pop("separation_", None)  # remade from the module on demand
         return state
+
+    def __repr__(self):
+        changed = ", ".join(f"{k}={v!r}" for k, v in _params.changed_params(self).items())
+        return f"{type(self).__name__}({changed})"
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

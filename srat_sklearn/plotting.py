@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from .attacks._run import DISPLAY_NAMES
 from .metrics._groups import REPORT_GROUPS
 
 __all__ = ["plot_group_accuracy", "plot_per_class_accuracy", "plot_tradeoff",
@@ -39,20 +40,29 @@ def plot_group_accuracy(reports, ax=None):
     colors = matplotlib.colormaps["tab20"].colors
     for i, (label, kind, group) in enumerate(series):
         values = [100 * reports[m].groups[group][kind] for m in methods]
-        ax.bar(x + (i - (len(series) - 1) / 2) * width, values, width, label=label,
-               color=colors[(i % 3) * 2 + (i // 3)])
+        bars = ax.bar(x + (i - (len(series) - 1) / 2) * width, values, width, label=label,
+                      color=colors[(i % 3) * 2 + (i // 3)])
+        _label_values(ax, bars)
     ax.set_xticks(x, methods)
-    ax.set_ylim(0, 100)
+    ax.set_ylim(0, 105)  # room for the numbers on bars at 100 %
     ax.set_ylabel("accuracy (%)")
-    ax.legend(fontsize="small", ncols=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    # Below the bars, so that the plot keeps its width whatever the number of methods.
+    ax.legend(fontsize="small", ncols=len(GROUPS), loc="upper center",
+              bbox_to_anchor=(0.5, -0.08))
     ax.set_title("Clean and robust accuracy by class group")
     ax.figure.tight_layout()
     return ax
 
 
+def _label_values(ax, bars):
+    # A bar of 0 % is invisible: its number says that it is there.
+    ax.bar_label(bars, fmt="%.0f", fontsize=7, padding=1)
+
+
 def group_figure_size(n_methods):
-    """Width and height (inches) of :func:`plot_group_accuracy`'s figure for ``n_methods``."""
-    return 2.2 + 1.6 * n_methods, 4
+    """Width and height (inches) of :func:`plot_group_accuracy`'s figure for ``n_methods``:
+    wide enough for the title and the legend, and 1.5 inches more per method."""
+    return max(6.0, 2.0 + 1.5 * n_methods), 5.0
 
 
 def _axes(ax, figsize):
@@ -64,7 +74,7 @@ def _axes(ax, figsize):
 
 
 def plot_per_class_accuracy(report, ax=None):
-    """Clean and robust accuracy of every class, the under-represented ones hatched.
+    """Clean and robust accuracy of every class, the under-represented ones shaded and hatched.
 
     Parameters
     ----------
@@ -83,16 +93,26 @@ def plot_per_class_accuracy(report, ax=None):
     x = np.arange(len(report.classes))
     under = {str(c) for c in report.under_represented}
     hatches = ["//" if str(c) in under else "" for c in report.classes]
+    for i in np.flatnonzero(hatches):
+        # Shaded, so that the group shows where the bars are at 0 % too.
+        ax.axvspan(i - 0.5, i + 0.5, color="0.92", zorder=0,
+                   label="under-represented" if i == np.flatnonzero(hatches)[0] else None)
     for offset, values, label, color in ((-0.2, report.clean, "clean", "tab:blue"),
                                          (0.2, report.robust, "robust", "tab:orange")):
         bars = ax.bar(x + offset, 100 * np.asarray(values), 0.4, label=label, color=color)
         for bar, hatch in zip(bars, hatches):
             bar.set_hatch(hatch)
+        _label_values(ax, bars)
     ax.set_xticks(x, [str(c) for c in report.classes])
-    ax.set_ylim(0, 100)
-    ax.set_xlabel("class (hatched: under-represented)")
+    ax.set_xlim(-0.5, len(x) - 0.5)
+    ax.set_ylim(0, 105)
+    ax.set_xlabel("class (shaded and hatched: under-represented)")
     ax.set_ylabel("accuracy (%)")
-    ax.set_title(f"Per-class accuracy, {report.attack} {report.norm} eps {report.epsilon:g}")
+    members = report.settings.get("members") or [report.attack]
+    attack = "AutoAttack" if report.attack == "autoattack" else " + ".join(
+        DISPLAY_NAMES.get(m, str(m)) for m in members)
+    norm = {"linf": "L-inf", "l2": "L2"}.get(report.norm, report.norm)
+    ax.set_title(f"Per-class accuracy under {attack}, {norm}, epsilon {report.epsilon:g}")
     ax.legend(fontsize="small")
     return ax
 
@@ -169,8 +189,8 @@ def plot_training_curves(history, keys=None, ax=None):
     ----------
     history : skorch History, or a fitted SRATClassifier
     keys : list of str, optional
-        History columns to plot; default every numeric per-epoch column
-        except ``epoch`` and ``dur``.
+        History columns to plot; default the losses and scores: every numeric
+        per-epoch column except ``epoch``, ``dur`` and the batch counts.
     ax : matplotlib Axes, optional
 
     Returns
@@ -181,13 +201,15 @@ def plot_training_curves(history, keys=None, ax=None):
     --------
     >>> ax = plot_training_curves(clf)  # doctest: +SKIP
     """
+    from matplotlib.ticker import MaxNLocator
+
     history = getattr(history, "history", history)
     if not len(history):
         raise ValueError("The history is empty: fit the estimator first.")
     if keys is None:
         keys = [k for k, v in history[-1].items()
-                if k not in ("epoch", "dur") and isinstance(v, (int, float))
-                and not isinstance(v, bool)]
+                if k not in ("epoch", "dur") and not k.endswith("_batch_count")
+                and isinstance(v, (int, float)) and not isinstance(v, bool)]
     ax = _axes(ax, (6, 4))
     epochs = np.asarray(history[:, "epoch"])
     for key in keys:
@@ -203,6 +225,7 @@ def plot_training_curves(history, keys=None, ax=None):
     for epoch in switches:
         ax.axvline(epoch, color="grey", linestyle="--", label="class weights on")
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize="small")
     ax.set_title("Training curves")
     return ax

@@ -260,10 +260,14 @@ class DeferredReweighting(Callback):
     """Switch the class weights on at the reweighting epoch, in place.
 
     At the beginning of every epoch the callback sets the criterion's class
-    weights from the global epoch number ``len(net.history) - 1``: all ones
-    before ``net.reweight_epoch_`` and ``net.class_weights_`` from it on. At
+    weights from the global epoch number ``len(net.history) - 1`` (0-based; skorch's
+    table counts from 1, so ``reweight_epoch=20`` switches at its epoch 21): all ones
+    before ``net.reweight_epoch_`` and ``net.class_weights_`` from it on, and records in
+    the history whether weights other than 1 are on (``class_weights_on``). At
     the switch, when it is deferred (epoch > 0), every parameter group's
-    learning rate is multiplied by ``net.reweight_lr_factor`` once. The
+    learning rate is multiplied by ``net.reweight_lr_factor`` once, also without
+    class weights (``class_weight=None``): the drop is the schedule that the methods of
+    the paper share. The
     optimizer is not re-created, so momentum and other state survive. The
     "already lowered" flag is kept in the optimizer's parameter groups, so it
     is saved and restored with the optimizer by skorch's ``Checkpoint`` and
@@ -288,7 +292,8 @@ class DeferredReweighting(Callback):
         elif np.any(weights != 1):
             raise TypeError(f"Class weights need a criterion with set_class_weights, such as "
                             f"ReweightedLoss; {type(net.criterion_).__name__} has none.")
-        net.history.record("class_weights_on", bool(weights_on))
+        # Only weights that differ from 1 are "on": class_weight=None reweights nothing.
+        net.history.record("class_weights_on", bool(np.any(weights != 1)))
 
         lower_lr = weights_on and switch > 0
         for group in net.optimizer_.param_groups:

@@ -12,12 +12,17 @@ import torch
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_fit.py"
 
 
-@pytest.fixture(scope="module")
-def bench_fit():
-    spec = importlib.util.spec_from_file_location("bench_fit", SCRIPT)
+def load_script(name):
+    """A module of ``benchmarks/`` (not a package), imported from its file."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPT.with_name(f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def bench_fit():
+    return load_script("bench_fit")
 
 
 @pytest.mark.parametrize("model", ["new_model", "linear_model"])
@@ -38,10 +43,7 @@ AUTOATTACK = SCRIPT.with_name("autoattack_eval.py")
 
 @pytest.fixture(scope="module")
 def autoattack_eval():
-    spec = importlib.util.spec_from_file_location("autoattack_eval", AUTOATTACK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("autoattack_eval")
 
 
 def test_autoattack_tables_in_the_docs_come_from_the_runs_file(autoattack_eval):
@@ -60,3 +62,26 @@ def test_autoattack_benchmark_runs_end_to_end(tmp_path):
     assert set(record["attacks"]) == {"pgd-20", "apgd-ce", "apgd-t", "fab-t", "square",
                                       "autoattack"}
     assert record["autoattack_settings"].startswith("AutoAttack, standard")
+
+
+def test_demo_table_in_the_docs_comes_from_its_run():
+    runs = SCRIPT.with_name("demo.json")
+    for path, text in load_script("demo_table").generated_docs(runs).items():
+        assert path.read_text() == text, "python benchmarks/demo_table.py --write-docs"
+
+
+@pytest.fixture(scope="module")
+def replace_block():
+    return load_script("_docs").replace_block
+
+
+@pytest.mark.parametrize("block", ["", "old table\n", "old\ntable\n"])
+def test_replace_block_fills_empty_and_full_blocks(replace_block, block):
+    text = f"intro\n<!-- t:start -->\n{block}<!-- t:end -->\noutro\n"
+    assert replace_block(text, "t", "new table") == \
+        "intro\n<!-- t:start -->\nnew table\n<!-- t:end -->\noutro\n"
+
+
+def test_replace_block_needs_its_markers(replace_block):
+    with pytest.raises(ValueError, match="no <!-- t:start/end --> markers"):
+        replace_block("no markers here", "t", "table")

@@ -2,8 +2,11 @@
 
 import json
 import pickle
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -65,11 +68,56 @@ def trained_model(tmp_path_factory):
 
 def test_train_saves_model_params_and_report(trained_model):
     names = {p.name for p in trained_model.iterdir()}
-    assert {"model.pkl", "params.pt", "history.json", "config.json", "report.md",
-            "report.json", "accuracy.png"} <= names
+    assert {"model.pkl", "params.pt", "history.json", "config.json", "fitted.npz",
+            "report.md", "report.json", "accuracy.png", "per_class.png"} <= names
     config = json.loads((trained_model / "config.json").read_text())
-    assert config["data"] == "digits" and config["epsilon"] == 0.2
-    assert config["train_counts"]["9"] < config["train_counts"]["0"]  # step:10 by default
+    assert config["data"]["name"] == "digits" and config["evaluation"]["epsilon"] == 0.2
+    counts = config["training"]["counts"]
+    assert counts["9"] < counts["0"]  # step:10 by default
+
+
+def test_config_records_every_setting_and_the_versions(trained_model):
+    config = json.loads((trained_model / "config.json").read_text())
+    for name in ("lambda_sep", "lr", "optimizer", "batch_size", "n_steps", "temperature",
+                 "reweight_epoch", "max_epochs", "epsilon", "norm", "loss", "random_state"):
+        assert name in config["estimator"], name
+    assert config["estimator"]["optimizer"] == "SGD"
+    assert config["versions"]["torch"] and config["versions"]["scikit-learn"]
+    assert config["training"]["epochs"] == 2
+
+
+def test_evaluate_runs_no_code_from_the_folder(trained_model, tmp_path, capsys):
+    # A model.pkl that runs code when unpickled: evaluate does not unpickle it.
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for path in trained_model.iterdir():
+        (folder / path.name).write_bytes(path.read_bytes())
+    marker = tmp_path / "ran"
+    (folder / "model.pkl").write_bytes(pickle.dumps(RunsCode(marker)))
+    main(["evaluate", str(folder), "--eval-steps", "5"])
+    assert "| overall |" in capsys.readouterr().out and not marker.exists()
+
+
+class RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_the_pickle_is_opt_in(trained_model, capsys):
+    with pytest.warns(UserWarning, match="runs whatever code"):
+        main(["evaluate", str(trained_model), "--pickle", "--eval-steps", "5"])
+    assert "| overall |" in capsys.readouterr().out
+
+
+def test_evaluate_honours_seed_and_test_size(trained_model, capsys):
+    main(["evaluate", str(trained_model), "--eval-steps", "2", "--seed", "5", "--test-size",
+          "0.5"])
+    rows = [line for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| ") and line.split("|")[2].strip() in ("well", "under")]
+    assert sum(int(row.split("|")[3]) for row in rows) == 899  # half of the 1797 digits
 
 
 def test_train_with_progress_bar_saves_a_loadable_pickle(tmp_path):
@@ -95,6 +143,18 @@ def test_evaluate_reproduces_the_training_report(trained_model, capsys):
     saved = json.loads((trained_model / "report.json").read_text())
     clean = next(iter(saved["reports"].values()))["groups"]["overall"]["clean"]
     assert f"| overall | {100 * clean:.1f} |" in printed
+
+
+def test_a_relative_npz_path_resolves_from_another_folder(tmp_path, monkeypatch, capsys):
+    X, y = make_classification(n_samples=120, n_features=5, n_informative=3, random_state=0)
+    (tmp_path / "work").mkdir()
+    np.savez(tmp_path / "work" / "data.npz", X=X, y=y)
+    monkeypatch.chdir(tmp_path / "work")
+    main(["train", "--data", "data.npz", "--max-epochs", "1", "--output", "out",
+          "--no-progress", "--eval-steps", "2", "--imbalance", "none"])
+    monkeypatch.chdir(tmp_path)
+    main(["evaluate", "work/out", "--eval-steps", "2"])
+    assert capsys.readouterr().out.count("| overall |") == 2
 
 
 def test_train_on_npz_with_tabular_data(tmp_path, capsys):
@@ -140,8 +200,14 @@ def test_bad_train_and_evaluate_arguments(args, message, capsys):
     (["train", "--data", "cifar10", "--data-root", "{tmp}"], "download=True"),
     (["train", "--data", "{tmp}/missing.npz"], "No such file"),
     (["train", "--data", "{tmp}/bad.npz"], "must hold arrays X and y"),
+    (["train", "--data", "{tmp}/garbage.npz"], "is not an .npz file"),
+    (["train", "--data", "{tmp}/objects.npz"], "save labels as strings"),
+    (["train", "--data", "{tmp}/nan.npz"], "test split"),
+    (["train", "--data", "digits", "--device", "gpu"], "not a torch device"),
+    (["train", "--data", "digits", "--output", "{tmp}/taken"], "--overwrite"),
+    (["evaluate", "{tmp}/taken/old.txt"], "is not a folder"),
+    (["evaluate", "{tmp}/taken"], "No config.json"),
     (["train", "--data", "digits", "--under", "42"], "under_represented"),
-    (["evaluate", "{tmp}"], "No model"),
     (["train", "--data", "digits", "--n-queries", "10"], "n_queries applies to square"),
     (["train", "--data", "digits", "--attack", "square", "--n-targets", "3"],
      "n_targets applies"),
@@ -150,9 +216,18 @@ def test_bad_train_and_evaluate_arguments(args, message, capsys):
 ])
 def test_runtime_errors_exit_2_with_one_line(tmp_path, args, message, capsys):
     np.savez(tmp_path / "bad.npz", features=np.zeros((4, 2)))
+    (tmp_path / "garbage.npz").write_text("not an archive")
+    np.savez(tmp_path / "objects.npz", X=np.zeros((20, 2)), y=np.array([None, "a"] * 10))
+    X_nan = np.random.default_rng(0).normal(size=(40, 3))
+    X_nan[1] = np.nan
+    np.savez(tmp_path / "nan.npz", X_train=X_nan[20:], y_train=np.arange(20) % 2,
+             X_test=X_nan[:20], y_test=np.arange(20) % 2)
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "old.txt").write_text("an earlier run")
     args = [a.format(tmp=tmp_path) for a in args]
     if args[0] == "train":
-        args += ["--output", str(tmp_path / "out"), "--no-progress"]
+        args += ["--no-progress"] + ([] if "--output" in args else ["--output",
+                                                                    str(tmp_path / "out")])
     with pytest.raises(SystemExit) as exit_info:
         main(args)
     assert exit_info.value.code == 2
@@ -186,3 +261,60 @@ def test_help_gives_every_option_a_text_and_default(command, capsys):
         flag = action.default is False
         text = subparser._get_formatter()._get_help_string(action)
         assert flag or "default" in text, action.dest
+
+
+def test_an_interrupted_training_keeps_what_was_there(tmp_path):
+    output = tmp_path / "out"
+    output.mkdir()
+    (output / "old.txt").write_text("an earlier run")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "srat_sklearn.cli", "train", "--data", "digits", "--max-epochs",
+         "500", "--output", str(output), "--overwrite", "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not any(p.name.startswith(".out.") for p in tmp_path.iterdir()):  # training began
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.2)
+    time.sleep(2)
+    process.send_signal(signal.SIGINT)  # Ctrl-C
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130 and "interrupted; nothing was saved" in stderr
+    assert "Trained" not in stdout
+    assert [p.name for p in output.iterdir()] == ["old.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging folder left
+
+
+def test_help_answers_without_importing_torch():
+    code = ("import sys\nfrom srat_sklearn.cli import main\ntry:\n    main(['train', '--help'])\n"
+            "except SystemExit:\n    pass\nprint('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "--overwrite" in result.stdout and result.stdout.strip().endswith("False")
+
+
+def test_version(capsys):
+    import srat_sklearn
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip() == f"srat-sklearn {srat_sklearn.__version__}"
+
+
+@pytest.mark.parametrize("command", ["demo", "train", "evaluate"])
+def test_help_has_no_markup(command):
+    parser = build_parser()
+    text = parser._subparsers._group_actions[0].choices[command].format_help()
+    assert "``" not in text and ":func:" not in text
+
+
+def test_the_attack_choices_are_the_attacks():
+    from srat_sklearn.attacks import ATTACKS
+    from srat_sklearn.cli._arguments import ATTACKS as choices
+    assert choices == ATTACKS
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_without_a_gpu_exits_2_before_training(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--data", "digits", "--device", "cuda", "--no-progress"])
+    captured = capsys.readouterr()
+    assert exit_info.value.code == 2 and "no CUDA GPU" in captured.err
+    assert captured.err.count("\n") == 1

@@ -9,7 +9,12 @@ from sklearn.preprocessing import StandardScaler
 
 from srat_sklearn import SRATClassifier, robust_report
 from srat_sklearn.metrics import make_group_scorer, robust_classification_report
-from srat_sklearn.plotting import plot_per_class_accuracy, plot_tradeoff, plot_training_curves
+from srat_sklearn.plotting import (
+    plot_group_accuracy,
+    plot_per_class_accuracy,
+    plot_tradeoff,
+    plot_training_curves,
+)
 
 matplotlib.use("Agg")
 
@@ -85,7 +90,7 @@ def test_tradeoff_plot_rejects(search, kwargs, match):
 def test_per_class_bars_hatch_the_rare_classes(fitted, tabular):
     report = robust_report(fitted, *tabular, under_represented=[2])
     ax = plot_per_class_accuracy(report)
-    bars = ax.patches
+    bars = [bar for container in ax.containers for bar in container]
     assert len(bars) == 2 * 3
     heights = sorted(round(b.get_height(), 6) for b in bars)
     expected = sorted(round(100 * v, 6) for v in report.clean + report.robust)
@@ -116,3 +121,40 @@ def test_classification_report_on_clean_and_adversarial_inputs(fitted, tabular):
     clean_recall_0 = reports["clean"]["0"]["rec"]  # imbalanced-learn keys classes by str
     assert clean_recall_0 == pytest.approx(np.mean(fitted.predict(X)[y == 0] == 0))
     assert reports["adversarial"]["avg_rec"] <= reports["clean"]["avg_rec"]
+
+
+def test_group_plot_of_one_method_is_readable(fitted, tabular):
+    X, y = tabular
+    ax = plot_group_accuracy({"SRAT": robust_report(fitted, X, y, epsilon=0.1, verbose=0)})
+    width, _ = ax.figure.get_size_inches()
+    assert width >= 6
+    ax.figure.canvas.draw()
+    title = ax.title.get_window_extent()
+    figure = ax.figure.bbox
+    assert figure.x0 <= title.x0 and title.x1 <= figure.x1  # the title is not cut
+
+
+def test_training_curves_plot_losses_on_whole_epochs(fitted):
+    ax = plot_training_curves(fitted)
+    labels = {line.get_label() for line in ax.lines}
+    assert "train_loss" in labels and not any(label.endswith("_batch_count")
+                                              for label in labels)
+    ticks = ax.xaxis.get_major_locator()()
+    assert np.allclose(ticks, np.round(ticks))
+
+
+def test_per_class_plot_shades_the_rare_classes(fitted, tabular):
+    report = robust_report(fitted, *tabular, under_represented=[1, 2])
+    ax = plot_per_class_accuracy(report)
+    bars = {id(bar) for container in ax.containers for bar in container}
+    spans = [patch for patch in ax.patches if id(patch) not in bars]
+    assert sorted(round(span.get_x() + span.get_width() / 2, 6) for span in spans) == [1, 2]
+
+
+@pytest.mark.parametrize("plot", ["group", "per_class"])
+def test_every_bar_states_its_value(fitted, tabular, plot):
+    report = robust_report(fitted, *tabular, under_represented=[2])
+    ax = (plot_group_accuracy({"SRAT": report}) if plot == "group"
+          else plot_per_class_accuracy(report))
+    bars = [bar for container in ax.containers for bar in container]
+    assert [text.get_text() for text in ax.texts] == [f"{bar.get_height():.0f}" for bar in bars]

@@ -188,3 +188,12 @@ def test_balanced_sampler_is_reproducible(batch_labels):
 def test_unknown_sampler_is_rejected(tabular):
     with pytest.raises(ValueError, match="sampler"):
         SRATClassifier(sampler="smote").fit(*tabular)
+
+
+def test_without_class_weights_the_table_claims_none_and_the_lr_still_drops(tabular,
+                                                                            fast_params):
+    X, y = tabular
+    clf = SRATClassifier(**{**fast_params, "class_weight": None, "reweight_epoch": 1,
+                            "lr": 0.01}).fit(X, y)
+    assert clf.history[:, "class_weights_on"] == [False] * 3
+    assert clf.optimizer_.param_groups[0]["lr"] == pytest.approx(0.01 * clf.reweight_lr_factor)

@@ -2,9 +2,10 @@
 
 import argparse
 
-from ..attacks import ATTACKS
-from ..metrics._robust import attack_request
+from .. import __version__
 
+#: srat_sklearn.attacks.ATTACKS, spelled out: --help must not import torch (a test checks).
+ATTACKS = ("pgd", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square", "autoattack")
 CLI_METHODS = {"nt": "NT", "at": "AT", "at-rw": "AT-RW", "at-drw": "AT-DRW", "srat": "SRAT-CE"}
 DATA_SETS = ("digits", "breast-cancer", "cifar10", "svhn")
 
@@ -99,6 +100,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser():
     parser = _Parser(prog="srat-sklearn", description="Separable Reweighted Adversarial "
                      "Training for class-imbalanced data: demo, train, evaluate")
+    parser.add_argument("--version", action="version", version=f"srat-sklearn {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser(
         "demo", formatter_class=_DefaultsFormatter,
@@ -120,10 +122,11 @@ def build_parser():
         "train", formatter_class=formatter,
         help="train one method on a data set; save the model and its report",
         description="Train NT, AT, AT-RW, AT-DRW or SRAT on a data set made imbalanced, print "
-                    "clean and robust accuracy per class on its test split, and save the model "
-                    "(model.pkl, and params.pt / history.json from skorch's save_params), the "
-                    "report (report.md, report.json, accuracy.png) and the settings "
-                    "(config.json) in --output.")
+                    "clean and robust accuracy per class on its test split, and save in "
+                    "--output every setting (config.json), the fitted arrays (fitted.npz), the "
+                    "network's parameters (params.pt, history.json), the report (report.md, "
+                    "report.json, accuracy.png, per_class.png) and a pickle of the model for "
+                    "Python (model.pkl). The folder appears only when training succeeded.")
     _add_data_arguments(train)
     train.add_argument("--method", choices=sorted(CLI_METHODS), default="srat",
                        help="nt: natural training; at: PGD adversarial training; at-rw: with "
@@ -159,6 +162,8 @@ def build_parser():
                        help="learning rate (default: 0.05 for sgd, 0.001 for adam)")
     train.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     train.add_argument("--output", default="srat-model", help="folder for the model and report")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace a non-empty --output folder (when training succeeds)")
     _add_evaluation_arguments(train)
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -168,8 +173,12 @@ def build_parser():
         description="Load a model saved by 'srat-sklearn train' and print clean and robust "
                     "accuracy per class on the test split of a data set (by default the one "
                     "it was trained on, split the same way).")
-    evaluate.add_argument("model", help="folder written by 'srat-sklearn train', or its "
-                                        "model.pkl")
+    evaluate.add_argument("model", help="folder written by 'srat-sklearn train'")
+    evaluate.add_argument("--pickle", action="store_true",
+                          help="load the folder's model.pkl instead (or the model.pkl given as "
+                               "MODEL). Unpickling runs code from the file: only for models you "
+                               "trained yourself")
+    evaluate.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     _add_data_arguments(evaluate, required=False)
     evaluate.add_argument("--epsilon", type=_non_negative_float, default=None,
                           help="attack radius (default: the one the model was trained and "
@@ -193,10 +202,12 @@ def _add_data_arguments(parser, required=True):
                         help="folder of the cifar10 / svhn files")
     parser.add_argument("--download", action="store_true",
                         help="download cifar10 / svhn when missing (needs internet)")
-    parser.add_argument("--test-size", type=_fraction, default=0.3,
-                        help="test fraction for digits, breast-cancer and .npz without a split")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed of the split, the imbalance and the training")
+    parser.add_argument("--test-size", type=_fraction, default=0.3 if required else None,
+                        help="test fraction for digits, breast-cancer and .npz without a split"
+                             + ("" if required else " (default: the model's)"))
+    parser.add_argument("--seed", type=int, default=0 if required else None,
+                        help="seed of the split, the imbalance and the training"
+                             + ("" if required else " (default: the model's)"))
 
 
 #: The options of the evaluation attack, shared by demo, train and evaluate.
@@ -232,6 +243,7 @@ def _add_evaluation_arguments(parser, audit=True):
 
 def evaluation_request(args):
     """The evaluation attack the arguments ask for, validated before any training."""
+    from ..metrics._robust import attack_request  # imports torch: not for --help
     if getattr(args, "audit", False) and args.eval_steps is not None and args.eval_steps < 4:
         raise ValueError("--audit needs --eval-steps of at least 4.")
     return attack_request(attack=args.attack, worst_case=args.worst_case,

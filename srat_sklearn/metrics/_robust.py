@@ -32,7 +32,9 @@ def split_pipeline(estimator):
     if not hasattr(estimator, "generate_adversarial"):
         raise TypeError(f"The estimator must be a fitted SRATClassifier, or a Pipeline that ends "
                         f"in one (the scorer attacks the network); got "
-                        f"{type(estimator).__name__}.")
+                        f"{type(estimator).__name__}. Models that combine several fitted "
+                        "models (CalibratedClassifierCV, BalancedBaggingClassifier) are not "
+                        "attacked as a whole: score each SRATClassifier they hold.")
     check_is_fitted(estimator, ["classes_", "module_"])
     return transformers, estimator
 
@@ -83,7 +85,21 @@ def predict_under_attack(estimator, X, y, request, verbose=0):
     y = np.asarray(y)
     X_adv = classifier.generate_adversarial(X, y, **request, verbose=verbose)
     request.pop("batch_size")
-    return classifier.predict(X_adv), classifier.attack_settings(**request)
+    return (classifier.predict(with_columns_of(X, X_adv)),
+            classifier.attack_settings(**request))
+
+
+def with_columns_of(X, values):
+    """``values`` as a data frame with the columns (and index) of ``X``, when ``X`` has them.
+
+    The classifier checks feature names: adversarial rows keep those of the rows they come from.
+    """
+    columns = getattr(X, "columns", None)
+    if columns is None or np.ndim(values) != 2:
+        return values
+    if hasattr(X, "index"):  # pandas
+        return type(X)(values, columns=columns, index=X.index)
+    return type(X)(values, schema=list(columns), orient="row")
 
 
 def robust_predict(estimator, X, y, *, attack="pgd", worst_case=False, epsilon=None,

@@ -1,0 +1,16 @@
+"""Blocks of the docs that benchmark scripts generate from their runs files.
+
+A block lies between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->``; the scripts rewrite it,
+and the test suite checks that the committed docs equal what the committed runs files give.
+"""
+
+import re
+
+
+def replace_block(text, marker, content):
+    """``text`` with the block ``marker`` replaced by ``content``."""
+    # The block may be empty: the end marker then follows the start marker's line.
+    pattern = re.compile(rf"(<!-- {marker}:start -->\n).*?(<!-- {marker}:end -->)", re.S)
+    if not pattern.search(text):
+        raise ValueError(f"no <!-- {marker}:start/end --> markers")
+    return pattern.sub(lambda m: m.group(1) + content.rstrip("\n") + "\n" + m.group(2), text)

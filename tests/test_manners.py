@@ -1,0 +1,122 @@
+"""scikit-learn manners that a newcomer expects: feature names, sample shapes, refusals that
+say what to do instead, predict_log_proba, a short repr."""
+
+import warnings
+from contextlib import contextmanager
+
+import numpy as np
+import pandas as pd
+import pytest
+import sklearn
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from srat_sklearn import SRATClassifier, robust_accuracy_score, robust_report
+
+
+@pytest.fixture(scope="module")
+def frame(tabular):
+    X, y = tabular
+    return pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])]), y
+
+
+@contextmanager
+def feature_name_warnings_fail():
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*feature names.*")
+        yield
+
+
+def test_robust_evaluation_of_a_data_frame_keeps_feature_names(frame, fast_params):
+    X, y = frame
+    clf = SRATClassifier(**fast_params).fit(X, y)
+    with feature_name_warnings_fail():
+        robust_accuracy_score(clf, X, y, verbose=0)
+        robust_report(clf, X, y, verbose=0)
+
+
+def test_robust_evaluation_under_pandas_output(tabular, fast_params):
+    X, y = tabular
+    with sklearn.config_context(transform_output="pandas"):
+        pipe = make_pipeline(StandardScaler(), SRATClassifier(**fast_params)).fit(X, y)
+        with feature_name_warnings_fail():
+            robust_report(pipe, X, y, verbose=0)
+
+
+@pytest.fixture(scope="module")
+def rows_model(digits_split):
+    X_train, _, y_train, _ = digits_split
+    clf = SRATClassifier(input_shape=(1, 8, 8), max_epochs=1, n_steps=1, epsilon=0.1,
+                         random_state=0, verbose=0)
+    return clf.fit(X_train.reshape(len(X_train), -1), y_train)
+
+
+def test_input_shape_takes_rows_and_samples_of_that_shape(rows_model, digits_split):
+    _, X_test, _, _ = digits_split
+    from_images = rows_model.predict_proba(X_test)
+    from_rows = rows_model.predict_proba(X_test.reshape(len(X_test), -1))
+    assert np.array_equal(from_images, from_rows)
+
+
+def test_shape_errors_speak_of_sample_shapes(rows_model, digits_split):
+    _, X_test, _, _ = digits_split
+    with pytest.raises(ValueError, match=r"samples of shape \(1, 4, 4\).*\(1, 8, 8\).*rows of "
+                                         r"64 values"):
+        rows_model.predict(X_test[:, :, :4, :4])
+
+
+def test_channels_last_images_get_a_warning(digits_split, fast_params):
+    X_train, _, y_train, _ = digits_split
+    nhwc = X_train.transpose(0, 2, 3, 1)  # (n, 8, 8, 1)
+    with pytest.warns(UserWarning, match="channels last"):
+        SRATClassifier(max_epochs=1, n_steps=1, epsilon=0.1, random_state=0,
+                       verbose=0).fit(nhwc, y_train)
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_sample_weight_is_refused_with_what_to_do(tabular, fast_params, method):
+    X, y = tabular
+    with pytest.raises(TypeError, match="sample_weight.*class_weight"):
+        getattr(SRATClassifier(**fast_params), method)(X, y, sample_weight=np.ones(len(y)))
+
+
+def test_predict_log_proba(tabular, fast_params):
+    X, y = tabular
+    clf = SRATClassifier(**fast_params).fit(X, y)
+    assert np.allclose(clf.predict_log_proba(X), np.log(clf.predict_proba(X)))
+
+
+def test_repr_shows_what_differs_from_the_defaults():
+    assert repr(SRATClassifier()) == "SRATClassifier()"
+    assert repr(SRATClassifier(epsilon=0.1, max_epochs=2, module__hidden_units=(16,))) == \
+        "SRATClassifier(epsilon=0.1, max_epochs=2, module__hidden_units=(16,))"
+
+
+def test_scorers_say_which_estimators_they_attack(tabular, fast_params):
+    X, y = tabular
+    wrapped = CalibratedClassifierCV(SRATClassifier(**fast_params), cv=2).fit(X, y)
+    with pytest.raises(TypeError, match="CalibratedClassifierCV.*score each SRATClassifier"):
+        robust_accuracy_score(wrapped, X, y)
+
+
+@pytest.fixture
+def binary_model(tabular, fast_params):
+    X, y = tabular
+    y = (y == 2).astype(np.int64)
+    return SRATClassifier(**fast_params).fit(X, y), X, y
+
+
+def test_binary_worst_case_names_only_the_attacks_that_ran(binary_model):
+    clf, X, y = binary_model
+    report = robust_report(clf, X, y, worst_case=True, n_steps=2, verbose=0)
+    assert "the worst case of PGD, APGD-CE: 2 iterations" in report.to_markdown()
+    assert report.to_dict()["settings"]["members"] == ["pgd", "apgd-ce"]
+
+
+def test_reports_show_labels_as_plain_values(binary_model):
+    clf, X, y = binary_model
+    report = robust_report(clf, X, y, n_steps=2, verbose=0).to_dict()
+    labels = report["classes"] + report["under_represented"]
+    assert labels and all(type(label) is int for label in labels)
+    assert "np." not in repr(report)
