@@ -8,6 +8,7 @@ import numpy as np
 from skorch.utils import is_dataset, to_numpy, to_tensor
 from tqdm.auto import tqdm
 
+from ._feature_threat import describe_features, radius
 from ._inputs import label_indices
 from ._validation import check_int
 from .attacks import DISPLAY_NAMES, attack_settings, check_attack
@@ -28,10 +29,10 @@ class AdversarialMixin:
         PGD alone also takes the training attack's steps (and, at the training
         radius, its step size); the other attacks keep their standard iterations.
         """
-        epsilon = self.epsilon if epsilon is None else epsilon
+        epsilon = radius(self.epsilon) if epsilon is None else epsilon
         if isinstance(attack, str) and attack == "pgd":
             n_steps = self.n_steps if n_steps is None else n_steps
-            if step_size is None and epsilon == self.epsilon and n_steps == self.n_steps:
+            if step_size is None and epsilon == radius(self.epsilon) and n_steps == self.n_steps:
                 step_size = self.step_size
         return dict(epsilon=epsilon, step_size=step_size, n_steps=n_steps,
                     norm=self.norm if norm is None else norm,
@@ -48,10 +49,13 @@ class AdversarialMixin:
         >>> clf.attack_settings("autoattack")["n_queries"]  # doctest: +SKIP
         5000
         """
-        return attack_settings(attack, **self._resolve_attack(
+        settings = attack_settings(attack, **self._resolve_attack(
             attack, epsilon=epsilon, step_size=step_size, n_steps=n_steps, norm=norm,
             random_start=random_start, n_restarts=n_restarts, n_queries=n_queries,
             n_targets=n_targets))
+        if getattr(self, "feature_threat_", None) is not None:
+            settings["features"] = describe_features(self)
+        return settings
 
     def generate_adversarial(self, X, y, *, attack="pgd", epsilon=None, step_size=None,
                              n_steps=None, norm=None, random_start=None, n_restarts=1,

@@ -13,6 +13,7 @@ import numbers
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 
 from ._bounds import check_bounds
+from ._feature_threat import check_epsilon
 from ._validation import finite, non_negative, positive, positive_int, validate_params
 from .attacks import NORMS
 from .losses import LOSSES, ReweightedLoss
@@ -27,13 +28,15 @@ PARAMETER_CONSTRAINTS = {
     "max_epochs": [positive_int()],
     "batch_size": [positive_int(), Options(numbers.Integral, {-1})],
     "lr": [positive()],
-    "epsilon": [non_negative()],
+    "epsilon": [non_negative(), "array-like"],
     "step_size": [positive(), None],
     "n_steps": [positive_int()],
     "norm": [StrOptions(set(NORMS))],
     "random_start": ["boolean"],
     "reuse_perturbations": ["boolean"],
     "bounds": [StrOptions({"auto"}), tuple, list, None],
+    "perturbable_features": ["array-like", None],
+    "epsilon_scale": [StrOptions({"std"}), None],
     "lambda_sep": [non_negative()],
     "temperature": [positive()],
     "separation_views": [StrOptions(set(SEPARATION_VIEWS))],
@@ -67,6 +70,7 @@ def check_params(estimator):
     params = {name: getattr(estimator, name) for name in PARAMETER_CONSTRAINTS}
     validate_params(PARAMETER_CONSTRAINTS, params, type(estimator).__name__)
     check_bounds(estimator.bounds)
+    check_epsilon(estimator.epsilon)
     check_class_weight(estimator.class_weight)
     resolve_reweight_epoch(estimator.reweight_epoch, estimator.max_epochs)  # warns past the end
     shape = estimator.input_shape

@@ -16,6 +16,7 @@ from skorch.callbacks import Callback
 from skorch.utils import to_tensor
 from torch.utils.data import Subset
 
+from ._feature_threat import radius
 from ._validation import check_int, check_option, check_real
 from .attacks import eval_mode
 
@@ -98,14 +99,14 @@ class CatastrophicOverfittingGuard(Callback):
         return self.batch_
 
     def _robust_accuracy(self, net, X, y):
-        X_adv = net._attack(X, y, n_steps=self.n_steps, step_size=2.5 * net.epsilon /
+        X_adv = net._attack(X, y, n_steps=self.n_steps, step_size=2.5 * radius(net.epsilon) /
                             self.n_steps, random_start=True)
         module = net._bare_module()
         with eval_mode(module), torch.no_grad():
             return float((module(X_adv).argmax(1) == y).float().mean())
 
     def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
-        if net.epsilon == 0:
+        if radius(net.epsilon) == 0:
             return
         X, y = self._check_batch(net, dataset_train, dataset_valid)
         score = self._robust_accuracy(net, X, y)

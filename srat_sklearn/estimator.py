@@ -26,6 +26,8 @@ from skorch.utils import is_dataset, to_numpy, to_tensor
 from . import _inputs, _params, weighting
 from ._adversarial import AdversarialMixin
 from ._bounds import BoundsOnDevice, infer_bounds, infer_bounds_from_batches
+from ._feature_threat import fit_threat, radius
+from ._persistence import PersistenceMixin
 from ._perturbations import PerturbationStore
 from ._precision import PrecisionMixin
 from ._seeding import epoch_seeded, seed_epoch
@@ -42,7 +44,7 @@ def _encoded_accuracy(net, X, y):
     return accuracy_score(to_numpy(y), net.predict_proba(X).argmax(axis=1))
 
 
-class SRATClassifier(AdversarialMixin, PrecisionMixin, NeuralNetClassifier):
+class SRATClassifier(AdversarialMixin, PrecisionMixin, PersistenceMixin, NeuralNetClassifier):
     """Separable Reweighted Adversarial Training (Wang et al., 2021) as an sklearn classifier.
 
     Each training batch is replaced by PGD adversarial examples; the loss is
@@ -61,8 +63,10 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, NeuralNetClassifier):
         builds :class:`~srat_sklearn.models.MLP` for 2-D input and
         :class:`~srat_sklearn.models.SmallCNN` for images, sized from the data
         at fit; their options are set with ``module__hidden_units=...`` etc.
-    epsilon : float, default=8/255
-        Radius of the training threat model, in the units of X.
+    epsilon : float or array-like of shape (n_features,), default=8/255
+        Radius of the training threat model, in the units of X (or of
+        ``epsilon_scale``); for 2-D X also one budget per feature. The user
+        guide's "Tabular data" states the threat model.
     step_size : float or None, default=None
         PGD step; ``None`` uses ``2.5 * epsilon / n_steps``.
     n_steps : int, default=10
@@ -79,6 +83,13 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, NeuralNetClassifier):
         Valid range of the inputs. ``"auto"``: the per-feature minimum and
         maximum of the training data for 2-D X, the global ones for images.
         ``None``: unbounded. Attacks widen it to contain each input.
+    perturbable_features : None or array-like, default=None
+        For 2-D X, the features an attack may change (a boolean mask,
+        indices, or the column names of a DataFrame); ``None``: all. No
+        attack, in training or evaluation, changes the others.
+    epsilon_scale : None or "std", default=None
+        For 2-D X, ``"std"`` measures epsilon in standard deviations of each
+        feature on the training data (``epsilon_scale_``).
     lambda_sep : float, default=1.0
         Weight of the feature separation loss.
     temperature : float, default=0.1
@@ -154,6 +165,9 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, NeuralNetClassifier):
         The data bounds of the attacks.
     sample_shape_ : tuple
         Shape of one sample as the module sees it.
+    perturbable_mask_, epsilon_scale_ : ndarray of shape (n_features,) or None
+        For 2-D X: the features attacks may change; the unit of epsilon per
+        feature (None: the units of X).
     perturbations_ : torch.Tensor of shape (n_training_samples, ...)
         With ``reuse_perturbations=True``: each training sample's latest
         perturbation, on the device; anew each ``fit``, continued by
@@ -174,7 +188,8 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, NeuralNetClassifier):
     def __init__(self, module=None, *args, criterion=ReweightedLoss, train_split=None,
                  classes=None, optimizer=torch.optim.Adam, lr=1e-3, max_epochs=30, batch_size=64,
                  epsilon=8 / 255, step_size=None, n_steps=10, norm="linf", random_start=True,
-                 reuse_perturbations=False, bounds="auto", lambda_sep=1.0, temperature=0.1,
+                 reuse_perturbations=False, bounds="auto", perturbable_features=None,
+                 epsilon_scale=None, lambda_sep=1.0, temperature=0.1,
                  separation_views="adversarial", class_weight="balanced", class_prior=None,
                  beta=0.9999, reweight_epoch=0.75, reweight_lr_factor=0.1, sampler=None,
                  loss="ce", focal_gamma=1.0, ldam_max_margin=0.5, ldam_scale=1.0,
@@ -192,6 +207,8 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, NeuralNetClassifier):
         self.random_start = random_start
         self.reuse_perturbations = reuse_perturbations
         self.bounds = bounds
+        self.perturbable_features = perturbable_features
+        self.epsilon_scale = epsilon_scale
         self.lambda_sep = lambda_sep
         self.temperature = temperature
         self.separation_views = separation_views
@@ -252,6 +269,7 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, NeuralNetClassifier):
                 self.classes_ = _inputs.learn_classes(np.arange(n_classes))
                 self.sample_shape_ = _inputs.dataset_sample_shape(X)
                 self.n_features_in_ = self.sample_shape_[0]
+                self._set_feature_threat(None)
                 self._set_bounds(infer_bounds_from_batches(
                     self.bounds, self.get_iterator(X, training=False)))
             _inputs.label_indices(labels, np.arange(len(self.classes_)),
@@ -262,6 +280,7 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, NeuralNetClassifier):
             self.classes_ = _inputs.learn_classes(y, self.classes)
             self.sample_shape_ = tuple(X.shape[1:])
             self._set_bounds(infer_bounds(self.bounds, X))
+            self._set_feature_threat(X)
         if isinstance(self.class_weight, dict):
             weighting.check_class_weight(self.class_weight, np.unique(y))
         return X, _inputs.label_indices(y, self.classes_)
@@ -270,11 +289,18 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, NeuralNetClassifier):
         self.bounds_ = bounds
         self.bounds_on_device_ = BoundsOnDevice(bounds)
 
+    def _set_feature_threat(self, X):
+        """The per-feature threat model of 2-D X (:mod:`srat_sklearn._feature_threat`)."""
+        names = getattr(self, "feature_names_in_", None)
+        self.perturbable_mask_, self.epsilon_scale_, self.feature_threat_ = \
+            fit_threat(self, X, names)
+
     def _set_attributes_without_data(self):
         self.classes_ = _inputs.learn_classes(self.classes)
         if self.input_shape is not None:
             # X may come as rows or as samples of this shape, so n_features_in_ stays unset.
             self.sample_shape_ = tuple(self.input_shape)
+            self._set_feature_threat(None)
         if isinstance(self.bounds, str):  # "auto" without data: attacks must say so
             self.bounds_, self.bounds_on_device_ = None, BoundsOnDevice(None, unknown=(
                 "bounds='auto' takes the data range at fit, but this classifier was initialised "
@@ -425,8 +451,8 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, NeuralNetClassifier):
         reuse = training and self.reuse_perturbations
         store = getattr(self, "perturbation_store_", None)
         if reuse and (store is None or store.n_samples != len(dataset)):
-            self.perturbation_store_ = PerturbationStore(len(dataset), self.epsilon, self.norm,
-                                                         self.random_start)
+            self.perturbation_store_ = PerturbationStore(len(dataset), radius(self.epsilon),
+                                                         self.norm, self.random_start)
         return make_loader(getattr(self, prefix), dataset, **kwargs, with_indices=reuse)
 
     # ------------------------------------------------------------------ the SRAT step
@@ -464,11 +490,13 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, NeuralNetClassifier):
     def _attack(self, X, y, *, attack="pgd", start=None, skip_misclassified=False, **settings):
         """Adversarial examples of a batch under the estimator's threat model."""
         X = self._memory_format(X)
+        run = partial(_run_attack, attack, y=y, skip_misclassified=skip_misclassified,
+                      **self._resolve_attack(attack, **settings))
+        bounds, threat = self.bounds_on_device_.like(X), getattr(self, "feature_threat_", None)
         with self._autocast():
-            return _run_attack(attack, self._bare_module(), X, y,
-                              bounds=self.bounds_on_device_.like(X), start=start,
-                              skip_misclassified=skip_misclassified,
-                              **self._resolve_attack(attack, **settings))
+            if threat is None:
+                return run(self._bare_module(), X, bounds=bounds, start=start)
+            return threat.attack(run, self._bare_module(), X, bounds, start)
 
     def train_step(self, batch, **fit_params):
         """Replace the batch by its adversarial examples, then take skorch's step on them.
@@ -479,7 +507,7 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, NeuralNetClassifier):
         rows = clean = None
         if self.reuse_perturbations:
             *batch, rows = batch  # make_loader(with_indices=True) appends them
-        if self.epsilon > 0:
+        if radius(self.epsilon) > 0:
             Xi, yi = unpack_data(batch)
             if not isinstance(Xi, (torch.Tensor, np.ndarray)):
                 raise TypeError("The attacks need each batch of X to be a single tensor; got "
@@ -558,36 +586,6 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, NeuralNetClassifier):
         """Predicted labels, of the same kind as the ``y`` given to fit."""
         indices = self.predict_proba(X).argmax(axis=1)  # validates and checks fitted first
         return self.classes_[indices]
-
-    def load_params(self, f_params=None, f_optimizer=None, f_criterion=None, f_history=None,
-                    checkpoint=None, **kwargs):
-        """Load parameters saved by ``save_params`` or a ``Checkpoint`` (see skorch).
-
-        The estimator must build the same module as the one that saved them (same
-        ``module`` and ``module__*``; same data shape, or ``classes`` and ``input_shape``):
-        ``SRATClassifier(classes=[...], input_shape=(1, 8, 8), bounds=(0.0, 1.0)).initialize()
-        .load_params(f_params="srat.pt")``.
-        """
-        try:
-            return super().load_params(f_params=f_params, f_optimizer=f_optimizer,
-                                       f_criterion=f_criterion, f_history=f_history,
-                                       checkpoint=checkpoint, **kwargs)
-        except RuntimeError as error:
-            if "state_dict" not in str(error):
-                raise
-            detail = " ".join(line.strip() for line in str(error).strip().splitlines()[:3])
-            raise ValueError(
-                f"The saved parameters do not fit this estimator's network "
-                f"({type(self.module_).__name__}): build it with the same module and "
-                f"module__* parameters, and for module=None the same classes and input "
-                f"shape, as the estimator that saved them. PyTorch says: {detail}") from error
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        # As large as the training inputs, on the device, and only a starting point.
-        state.pop("perturbation_store_", None)
-        state.pop("separation_", None)  # remade from the module on demand
-        return state
 
     def __repr__(self):
         changed = ", ".join(f"{k}={v!r}" for k, v in _params.changed_params(self).items())

@@ -14,6 +14,7 @@ from sklearn.datasets import load_breast_cancer, make_classification
 
 from srat_sklearn import SRATClassifier
 from srat_sklearn.cli import build_parser, main
+from srat_sklearn.cli._storage import load_model
 from srat_sklearn.datasets import load_digits_images
 
 
@@ -171,6 +172,20 @@ def test_train_on_npz_with_tabular_data(tmp_path, capsys):
     assert "| overall |" in capsys.readouterr().out
 
 
+def test_frozen_features_survive_saving_and_evaluating(tmp_path, capsys):
+    X, y = make_classification(n_samples=150, n_features=6, n_informative=4, n_classes=3,
+                               random_state=0)
+    np.savez(tmp_path / "data.npz", X=X, y=y)
+    main(["train", "--data", str(tmp_path / "data.npz"), "--max-epochs", "1", "--optimizer",
+          "adam", "--perturbable-features", "0,2", "--output", str(tmp_path / "out"),
+          "--no-progress", "--eval-steps", "3"])
+    assert "2 of 6 features perturbable" in capsys.readouterr().out
+    model, _ = load_model(tmp_path / "out")
+    assert np.flatnonzero(model[-1].perturbable_mask_).tolist() == [0, 2]
+    main(["evaluate", str(tmp_path / "out"), "--no-progress", "--eval-steps", "3"])
+    assert "2 of 6 features perturbable" in capsys.readouterr().out
+
+
 def test_train_on_cifar10_files(cifar_root, tmp_path, capsys):
     main(["train", "--data", "cifar10", "--data-root", str(cifar_root), "--imbalance", "none",
           "--max-epochs", "1", "--batch-size", "10", "--output", str(tmp_path / "out"),
@@ -187,6 +202,7 @@ def test_train_on_cifar10_files(cifar_root, tmp_path, capsys):
     (["train", "--data", "digits", "--method", "srat-ldam"], "--method"),
     (["train"], "--data"),
     (["evaluate"], "model"),
+    (["train", "--data", "digits", "--perturbable-features", "amount"], "feature indices"),
 ])
 def test_bad_train_and_evaluate_arguments(args, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -208,6 +224,8 @@ def test_bad_train_and_evaluate_arguments(args, message, capsys):
     (["evaluate", "{tmp}/taken/old.txt"], "is not a folder"),
     (["evaluate", "{tmp}/taken"], "No config.json"),
     (["train", "--data", "digits", "--under", "42"], "under_represented"),
+    (["train", "--data", "digits", "--perturbable-features", "0"], "applies to 2-D X"),
+    (["train", "--data", "breast-cancer", "--perturbable-features", "0,40"], "outside 0..29"),
     (["train", "--data", "digits", "--n-queries", "10"], "n_queries applies to square"),
     (["train", "--data", "digits", "--attack", "square", "--n-targets", "3"],
      "n_targets applies"),

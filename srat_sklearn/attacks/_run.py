@@ -270,6 +270,8 @@ def describe_attack(settings):
     parts.append(f"{restarts} restart" + ("s" if restarts > 1 else ""))
     norm = {"linf": "L-inf", "l2": "L2"}[settings["norm"]]
     line = f"{name}: {', '.join(parts)}; {norm}, epsilon {settings['epsilon']:g}"
+    if "features" in settings:
+        line += f" ({settings['features']})"
     if len(members) > 1:
         line += "; robust only if every attack fails"
     return line

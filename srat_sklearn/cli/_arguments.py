@@ -72,6 +72,14 @@ def _label_list(text):
     return [int(t) if t.lstrip("-").isdigit() else t for t in labels]
 
 
+def _feature_indices(text):
+    try:
+        return [int(t) for t in text.split(",") if t.strip()] or None
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated feature indices, got {text!r}") from None
+
+
 def _data_name(text):
     if text in DATA_SETS or text.endswith(".npz"):
         return text
@@ -146,6 +154,9 @@ def build_parser():
                             "digits, 8/255 for cifar10, svhn and .npz images, 0.25 for "
                             "standardised tabular data)")
     train.add_argument("--norm", choices=["linf", "l2"], default="linf", help="threat model")
+    train.add_argument("--perturbable-features", type=_feature_indices, default=None,
+                       help="tabular data: comma-separated indices of the features attacks may "
+                            "change, e.g. 0,3,4 (default: all)")
     train.add_argument("--n-steps", type=_positive_int, default=10, help="PGD steps in training")
     train.add_argument("--lambda-sep", type=_non_negative_float, default=1.0,
                        help="weight of the separation loss (srat only)")

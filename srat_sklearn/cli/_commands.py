@@ -103,7 +103,8 @@ def training_params(args, epsilon, device):
                   max_epochs=args.max_epochs, batch_size=args.batch_size, optimizer=optimizer,
                   lr=args.lr if args.lr is not None else {"sgd": 0.05, "adam": 1e-3}[
                       args.optimizer],
-                  device=device, random_state=args.seed, verbose=0, loss=args.loss)
+                  device=device, random_state=args.seed, verbose=0, loss=args.loss,
+                  perturbable_features=args.perturbable_features)
     if args.optimizer == "sgd":
         params.update(optimizer__momentum=0.9, optimizer__weight_decay=5e-4)
     params.update(PAPER_METHODS[CLI_METHODS[args.method]])  # nt sets epsilon=0

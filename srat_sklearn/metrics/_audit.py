@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
+from .._feature_threat import radius
 from .._validation import check_int, check_real
 from ._robust import attack_request, check_verbose, predict_under_attack, split_pipeline, transform
 
@@ -87,13 +88,21 @@ def _not_rising(scores, tolerance):
 
 
 def _box_diameter(classifier, X, norm):
-    """The radius that lets an attack reach every point of the data's box from any input."""
+    """The radius that lets an attack reach every point of the data's box from any input.
+
+    None when the classifier's threat model freezes features: no radius reaches every point.
+    """
     low, high = X.min(axis=0), X.max(axis=0)
     bounds = getattr(classifier, "bounds_", None)
     if bounds is not None:
         low = np.minimum(low, np.broadcast_to(bounds[0], low.shape))
         high = np.maximum(high, np.broadcast_to(bounds[1], high.shape))
     width = (high - low).astype(np.float64)
+    threat = getattr(classifier, "feature_threat_", None)
+    if threat is not None:  # its attacks measure the radius in units of each feature's budget
+        if threat.frozen.any():
+            return None
+        width = width / threat.profile
     return float(width.max() if norm == "linf" else np.sqrt((width ** 2).sum()))
 
 
@@ -109,7 +118,8 @@ def audit_robustness(estimator, X, y, *, epsilon=None, norm=None, n_steps=20, n_
     - robust accuracy does not rise with ``epsilon`` (4 radii up to it, APGD-CE)
       nor with the number of iterations (a quarter, half and all of ``n_steps``);
     - a radius that reaches every point of the data's box leaves at most
-      chance accuracy (the share of the most frequent class of ``y``);
+      chance accuracy (the share of the most frequent class of ``y``); not
+      when the classifier freezes features (``perturbable_features``);
     - PGD is at least as strong as FGSM, its first step;
     - ``n_restarts`` random restarts of APGD-CE do not raise robust accuracy;
     - AutoAttack's gradient members (APGD-CE, APGD-T, FAB-T) are at least as
@@ -148,7 +158,7 @@ def audit_robustness(estimator, X, y, *, epsilon=None, norm=None, n_steps=20, n_
     >>> audit.passed, print(audit.to_markdown())  # doctest: +SKIP
     """
     transformers, classifier = split_pipeline(estimator)
-    epsilon = classifier.epsilon if epsilon is None else epsilon
+    epsilon = radius(classifier.epsilon) if epsilon is None else epsilon
     norm = classifier.norm if norm is None else norm
     check_real(epsilon, "epsilon", min_val=0, include_boundaries="neither")
     check_int(n_steps, "n_steps", min_val=4)
@@ -210,12 +220,12 @@ def audit_robustness(estimator, X, y, *, epsilon=None, norm=None, n_steps=20, n_
             "more iterations left more samples robust: the attack is not converging")
 
     def whole_box():
-        radius = _box_diameter(classifier, X, norm)
+        diameter = _box_diameter(classifier, X, norm)
         chance = float(np.unique(y, return_counts=True)[1].max() / n)
-        score = accuracy(attack="apgd-ce", epsilon=radius, n_steps=n_steps)
+        score = accuracy(attack="apgd-ce", epsilon=diameter, n_steps=n_steps)
         ok = score <= chance + tolerance
         return AuditCheck(
-            "unbounded attack leaves at most chance", f"epsilon {radius:.3g}: "
+            "unbounded attack leaves at most chance", f"epsilon {diameter:.3g}: "
             f"{100 * score:.1f}% vs chance {100 * chance:.1f}%", ok,
             "an attacker who may move any input anywhere in the data's range wins" if ok else
             "an attacker who may move any input anywhere in the data's range still fails: "
@@ -257,7 +267,9 @@ def audit_robustness(estimator, X, y, *, epsilon=None, norm=None, n_steps=20, n_
             "attacks: the gradients are masked or obfuscated, so gradient-based robust "
             "accuracy overstates robustness")
 
-    steps = (deterministic, zero_radius, growing_radius, more_steps, whole_box, iterative,
+    # With frozen features no radius reaches every point of the box: that check cannot apply.
+    reach = (whole_box,) if _box_diameter(classifier, X, norm) is not None else ()
+    steps = (deterministic, zero_radius, growing_radius, more_steps, *reach, iterative,
              restarts, white_box)
     checks = []
     for step in tqdm(steps, desc="robustness audit", unit="check", disable=verbose == 0):

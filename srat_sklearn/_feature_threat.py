@@ -1,0 +1,234 @@
+"""The threat model of tabular data: which features an attacker may change, and how far each.
+
+``perturbable_features`` names the features that may move; the others stay exactly as they
+are in every attack, in training and in evaluation. ``epsilon`` (a scalar, or one value per
+feature) and ``epsilon_scale="std"`` give each feature its own budget: feature ``i`` may move
+by ``epsilon_i * scale_i``, where ``scale_i`` is its standard deviation on the training data
+(or 1). For the L2 norm the threat model is then the ellipsoid
+``sum_i (delta_i / (epsilon_i * scale_i)) ** 2 <= 1``.
+
+The attacks themselves know one radius only. :class:`FeatureThreat` runs them in scaled
+coordinates ``z = x / profile``, in which the budget is the ball of radius ``epsilon``
+(the largest per-feature value), on a model that takes ``z``; the frozen features get an
+empty box (the attacks keep to the box), no gradient, and their exact values back at the end.
+"""
+
+import warnings
+
+import numpy as np
+import torch
+
+#: Ratio of feature scales above which a single epsilon draws a warning.
+SCALE_RATIO_WARNING = 100.0
+
+
+def radius(epsilon):
+    """The one radius the attacks use: ``epsilon``, or its largest value per feature."""
+    values = np.asarray(epsilon, dtype=np.float64)
+    return float(values.max()) if values.size else 0.0
+
+
+def check_epsilon(epsilon):
+    """Validate an array-like ``epsilon``: 1-D, finite, non-negative (a scalar is checked apart)."""
+    values = np.asarray(epsilon)
+    if values.ndim == 0:
+        return
+    if values.ndim != 1 or values.size == 0 or not np.issubdtype(values.dtype, np.number) \
+            or values.dtype == bool:
+        raise ValueError(f"epsilon must be a number or a 1-D array of one number per feature; "
+                         f"got {epsilon!r}.")
+    if not np.all(np.isfinite(values)) or np.any(values < 0):
+        raise ValueError(f"epsilon per feature must be finite and >= 0; got {epsilon!r}.")
+
+
+def perturbable_mask(perturbable_features, n_features, feature_names=None):
+    """``perturbable_features`` as a boolean mask over the ``n_features`` features of X.
+
+    None is every feature; a boolean mask has one entry per feature; integers are
+    indices; strings are column names of the DataFrame given to fit.
+
+    Examples
+    --------
+    >>> perturbable_mask([0, 2], 4).tolist()
+    [True, False, True, False]
+    >>> perturbable_mask(["b"], 2, feature_names=["a", "b"]).tolist()
+    [False, True]
+    """
+    if perturbable_features is None:
+        return np.ones(n_features, dtype=bool)
+    given = np.asarray(perturbable_features)
+    if given.ndim != 1:
+        raise ValueError("perturbable_features must be None, a boolean mask, indices or column "
+                         f"names (1-D); got {perturbable_features!r}.")
+    if given.dtype == bool:
+        if len(given) != n_features:
+            raise ValueError(f"perturbable_features is a mask of {len(given)} entries, but X "
+                             f"has {n_features} features.")
+        return given.copy()
+    mask = np.zeros(n_features, dtype=bool)
+    if given.size == 0:
+        return mask
+    if given.dtype.kind in "US" or given.dtype == object:
+        if feature_names is None:
+            raise ValueError("perturbable_features names columns, but X has no column names: "
+                             "fit on a DataFrame, or give indices or a boolean mask.")
+        names = list(map(str, feature_names))
+        unknown = [str(name) for name in given if str(name) not in names]
+        if unknown:
+            raise ValueError(f"perturbable_features names columns that X does not have: "
+                             f"{unknown}; its columns are {names}.")
+        mask[[names.index(str(name)) for name in given]] = True
+        return mask
+    if given.dtype.kind not in "iu":
+        raise ValueError("perturbable_features must be None, a boolean mask, integer indices "
+                         f"or column names; got {perturbable_features!r}.")
+    if np.any(given < 0) or np.any(given >= n_features):
+        raise ValueError(f"perturbable_features has indices outside 0..{n_features - 1}: "
+                         f"{given[(given < 0) | (given >= n_features)].tolist()}.")
+    mask[given] = True
+    return mask
+
+
+def feature_scale(epsilon_scale, X):
+    """The unit of epsilon per feature: the training standard deviation, or None for 1."""
+    if epsilon_scale is None:
+        return None
+    return X.std(axis=0, dtype=np.float64).astype(np.float32)
+
+
+def warn_on_scales(X, mask, epsilon):
+    """Warn when one epsilon means very different budgets for the perturbable features."""
+    if radius(epsilon) == 0 or not mask.any():
+        return
+    std = X[:, mask].std(axis=0, dtype=np.float64)
+    std = std[std > 0]
+    if std.size > 1 and std.max() > SCALE_RATIO_WARNING * std.min():
+        warnings.warn(
+            f"The features of X differ in scale by a factor of {std.max() / std.min():.3g} "
+            f"(standard deviations from {std.min():.3g} to {std.max():.3g}): one epsilon "
+            f"({radius(epsilon):g}) is a very different budget per feature. Scale X (a "
+            "StandardScaler in a pipeline), or set epsilon_scale='std' to measure epsilon in "
+            "standard deviations of each feature.", UserWarning, stacklevel=4)
+
+
+def fit_threat(estimator, X, feature_names=None):
+    """``(perturbable_mask_, epsilon_scale_, threat)`` of a classifier for its samples.
+
+    ``X`` is the training data (None when there is none: then ``epsilon_scale`` cannot be
+    measured). Samples that are not rows (images) take only a scalar epsilon.
+    """
+    shape = tuple(estimator.sample_shape_)
+    per_feature = np.ndim(estimator.epsilon) > 0
+    if len(shape) != 1:
+        for name, used in (("perturbable_features", estimator.perturbable_features is not None),
+                           ("epsilon_scale", estimator.epsilon_scale is not None),
+                           ("epsilon per feature", per_feature)):
+            if used:
+                raise ValueError(f"{name} applies to 2-D X (rows of features); these samples "
+                                 f"have shape {shape}.")
+        return None, None, None
+    mask = perturbable_mask(estimator.perturbable_features, shape[0], feature_names)
+    if estimator.epsilon_scale is not None and X is None:
+        raise ValueError("epsilon_scale='std' is measured on the training data: fit the "
+                         "classifier rather than initialise it without data.")
+    scale = None if X is None else feature_scale(estimator.epsilon_scale, X)
+    if X is not None and scale is None and not per_feature:
+        warn_on_scales(X, mask, estimator.epsilon)
+    return mask, scale, FeatureThreat.from_params(estimator.epsilon, mask, scale)
+
+
+def describe_features(estimator):
+    """How a classifier's threat model treats the features, for reports.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> describe_features(SimpleNamespace(perturbable_mask_=np.array([True, False]),
+    ...                                   epsilon=0.5, epsilon_scale="std"))
+    '1 of 2 features perturbable; epsilon in standard deviations of each feature'
+    """
+    mask = estimator.perturbable_mask_
+    parts = [f"{int(mask.sum())} of {len(mask)} features perturbable"]
+    if np.ndim(estimator.epsilon):
+        parts.append("epsilon per feature (the radius is its largest value)")
+    if estimator.epsilon_scale == "std":
+        parts.append("epsilon in standard deviations of each feature")
+    return "; ".join(parts)
+
+
+class FeatureThreat:
+    """Per-feature budgets and frozen features, run as a change of coordinates.
+
+    Parameters
+    ----------
+    profile : ndarray of shape (n_features,)
+        Budget of each feature per unit of the attack's radius (1 for frozen features).
+    frozen : ndarray of bool, shape (n_features,)
+        Features that no attack changes.
+    """
+
+    def __init__(self, profile, frozen):
+        self.profile = np.asarray(profile, dtype=np.float32)
+        self.frozen = np.asarray(frozen, dtype=bool)
+        self._tensors = {}
+
+    @classmethod
+    def from_params(cls, epsilon, mask, scale):
+        """The threat of the estimator's parameters, or None when it is one radius for all.
+
+        ``mask`` is the perturbable mask, ``scale`` the unit per feature (or None).
+        """
+        n_features = len(mask)
+        values = np.asarray(epsilon, dtype=np.float64)
+        if values.ndim == 1 and len(values) != n_features:
+            raise ValueError(f"epsilon has {len(values)} values, but X has {n_features} "
+                             "features: give one per feature, or a number.")
+        largest = radius(values)
+        shape = (values / largest if values.ndim and largest > 0
+                 else np.ones(n_features))
+        if scale is not None:
+            shape = shape * scale
+        frozen = ~mask | (shape <= 0)
+        if not frozen.any() and np.all(shape == 1):
+            return None
+        return cls(np.where(frozen, 1.0, shape), frozen)
+
+    def _on(self, X):
+        key = (X.device, X.dtype)
+        if key not in self._tensors:
+            self._tensors[key] = (torch.as_tensor(self.profile, dtype=X.dtype, device=X.device),
+                                  torch.as_tensor(self.frozen, device=X.device))
+        return self._tensors[key]
+
+    def attack(self, run, model, X, bounds, start=None):
+        """``run(model_z, Z, bounds=..., start=...)`` in scaled coordinates, back in those of X.
+
+        ``bounds`` are the data bounds in the coordinates of X (None: unbounded).
+        """
+        profile, frozen = self._on(X)
+        if bounds is not None or self.frozen.any():
+            inf = torch.full_like(profile, float("inf"))
+            low, high = ((-inf, inf) if bounds is None else
+                         (torch.broadcast_to(b, profile.shape) / profile for b in bounds))
+            # An empty box (low > high) shrinks to the input itself in threat_box: frozen.
+            bounds = torch.where(frozen, inf, low), torch.where(frozen, -inf, high)
+        Z = X / profile
+        Z_adv = run(_ScaledInputs(model, profile, frozen), Z, bounds=bounds,
+                    start=None if start is None else start / profile)
+        # What did not move (frozen features, samples left alone) keeps its exact value.
+        return torch.where(frozen | (Z_adv == Z), X, Z_adv * profile)
+
+    def __getstate__(self):
+        return {"profile": self.profile, "frozen": self.frozen, "_tensors": {}}
+
+
+class _ScaledInputs(torch.nn.Module):
+    """``model`` on scaled coordinates ``z``; no gradient flows to the frozen features."""
+
+    def __init__(self, model, profile, frozen):
+        super().__init__()
+        self.model = model
+        self.profile, self.frozen = profile, frozen
+
+    def forward(self, z):
+        return self.model(torch.where(self.frozen, z.detach(), z) * self.profile)
