@@ -22,7 +22,7 @@ from .weighting import CLASS_WEIGHTS, SAMPLERS, check_class_weight, resolve_rewe
 
 MIXED_PRECISIONS = ("bf16",)
 #: Options of ReweightedLoss that the estimator's own parameters set.
-CRITERION_OPTIONS = ("loss", "focal_gamma", "ldam_max_margin", "ldam_scale")
+CRITERION_OPTIONS = ("loss", "focal_gamma", "ldam_max_margin", "ldam_scale", "bsl_tau")
 
 PARAMETER_CONSTRAINTS = {
     "max_epochs": [positive_int()],
@@ -51,6 +51,7 @@ PARAMETER_CONSTRAINTS = {
     "focal_gamma": [non_negative()],
     "ldam_max_margin": [non_negative()],
     "ldam_scale": [positive()],
+    "bsl_tau": [non_negative()],
     "feature_layer": [str, None],
     "input_shape": [tuple, list, None],
     "mixed_precision": [StrOptions(set(MIXED_PRECISIONS)), None],

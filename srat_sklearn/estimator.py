@@ -120,14 +120,13 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, PersistenceMixin, NeuralN
         ``"balanced"`` draws class-balanced training batches anew each epoch
         (:func:`~srat_sklearn.weighting.balanced_sampler`); usually with
         ``class_weight=None``.
-    loss : {"ce", "focal", "ldam"}, default="ce"
-        Classification loss; its options are the next three parameters.
-    focal_gamma : float, default=1.0
-        ``gamma`` of the focal loss.
-    ldam_max_margin : float, default=0.5
-        Margin of the rarest class in the LDAM loss.
-    ldam_scale : float, default=1.0
-        Scale ``s`` of the LDAM logits (30 suits cosine classifiers).
+    loss : {"ce", "focal", "ldam", "bsl"}, default="ce"
+        Classification loss; "bsl" is balanced softmax (AT-BSL's outer loss:
+        logits shifted by ``bsl_tau`` times the log class prior in training).
+    focal_gamma, ldam_max_margin, ldam_scale, bsl_tau : float
+        ``gamma`` of the focal loss (1.0); margin of the rarest class (0.5) and
+        logit scale (1.0; 30 suits cosine classifiers) of LDAM; strength of
+        the balanced-softmax shift (1.0). See :mod:`srat_sklearn.losses`.
     feature_layer : str or None, default=None
         Features of the separation loss: ``None`` is the input of the module's
         last ``nn.Linear``; a submodule name takes its flattened output.
@@ -192,7 +191,7 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, PersistenceMixin, NeuralN
                  epsilon_scale=None, lambda_sep=1.0, temperature=0.1,
                  separation_views="adversarial", class_weight="balanced", class_prior=None,
                  beta=0.9999, reweight_epoch=0.75, reweight_lr_factor=0.1, sampler=None,
-                 loss="ce", focal_gamma=1.0, ldam_max_margin=0.5, ldam_scale=1.0,
+                 loss="ce", focal_gamma=1.0, ldam_max_margin=0.5, ldam_scale=1.0, bsl_tau=1.0,
                  feature_layer=None, input_shape=None, mixed_precision=None,
                  channels_last=False, random_state=None, **kwargs):
         # skorch does not shuffle by default; SGD on sorted or grouped rows trains badly.
@@ -222,6 +221,7 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, PersistenceMixin, NeuralN
         self.focal_gamma = focal_gamma
         self.ldam_max_margin = ldam_max_margin
         self.ldam_scale = ldam_scale
+        self.bsl_tau = bsl_tau
         self.feature_layer = feature_layer
         self.input_shape = input_shape
         self.mixed_precision = mixed_precision
@@ -426,10 +426,10 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, PersistenceMixin, NeuralN
             self.class_prior, self.class_counts_, self.classes_, self.class_weight)
         self.class_weights_ = weighting.compute_class_weights(
             self.class_weight, counts, self.classes_, self.beta)
-        if self.loss == "ldam":
+        if self.loss in ("ldam", "bsl"):
             if np.any(counts == 0):
-                raise ValueError("loss='ldam' needs every class in the training split; classes "
-                                 f"{self.classes_[counts == 0].tolist()} have none.")
+                raise ValueError(f"loss={self.loss!r} needs every class in the training split; "
+                                 f"classes {self.classes_[counts == 0].tolist()} have none.")
             self.criterion_.set_class_counts(counts)
         return dataset_train, dataset_valid
 

@@ -22,11 +22,13 @@ __all__ = [
     "focal_loss",
     "ldam_margins",
     "ldam_loss",
+    "log_class_prior",
+    "balanced_softmax_loss",
     "supervised_contrastive_loss",
     "ReweightedLoss",
 ]
 
-LOSSES = ("ce", "focal", "ldam")
+LOSSES = ("ce", "focal", "ldam", "bsl")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -132,6 +134,50 @@ def ldam_margins(class_counts, max_margin=0.5):
     return torch.as_tensor(margins * (max_margin / margins.max()), dtype=torch.float32)
 
 
+def log_class_prior(class_counts):
+    """``log(n_c / n)``: the log class prior of the training counts, all positive.
+
+    Examples
+    --------
+    >>> log_class_prior([3, 1]).exp()
+    tensor([0.7500, 0.2500])
+    """
+    counts = np.asarray(class_counts, dtype=np.float64)
+    if counts.ndim != 1 or len(counts) == 0 or np.any(counts <= 0):
+        raise ValueError(f"class_counts must be positive counts, got {class_counts!r}.")
+    return torch.as_tensor(np.log(counts / counts.sum()), dtype=torch.float32)
+
+
+def balanced_softmax_loss(logits, target, log_prior, weight=None, tau=1.0):
+    """Balanced softmax (Ren et al., 2020), the outer loss of AT-BSL (Yue et al., 2024).
+
+    Cross-entropy on the logits shifted by ``tau`` times the log class prior:
+    training fits ``p(y | x)`` under the imbalanced training prior, so the raw
+    logits, which predictions use, answer for a balanced one (logit adjustment,
+    Menon et al., 2021). The attacks keep to plain cross-entropy on the raw logits.
+
+    Parameters
+    ----------
+    logits : torch.Tensor of shape (n, n_classes)
+    target : torch.Tensor of shape (n,)
+    log_prior : torch.Tensor of shape (n_classes,)
+        :func:`log_class_prior` of the training counts.
+    weight : torch.Tensor of shape (n_classes,) or None
+        Class weights, as in :func:`weighted_cross_entropy`.
+    tau : float, default=1.0
+        Strength of the adjustment; 0 is cross-entropy.
+
+    Examples
+    --------
+    >>> import torch
+    >>> logits, target = torch.zeros(2, 2), torch.tensor([0, 1])
+    >>> round(balanced_softmax_loss(logits, target, log_class_prior([3, 1])).item(), 4)
+    0.837
+    """
+    shifted = logits + tau * log_prior.to(dtype=logits.dtype)
+    return weighted_cross_entropy(shifted, target, weight)
+
+
 def ldam_loss(logits, target, margins, weight=None, scale=1.0):
     """LDAM loss (Cao et al., 2019): cross-entropy after subtracting the class margin.
 
@@ -221,10 +267,11 @@ class ReweightedLoss(nn.Module):
     ----------
     n_classes : int
         Number of classes; sizes the buffers.
-    loss : {"ce", "focal", "ldam"}, default="ce"
+    loss : {"ce", "focal", "ldam", "bsl"}, default="ce"
     focal_gamma : float, default=1.0
     ldam_max_margin : float, default=0.5
     ldam_scale : float, default=1.0
+    bsl_tau : float, default=1.0
 
     Examples
     --------
@@ -236,7 +283,7 @@ class ReweightedLoss(nn.Module):
     """
 
     def __init__(self, n_classes, loss="ce", focal_gamma=1.0, ldam_max_margin=0.5,
-                 ldam_scale=1.0):
+                 ldam_scale=1.0, bsl_tau=1.0):
         super().__init__()
         self.loss = check_option(loss, "loss", LOSSES)
         self.focal_gamma = check_real(focal_gamma, "focal_gamma", min_val=0)
@@ -244,7 +291,9 @@ class ReweightedLoss(nn.Module):
                                      include_boundaries="neither")
         self.ldam_max_margin = check_real(ldam_max_margin, "ldam_max_margin", min_val=0)
         self.register_buffer("weight", torch.ones(n_classes))
+        self.bsl_tau = check_real(bsl_tau, "bsl_tau", min_val=0)
         self.register_buffer("margins", torch.zeros(n_classes))
+        self.register_buffer("log_prior", torch.zeros(n_classes))
 
     def set_class_weights(self, weights):
         """Overwrite the class weights in place (no new tensor, no optimizer reset)."""
@@ -252,9 +301,12 @@ class ReweightedLoss(nn.Module):
             self.weight.copy_(torch.as_tensor(weights, dtype=self.weight.dtype))
 
     def set_class_counts(self, class_counts):
-        """Set the LDAM margins from the training class counts."""
+        """Set the LDAM margins or the balanced-softmax prior from the training class counts."""
         with torch.no_grad():
-            self.margins.copy_(ldam_margins(class_counts, self.ldam_max_margin))
+            if self.loss == "ldam":
+                self.margins.copy_(ldam_margins(class_counts, self.ldam_max_margin))
+            elif self.loss == "bsl":
+                self.log_prior.copy_(log_class_prior(class_counts))
 
     def forward(self, logits, target):
         target = target.long()
@@ -262,4 +314,7 @@ class ReweightedLoss(nn.Module):
             return focal_loss(logits, target, self.weight, self.focal_gamma)
         if self.loss == "ldam":
             return ldam_loss(logits, target, self.margins, self.weight, self.ldam_scale)
+        if self.loss == "bsl":
+            return balanced_softmax_loss(logits, target, self.log_prior, self.weight,
+                                         self.bsl_tau)
         return weighted_cross_entropy(logits, target, self.weight)

@@ -1,12 +1,15 @@
-"""The methods of the paper as SRATClassifier parameters, and the digits recipe.
+"""The methods of the paper and today's baselines as SRATClassifier parameters, and the
+digits recipe.
 
 >>> PAPER_METHODS["AT"]
 {'lambda_sep': 0.0, 'class_weight': None}
+>>> METHODS["AT-BSL"]
+{'lambda_sep': 0.0, 'class_weight': None, 'loss': 'bsl'}
 """
 
 import torch
 
-__all__ = ["PAPER_METHODS", "DIGITS_RECIPE"]
+__all__ = ["PAPER_METHODS", "BASELINES", "METHODS", "DIGITS_RECIPE"]
 
 #: Parameters that turn :class:`~srat_sklearn.SRATClassifier` into each method of
 #: Wang et al. (2021); the reweighting epoch of the deferred ones is the
@@ -20,6 +23,17 @@ PAPER_METHODS = {
     "SRAT-Focal": {"lambda_sep": 1.0, "class_weight": "balanced", "loss": "focal"},
     "SRAT-LDAM": {"lambda_sep": 1.0, "class_weight": "balanced", "loss": "ldam"},
 }
+
+#: Baselines after the paper: AT-BSL (Yue et al., CVPR 2024), PGD adversarial training with
+#: the balanced-softmax outer loss, and its combination with the separation loss. The
+#: balanced softmax corrects the imbalance itself, so neither reweights.
+BASELINES = {
+    "AT-BSL": {"lambda_sep": 0.0, "class_weight": None, "loss": "bsl"},
+    "SRAT-BSL": {"lambda_sep": 1.0, "class_weight": None, "loss": "bsl"},
+}
+
+#: Every method by name: :data:`PAPER_METHODS` and :data:`BASELINES`.
+METHODS = {**PAPER_METHODS, **BASELINES}
 
 #: The adversarial-training recipe of the digits images (1x8x8 in [0, 1],
 #: :func:`~srat_sklearn.datasets.load_imbalanced_digits`) that the demo, the examples, the

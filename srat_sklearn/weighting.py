@@ -246,13 +246,14 @@ def resolve_reweight_epoch(reweight_epoch, max_epochs):
         epoch = int(round(reweight_epoch * max_epochs))
     if epoch < 0:
         raise ValueError(f"reweight_epoch must be >= 0, got {reweight_epoch!r}.")
-    if epoch > max_epochs:
-        # Not an error: a fit resumed from a checkpoint, or continued with partial_fit,
-        # numbers its epochs after those already run.
+    if epoch >= max_epochs:
+        # Epochs run from 0 to max_epochs - 1. Not an error: a fit resumed from a checkpoint,
+        # or continued with partial_fit, numbers its epochs after those already run.
         warnings.warn(
-            f"reweight_epoch={reweight_epoch!r} is past max_epochs={max_epochs}: the class "
-            "weights stay off in this fit unless it continues a history (a checkpoint loaded "
-            "with LoadInitState, or partial_fit).", UserWarning, stacklevel=2)
+            f"reweight_epoch={reweight_epoch!r} is epoch {epoch}, but this fit's epochs are 0 to "
+            f"{max_epochs - 1} (max_epochs={max_epochs}): the class weights stay off in this "
+            "fit unless it continues a history (a checkpoint loaded with LoadInitState, or "
+            "partial_fit).", UserWarning, stacklevel=2)
     return epoch
 
 

@@ -172,6 +172,21 @@ def test_train_on_npz_with_tabular_data(tmp_path, capsys):
     assert "| overall |" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("method, loss, expected", [("at-bsl", None, "bsl"),
+                                                    ("srat-bsl", None, "bsl"),
+                                                    ("at", "bsl", "bsl"), ("at-bsl", "ce", "ce")])
+def test_methods_choose_their_loss_unless_told(tmp_path, method, loss, expected):
+    X, y = make_classification(n_samples=150, n_features=6, n_informative=4, n_classes=3,
+                               random_state=0)
+    np.savez(tmp_path / "data.npz", X=X, y=y)
+    main(["train", "--data", str(tmp_path / "data.npz"), "--method", method, "--max-epochs", "1",
+          "--optimizer", "adam", "--output", str(tmp_path / "out"), "--no-progress",
+          "--eval-steps", "2"] + ([] if loss is None else ["--loss", loss]))
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert config["estimator"]["loss"] == expected
+    assert config["estimator"]["lambda_sep"] == (1.0 if method.startswith("srat") else 0.0)
+
+
 def test_frozen_features_survive_saving_and_evaluating(tmp_path, capsys):
     X, y = make_classification(n_samples=150, n_features=6, n_informative=4, n_classes=3,
                                random_state=0)

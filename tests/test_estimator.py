@@ -251,6 +251,27 @@ def test_other_losses_train(tabular, fast_params, loss):
         assert margins[2] == pytest.approx(0.5) and margins[0] < margins[1] < margins[2]
 
 
+def test_balanced_softmax_trains_on_the_prior_and_predicts_from_raw_logits(tabular, fast_params):
+    X, y = tabular
+    clf = SRATClassifier(**{**fast_params, "max_epochs": 6, "batch_size": 64,
+                            "module__hidden_units": (128, 128)}, loss="bsl",
+                         class_weight=None).fit(X, y)
+    counts = np.bincount(y)
+    np.testing.assert_allclose(clf.criterion_.log_prior.numpy(), np.log(counts / counts.sum()),
+                               rtol=1e-5)
+    with torch.no_grad():
+        raw = torch.softmax(clf.module_(torch.as_tensor(X, dtype=torch.float32)), dim=1)
+    np.testing.assert_allclose(clf.predict_proba(X), raw.numpy(), rtol=1e-5, atol=1e-6)
+    assert clf.score(X, y) > 0.7
+
+
+def test_balanced_softmax_needs_every_class_in_training(tabular, fast_params):
+    X, y = tabular
+    with pytest.raises(ValueError, match="loss='bsl' needs every class"):
+        SRATClassifier(**fast_params, loss="bsl", class_weight=None,
+                       classes=[0, 1, 2, 3]).fit(X, y)
+
+
 def test_failed_set_params_leaves_the_estimator_unchanged():
     # skorch builds the callbacks inside set_params, after it has set the plain parameters.
     clf = SRATClassifier(lambda_sep=0.5, callbacks=-1.0)

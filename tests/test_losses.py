@@ -7,9 +7,11 @@ import torch
 
 from srat_sklearn.losses import (
     ReweightedLoss,
+    balanced_softmax_loss,
     focal_loss,
     ldam_loss,
     ldam_margins,
+    log_class_prior,
     supervised_contrastive_loss,
     weighted_cross_entropy,
 )
@@ -122,10 +124,30 @@ def test_supcon_lower_for_separated_classes():
     assert loss(separated, labels) < loss(mixed, labels)
 
 
-@pytest.mark.parametrize("loss", ["ce", "focal", "ldam"])
+@pytest.mark.parametrize("tau", [0.0, 0.5, 1.0])
+def test_balanced_softmax_by_hand(tau):
+    # -log(n_y^tau e^{z_y} / sum_j n_j^tau e^{z_j}), weighted by w_y and averaged (Ren et al.).
+    counts, weight = [100, 10, 1], [0.5, 1.0, 1.5]
+    expected = sum(
+        weight[y] * -math.log(counts[y] ** tau * math.exp(z[y])
+                              / sum(n ** tau * math.exp(v) for n, v in zip(counts, z)))
+        for z, y in zip(LOGITS, TARGET)) / len(TARGET)
+    got = balanced_softmax_loss(torch.tensor(LOGITS), torch.tensor(TARGET),
+                                log_class_prior(counts), torch.tensor(weight), tau)
+    assert got.item() == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("counts", [[0, 3], [], [[1, 2]]])
+def test_log_class_prior_rejects_bad_counts(counts):
+    with pytest.raises(ValueError, match="positive counts"):
+        log_class_prior(counts)
+
+
+@pytest.mark.parametrize("loss", ["ce", "focal", "ldam", "bsl"])
 def test_reweighted_loss_matches_functions(loss):
     logits, target = torch.tensor(LOGITS), torch.tensor(TARGET)
-    criterion = ReweightedLoss(3, loss=loss, focal_gamma=2.0, ldam_max_margin=0.3, ldam_scale=2.0)
+    criterion = ReweightedLoss(3, loss=loss, focal_gamma=2.0, ldam_max_margin=0.3, ldam_scale=2.0,
+                               bsl_tau=0.5)
     criterion.set_class_weights([0.5, 1.0, 1.5])
     criterion.set_class_counts([100, 10, 1])
     weight = torch.tensor([0.5, 1.0, 1.5])
@@ -133,6 +155,8 @@ def test_reweighted_loss_matches_functions(loss):
         "ce": weighted_cross_entropy(logits, target, weight),
         "focal": focal_loss(logits, target, weight, 2.0),
         "ldam": ldam_loss(logits, target, ldam_margins([100, 10, 1], 0.3), weight, 2.0),
+        "bsl": balanced_softmax_loss(logits, target, log_class_prior([100, 10, 1]), weight,
+                                     0.5),
     }[loss]
     assert criterion(logits, target).item() == pytest.approx(expected.item(), rel=1e-6)
 
@@ -150,6 +174,7 @@ def test_set_class_weights_is_in_place():
     (dict(loss="hinge"), "loss"),
     (dict(focal_gamma=-1.0), "focal_gamma"),
     (dict(ldam_scale=0.0), "ldam_scale"),
+    (dict(bsl_tau=-1.0), "bsl_tau"),
 ])
 def test_reweighted_loss_bad_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):

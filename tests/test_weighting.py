@@ -60,10 +60,12 @@ def test_resolve_reweight_epoch_rejects(value, error):
         resolve_reweight_epoch(value, 10)
 
 
-def test_reweight_epoch_past_max_epochs_warns():
-    # Allowed for a fit that continues a loaded history, but usually a mistake.
+@pytest.mark.parametrize("value, max_epochs, epoch", [(11, 10, 11), (10, 10, 10), (0.75, 2, 2)])
+def test_reweight_epoch_at_or_past_the_last_epoch_warns(value, max_epochs, epoch):
+    # Allowed for a fit that continues a loaded history, but usually a mistake; a fraction
+    # that rounds to max_epochs (0.75 of 2 epochs) would never switch the weights on.
     with pytest.warns(UserWarning, match="stay off"):
-        assert resolve_reweight_epoch(11, 10) == 11
+        assert resolve_reweight_epoch(value, max_epochs) == epoch
 
 
 class Recorder(Callback):

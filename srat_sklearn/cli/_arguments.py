@@ -6,7 +6,8 @@ from .. import __version__
 
 #: srat_sklearn.attacks.ATTACKS, spelled out: --help must not import torch (a test checks).
 ATTACKS = ("pgd", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square", "autoattack")
-CLI_METHODS = {"nt": "NT", "at": "AT", "at-rw": "AT-RW", "at-drw": "AT-DRW", "srat": "SRAT-CE"}
+CLI_METHODS = {"nt": "NT", "at": "AT", "at-rw": "AT-RW", "at-drw": "AT-DRW", "srat": "SRAT-CE",
+               "at-bsl": "AT-BSL", "srat-bsl": "SRAT-BSL"}
 DATA_SETS = ("digits", "breast-cancer", "cifar10", "svhn")
 
 
@@ -139,9 +140,12 @@ def build_parser():
     train.add_argument("--method", choices=sorted(CLI_METHODS), default="srat",
                        help="nt: natural training; at: PGD adversarial training; at-rw: with "
                             "class weights from the start; at-drw: class weights from "
-                            "--reweight-epoch; srat: at-drw plus the separation loss")
-    train.add_argument("--loss", choices=["ce", "focal", "ldam"], default="ce",
-                       help="classification loss")
+                            "--reweight-epoch; srat: at-drw plus the separation loss; at-bsl: "
+                            "PGD adversarial training with the balanced-softmax loss (Yue et "
+                            "al., 2024); srat-bsl: at-bsl plus the separation loss")
+    train.add_argument("--loss", choices=["ce", "focal", "ldam", "bsl"], default=None,
+                       help="classification loss (default: bsl for at-bsl and srat-bsl, else "
+                            "ce)")
     train.add_argument("--imbalance", type=_imbalance, default="step:10",
                        help="imbalance made on the training split: step:R (the classes of "
                             "--under keep 1/R of the largest class), exp:R (class c keeps "

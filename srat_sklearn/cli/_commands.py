@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from ..datasets import DIGITS_UNDER_REPRESENTED, load_imbalanced_digits
 from ..estimator import SRATClassifier
-from ..methods import DIGITS_RECIPE, PAPER_METHODS
+from ..methods import DIGITS_RECIPE, METHODS, PAPER_METHODS
 from ..metrics import audit_robustness, robust_report
 from ..plotting import plot_per_class_accuracy
 from ..report import summary_table, write_report
@@ -103,14 +103,15 @@ def training_params(args, epsilon, device):
                   max_epochs=args.max_epochs, batch_size=args.batch_size, optimizer=optimizer,
                   lr=args.lr if args.lr is not None else {"sgd": 0.05, "adam": 1e-3}[
                       args.optimizer],
-                  device=device, random_state=args.seed, verbose=0, loss=args.loss,
+                  device=device, random_state=args.seed, verbose=0, loss="ce",
                   perturbable_features=args.perturbable_features)
     if args.optimizer == "sgd":
         params.update(optimizer__momentum=0.9, optimizer__weight_decay=5e-4)
-    params.update(PAPER_METHODS[CLI_METHODS[args.method]])  # nt sets epsilon=0
+    params.update(METHODS[CLI_METHODS[args.method]])  # nt sets epsilon=0
     if params["lambda_sep"] > 0:
         params["lambda_sep"] = args.lambda_sep
-    params["loss"] = args.loss
+    if args.loss is not None:
+        params["loss"] = args.loss
     return params
 
 
