@@ -108,6 +108,13 @@ def focal_loss(logits, target, weight=None, gamma=1.0):
     return ((1 - p) ** gamma * ce).mean()
 
 
+def _positive_counts(class_counts):
+    counts = np.asarray(class_counts, dtype=np.float64)
+    if counts.ndim != 1 or len(counts) == 0 or np.any(counts <= 0):
+        raise ValueError(f"class_counts must be positive counts, got {class_counts!r}.")
+    return counts
+
+
 def ldam_margins(class_counts, max_margin=0.5):
     """Label-distribution-aware margins ``m_c ∝ n_c ** (-1/4)``, the largest ``max_margin``.
 
@@ -127,9 +134,7 @@ def ldam_margins(class_counts, max_margin=0.5):
     >>> ldam_margins([16, 1], max_margin=0.5)
     tensor([0.2500, 0.5000])
     """
-    counts = np.asarray(class_counts, dtype=np.float64)
-    if counts.ndim != 1 or len(counts) == 0 or np.any(counts <= 0):
-        raise ValueError(f"class_counts must be positive counts, got {class_counts!r}.")
+    counts = _positive_counts(class_counts)
     margins = counts ** -0.25
     return torch.as_tensor(margins * (max_margin / margins.max()), dtype=torch.float32)
 
@@ -142,9 +147,7 @@ def log_class_prior(class_counts):
     >>> log_class_prior([3, 1]).exp()
     tensor([0.7500, 0.2500])
     """
-    counts = np.asarray(class_counts, dtype=np.float64)
-    if counts.ndim != 1 or len(counts) == 0 or np.any(counts <= 0):
-        raise ValueError(f"class_counts must be positive counts, got {class_counts!r}.")
+    counts = _positive_counts(class_counts)
     return torch.as_tensor(np.log(counts / counts.sum()), dtype=torch.float32)
 
 

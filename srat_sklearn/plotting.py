@@ -92,11 +92,12 @@ def plot_per_class_accuracy(report, ax=None):
     ax = _axes(ax, (1.5 + 0.6 * len(report.classes), 4))
     x = np.arange(len(report.classes))
     under = {str(c) for c in report.under_represented}
-    hatches = ["//" if str(c) in under else "" for c in report.classes]
-    for i in np.flatnonzero(hatches):
+    rare = np.array([str(c) in under for c in report.classes], dtype=bool)
+    hatches = np.where(rare, "//", "")
+    for n, i in enumerate(np.flatnonzero(rare)):
         # Shaded, so that the group shows where the bars are at 0 % too.
         ax.axvspan(i - 0.5, i + 0.5, color="0.92", zorder=0,
-                   label="under-represented" if i == np.flatnonzero(hatches)[0] else None)
+                   label="under-represented" if n == 0 else None)
     for offset, values, label, color in ((-0.2, report.clean, "clean", "tab:blue"),
                                          (0.2, report.robust, "robust", "tab:orange")):
         bars = ax.bar(x + offset, 100 * np.asarray(values), 0.4, label=label, color=color)

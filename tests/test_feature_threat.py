@@ -120,6 +120,16 @@ def test_epsilon_scale_measures_epsilon_in_standard_deviations(tabular, fast_par
     assert (np.abs(delta_again).max(axis=0) <= 0.25 * clf.epsilon_scale_ * (1 + 1e-4)).all()
 
 
+def test_epsilon_scale_freezes_a_constant_feature(tabular, fast_params):
+    X, y = tabular
+    X = X.copy()
+    X[:, 3] = 7.0
+    clf = SRATClassifier(**{**fast_params, "bounds": None}, epsilon_scale="std").fit(X, y)
+    X_test = X + np.random.default_rng(0).normal(size=X.shape)  # column 3 varies at test time
+    delta = clf.generate_adversarial(X_test, y, epsilon=0.5) - X_test.astype(np.float32)
+    assert (delta[:, 3] == 0).all() and np.abs(delta).max() > 0.1
+
+
 def test_one_epsilon_over_scales_far_apart_warns_once(tabular, fast_params):
     X, y = tabular
     X = X * np.logspace(-2, 2, X.shape[1])

@@ -219,8 +219,9 @@ def audit_robustness(estimator, X, y, *, epsilon=None, norm=None, n_steps=20, n_
             "longer attacks never help the model" if ok else
             "more iterations left more samples robust: the attack is not converging")
 
+    diameter = _box_diameter(classifier, X, norm)
+
     def whole_box():
-        diameter = _box_diameter(classifier, X, norm)
         chance = float(np.unique(y, return_counts=True)[1].max() / n)
         score = accuracy(attack="apgd-ce", epsilon=diameter, n_steps=n_steps)
         ok = score <= chance + tolerance
@@ -268,7 +269,7 @@ def audit_robustness(estimator, X, y, *, epsilon=None, norm=None, n_steps=20, n_
             "accuracy overstates robustness")
 
     # With frozen features no radius reaches every point of the box: that check cannot apply.
-    reach = (whole_box,) if _box_diameter(classifier, X, norm) is not None else ()
+    reach = (whole_box,) if diameter is not None else ()
     steps = (deterministic, zero_radius, growing_radius, more_steps, *reach, iterative,
              restarts, white_box)
     checks = []
