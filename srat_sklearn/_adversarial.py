@@ -1,17 +1,22 @@
 """Adversarial examples of a fitted classifier: ``generate_adversarial`` and ``attack_settings``.
 
 A mixin of :class:`~srat_sklearn.SRATClassifier`. It resolves an evaluation attack against
-the classifier's own threat model and runs it batch by batch on the validated, shaped X.
+the classifier's own threat model and runs it on the validated, shaped X, each member of an
+ensemble on all the samples still standing.
 """
 
+from functools import partial
+
 import numpy as np
+import torch
 from skorch.utils import is_dataset, to_numpy, to_tensor
 from tqdm.auto import tqdm
 
-from ._feature_threat import describe_features, radius
+from ._feature_threat import describe_features, evaluation_threat, radius
 from ._inputs import label_indices
 from ._validation import check_int
 from .attacks import DISPLAY_NAMES, attack_settings, check_attack
+from .attacks._run import _run_attack
 
 #: Samples attacked together in an evaluation, unless given: AutoAttack's 250.
 EVALUATION_BATCH_SIZE = 250
@@ -39,9 +44,28 @@ class AdversarialMixin:
                     random_start=self.random_start if random_start is None else random_start,
                     n_restarts=n_restarts, n_queries=n_queries, n_targets=n_targets)
 
+    def _attack(self, X, y, *, attack="pgd", start=None, skip_misclassified=False,
+                batch_size=None, after_member=None, threat=None, **settings):
+        """Adversarial examples of a batch under the threat model.
+
+        ``settings`` are the attack's (None: the estimator's); ``threat`` a
+        :class:`~srat_sklearn._feature_threat.FeatureThreat` that replaces the
+        fitted one (an evaluation's own features and budgets).
+        """
+        X = self._memory_format(X)
+        run = partial(_run_attack, attack, y=y, skip_misclassified=skip_misclassified,
+                      batch_size=batch_size, after_member=after_member,
+                      **self._resolve_attack(attack, **settings))
+        bounds = self.bounds_on_device_.like(X)
+        threat = getattr(self, "feature_threat_", None) if threat is None else threat
+        with self._autocast():
+            if threat is None:
+                return run(self._bare_module(), X, bounds=bounds, start=start)
+            return threat.attack(run, self._bare_module(), X, bounds, start)
+
     def attack_settings(self, attack="pgd", *, epsilon=None, step_size=None, n_steps=None,
                         norm=None, random_start=None, n_restarts=1, n_queries=None,
-                        n_targets=None):
+                        n_targets=None, perturbable_features=None):
         """The settings :meth:`generate_adversarial` attacks with, resolved, as reports state them.
 
         Examples
@@ -49,17 +73,23 @@ class AdversarialMixin:
         >>> clf.attack_settings("autoattack")["n_queries"]  # doctest: +SKIP
         5000
         """
+        epsilon_radius, threat = evaluation_threat(self, epsilon, perturbable_features)
         settings = attack_settings(attack, **self._resolve_attack(
-            attack, epsilon=epsilon, step_size=step_size, n_steps=n_steps, norm=norm,
+            attack, epsilon=epsilon_radius, step_size=step_size, n_steps=n_steps, norm=norm,
             random_start=random_start, n_restarts=n_restarts, n_queries=n_queries,
             n_targets=n_targets))
-        if getattr(self, "feature_threat_", None) is not None:
+        if "n_targets" in settings:  # the targets there are, as the attacks cap them
+            settings["n_targets"] = min(settings["n_targets"], len(self.classes_) - 1)
+        if threat is not None:
+            settings["features"] = describe_features(self, epsilon, ~threat.frozen)
+        elif getattr(self, "feature_threat_", None) is not None:
             settings["features"] = describe_features(self)
         return settings
 
     def generate_adversarial(self, X, y, *, attack="pgd", epsilon=None, step_size=None,
                              n_steps=None, norm=None, random_start=None, n_restarts=1,
-                             n_queries=None, n_targets=None, batch_size=None, verbose=0):
+                             n_queries=None, n_targets=None, perturbable_features=None,
+                             batch_size=None, verbose=0):
         """Adversarial examples of ``X`` against this fitted classifier.
 
         Parameters default to the estimator's own threat model. PGD takes the
@@ -79,13 +109,21 @@ class AdversarialMixin:
             "apgd-dlr" needs 3 or more classes.
         epsilon, step_size, n_steps, norm, random_start, n_restarts, n_queries, n_targets
             The attack's settings, as in :func:`srat_sklearn.attacks.run_attack`.
+            For 2-D X, ``epsilon`` may hold one value per feature, in the units
+            of the classifier's ``epsilon_scale``.
+        perturbable_features : mask, indices or column names, or None
+            For 2-D X: the features this evaluation may change, in place of
+            the classifier's ``perturbable_features`` (None keeps those).
         batch_size : int or None, default=None
-            Samples attacked together; ``None``: 250, as AutoAttack evaluates.
-            Larger batches run the attacks' many iterations faster; lower it
-            when the device runs out of memory.
+            The most samples attacked together; ``None``: 250, as AutoAttack
+            evaluates. Each attack of an ensemble runs on all the samples
+            still standing, in parts of nearly equal size. Larger batches run
+            the attacks' many iterations faster; lower it when the device runs
+            out of memory.
         verbose : int, default=0
-            1 shows a progress bar over the batches for the long attacks
-            (ensembles, APGD-T, FAB-T, Square); 2 for every attack.
+            1 shows a progress bar over the attacks of the long evaluations
+            (ensembles, APGD-T, FAB-T, Square) with the samples still robust;
+            2 for every attack.
 
         Returns
         -------
@@ -109,6 +147,7 @@ class AdversarialMixin:
                              f"for {len(X_valid)} rows.")
         y_index = label_indices(y, self.classes_,
                                 what="y holds labels the classifier was not fitted on")
+        epsilon, threat = evaluation_threat(self, epsilon, perturbable_features)
         requested = dict(epsilon=epsilon, step_size=step_size, n_steps=n_steps, norm=norm,
                          random_start=random_start, n_restarts=n_restarts, n_queries=n_queries,
                          n_targets=n_targets)
@@ -123,15 +162,26 @@ class AdversarialMixin:
         long = len(members) > 1 or bool(_LONG & set(members))
         name = ("AutoAttack" if isinstance(attack, str) and attack == "autoattack"
                 else " + ".join(DISPLAY_NAMES[m] for m in members))
-        iterator = self.get_iterator(self.get_dataset(X_valid, y_index), training=False,
-                                     batch_size=batch_size or EVALUATION_BATCH_SIZE)
-        adversarial = []
-        with self._seeded(), tqdm(total=len(iterator), desc=name, unit="batch",
+        loader = self.get_iterator(self.get_dataset(X_valid, y_index), training=False,
+                                   batch_size=batch_size or EVALUATION_BATCH_SIZE)
+        # All the samples (this process's share of them) in one tensor, so that each member
+        # of an ensemble runs on every sample still standing, in full batches, as AutoAttack
+        # does: the later members see few samples, and many small batches cost far more.
+        batches = [(to_tensor(Xi, device=self.device), to_tensor(yi, device=self.device))
+                   for Xi, yi in loader]
+        X_all, y_all = (torch.cat(parts) for parts in zip(*batches))
+        with self._seeded(), tqdm(total=len(members), desc=name, unit="attack",
                                   disable=not (verbose >= 2 or (verbose == 1 and long))) as bar:
-            for Xi, yi in iterator:
-                adv = self._attack(to_tensor(Xi, device=self.device),
-                                   to_tensor(yi, device=self.device), attack=attack,
-                                   skip_misclassified=True, **requested)
-                adversarial.append(to_numpy(self._gather_batch(adv)))
+            def after_member(i, standing):
+                bar.set_postfix_str(f"{int(standing.sum())} of {len(standing)} robust")
                 bar.update()
+
+            adv = self._attack(X_all, y_all, attack=attack, skip_misclassified=True,
+                               batch_size=batch_size or EVALUATION_BATCH_SIZE,
+                               after_member=after_member, threat=threat, **requested)
+        # Gathered batch by batch in a second pass: a data-parallel loader knows which of the
+        # last batch's samples are padding only while it is being iterated.
+        sizes = [len(yi) for _, yi in batches]
+        adversarial = [to_numpy(self._gather_batch(part))
+                       for _, part in zip(loader, adv.split(sizes))]
         return np.concatenate(adversarial).reshape(X_shape).astype(np.float32, copy=False)

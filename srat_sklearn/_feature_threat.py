@@ -122,6 +122,7 @@ def fit_threat(estimator, X, feature_names=None):
     if len(shape) != 1:
         for name, used in (("perturbable_features", estimator.perturbable_features is not None),
                            ("epsilon_scale", estimator.epsilon_scale is not None),
+                           ("integer_features", estimator.integer_features is not None),
                            ("epsilon per feature", per_feature)):
             if used:
                 raise ValueError(f"{name} applies to 2-D X (rows of features); these samples "
@@ -134,11 +135,59 @@ def fit_threat(estimator, X, feature_names=None):
     scale = None if X is None else feature_scale(estimator.epsilon_scale, X)
     if X is not None and scale is None and not per_feature:
         warn_on_scales(X, mask, estimator.epsilon)
-    return mask, scale, FeatureThreat.from_params(estimator.epsilon, mask, scale)
+    integer = integer_mask(estimator.integer_features, shape[0], feature_names, X)
+    return mask, scale, FeatureThreat.from_params(estimator.epsilon, mask, scale, integer)
 
 
-def describe_features(estimator):
+def integer_mask(integer_features, n_features, feature_names=None, X=None):
+    """``integer_features`` as a mask (None: no feature); its training values must be whole."""
+    if integer_features is None:
+        return np.zeros(n_features, dtype=bool)
+    mask = perturbable_mask(integer_features, n_features, feature_names)
+    if X is not None and mask.any():
+        values = X[:, mask]
+        broken = np.flatnonzero(np.any(values != np.round(values), axis=0))
+        if broken.size:
+            names = np.asarray(feature_names if feature_names is not None
+                               else np.arange(n_features)).astype(str)[mask][broken]
+            raise ValueError(f"integer_features {names.tolist()} hold values that are not whole "
+                             "numbers in the training data; a scaler in front of the "
+                             "classifier changes them (name the integer columns of unscaled X).")
+    return mask
+
+
+def evaluation_threat(estimator, epsilon, perturbable_features):
+    """``(radius, threat)`` of one evaluation of a fitted classifier.
+
+    ``threat`` is None when the evaluation keeps the classifier's own features
+    and budget shape (no ``perturbable_features``, a scalar or no
+    ``epsilon``); else a :class:`FeatureThreat` of the given features (None:
+    the classifier's) and per-feature budgets (None: the classifier's), in the
+    classifier's units (its ``epsilon_scale_`` applies).
+    """
+    if perturbable_features is None and np.ndim(epsilon) == 0:
+        return epsilon, None
+    fitted_mask = getattr(estimator, "perturbable_mask_", None)
+    if fitted_mask is None:
+        raise ValueError(f"perturbable_features and epsilon per feature apply to 2-D X (rows of "
+                         f"features); this classifier's samples have shape "
+                         f"{tuple(estimator.sample_shape_)}.")
+    check_epsilon(epsilon)
+    mask = fitted_mask if perturbable_features is None else perturbable_mask(
+        perturbable_features, len(fitted_mask), getattr(estimator, "feature_names_in_", None))
+    values = estimator.epsilon if epsilon is None else epsilon
+    fitted = getattr(estimator, "feature_threat_", None)
+    threat = FeatureThreat.from_params(values, mask, estimator.epsilon_scale_,
+                                       None if fitted is None else fitted.integer)
+    if threat is None:  # all features, one radius: still this evaluation's, not the fitted one
+        threat = FeatureThreat(np.ones(len(mask)), np.zeros(len(mask), dtype=bool))
+    return radius(values), threat
+
+
+def describe_features(estimator, epsilon=None, mask=None):
     """How a classifier's threat model treats the features, for reports.
+
+    ``epsilon`` and ``mask`` replace the classifier's for an evaluation's own.
 
     Examples
     --------
@@ -147,9 +196,10 @@ def describe_features(estimator):
     ...                                   epsilon=0.5, epsilon_scale="std"))
     '1 of 2 features perturbable; epsilon in standard deviations of each feature'
     """
-    mask = estimator.perturbable_mask_
+    mask = estimator.perturbable_mask_ if mask is None else mask
+    epsilon = estimator.epsilon if epsilon is None else epsilon
     parts = [f"{int(mask.sum())} of {len(mask)} features perturbable"]
-    if np.ndim(estimator.epsilon):
+    if np.ndim(epsilon):
         parts.append("epsilon per feature (the radius is its largest value)")
     if estimator.epsilon_scale == "std":
         parts.append("epsilon in standard deviations of each feature")
@@ -165,18 +215,25 @@ class FeatureThreat:
         Budget of each feature per unit of the attack's radius (1 for frozen features).
     frozen : ndarray of bool, shape (n_features,)
         Features that no attack changes.
+    integer : ndarray of bool, shape (n_features,), optional
+        Features that move by whole units only: after the attack their
+        perturbation is truncated towards zero, which keeps every row inside
+        the threat model and the bounds.
     """
 
-    def __init__(self, profile, frozen):
+    def __init__(self, profile, frozen, integer=None):
         self.profile = np.asarray(profile, dtype=np.float32)
         self.frozen = np.asarray(frozen, dtype=bool)
+        self.integer = (np.zeros_like(self.frozen) if integer is None
+                        else np.asarray(integer, dtype=bool))
         self._tensors = {}
 
     @classmethod
-    def from_params(cls, epsilon, mask, scale):
+    def from_params(cls, epsilon, mask, scale, integer=None):
         """The threat of the estimator's parameters, or None when it is one radius for all.
 
-        ``mask`` is the perturbable mask, ``scale`` the unit per feature (or None).
+        ``mask`` is the perturbable mask, ``scale`` the unit per feature (or None),
+        ``integer`` the mask of the features that move by whole units only (or None).
         """
         n_features = len(mask)
         values = np.asarray(epsilon, dtype=np.float64)
@@ -189,15 +246,17 @@ class FeatureThreat:
         if scale is not None:
             shape = shape * scale
         frozen = ~mask | (shape <= 0)
-        if not frozen.any() and np.all(shape == 1):
+        integer = np.zeros(n_features, dtype=bool) if integer is None else integer & ~frozen
+        if not frozen.any() and not integer.any() and np.all(shape == 1):
             return None
-        return cls(np.where(frozen, 1.0, shape), frozen)
+        return cls(np.where(frozen, 1.0, shape), frozen, integer)
 
     def _on(self, X):
         key = (X.device, X.dtype)
         if key not in self._tensors:
             self._tensors[key] = (torch.as_tensor(self.profile, dtype=X.dtype, device=X.device),
-                                  torch.as_tensor(self.frozen, device=X.device))
+                                  torch.as_tensor(self.frozen, device=X.device),
+                                  torch.as_tensor(self.integer, device=X.device))
         return self._tensors[key]
 
     def attack(self, run, model, X, bounds, start=None):
@@ -205,7 +264,7 @@ class FeatureThreat:
 
         ``bounds`` are the data bounds in the coordinates of X (None: unbounded).
         """
-        profile, frozen = self._on(X)
+        profile, frozen, integer = self._on(X)
         if bounds is not None or self.frozen.any():
             inf = torch.full_like(profile, float("inf"))
             low, high = ((-inf, inf) if bounds is None else
@@ -216,10 +275,20 @@ class FeatureThreat:
         Z_adv = run(_ScaledInputs(model, profile, frozen), Z, bounds=bounds,
                     start=None if start is None else start / profile)
         # What did not move (frozen features, samples left alone) keeps its exact value.
-        return torch.where(frozen | (Z_adv == Z), X, Z_adv * profile)
+        X_adv = torch.where(frozen | (Z_adv == Z), X, Z_adv * profile)
+        if self.integer.any():  # whole units, towards the clean value: never out of the ball
+            delta = X_adv - X
+            whole = torch.where((delta - delta.round()).abs() < 1e-4, delta.round(), delta.trunc())
+            X_adv = torch.where(integer, X + whole, X_adv)
+        return X_adv
 
     def __getstate__(self):
-        return {"profile": self.profile, "frozen": self.frozen, "_tensors": {}}
+        return {"profile": self.profile, "frozen": self.frozen, "integer": self.integer,
+                "_tensors": {}}
+
+    def __setstate__(self, state):
+        state.setdefault("integer", np.zeros_like(state["frozen"]))  # pickled before integers
+        self.__dict__.update(state)
 
 
 class _ScaledInputs(torch.nn.Module):

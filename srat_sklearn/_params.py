@@ -37,6 +37,7 @@ PARAMETER_CONSTRAINTS = {
     "bounds": [StrOptions({"auto"}), tuple, list, None],
     "perturbable_features": ["array-like", None],
     "epsilon_scale": [StrOptions({"std"}), None],
+    "integer_features": ["array-like", None],
     "lambda_sep": [non_negative()],
     "temperature": [positive()],
     "separation_views": [StrOptions(set(SEPARATION_VIEWS))],

@@ -1,5 +1,5 @@
 """Data: the embedded digits images, CIFAR-10 and SVHN through torchvision, the paper's
-Gaussian mixture and the imbalance protocols of the long-tail literature.
+Gaussian mixture, a synthetic fraud-like table, and the imbalance protocols of the long-tail literature.
 
 Batch loading and label look-up live in :mod:`srat_sklearn.loading` (re-exported here), so
 that training does not import the data set loaders."""
@@ -20,7 +20,7 @@ from ._validation import check_int, check_option, check_real
 from .loading import dataset_labels, make_loader
 
 __all__ = ["load_digits_images", "load_imbalanced_digits", "load_cifar10", "load_svhn",
-           "make_gaussian_mixture", "make_imbalanced", "imbalanced_counts", "dataset_labels",
+           "make_gaussian_mixture", "make_fraud_like", "make_imbalanced", "imbalanced_counts", "dataset_labels",
            "make_loader"]
 
 #: The rare classes of the step-imbalanced digits that the demo, the tests and the study use.
@@ -238,6 +238,64 @@ def make_gaussian_mixture(n_samples=1000, *, n_features=2, ratio=10, mean=1.0, s
     X = centres + std * rng.standard_normal((n_samples, n_features))
     order = rng.permutation(n_samples)
     return X[order], y[order]
+
+
+#: The columns of :func:`make_fraud_like` that an attacker controls; the others are fixed.
+FRAUD_LIKE_PERTURBABLE = ["amount", "hour"]
+
+
+def make_fraud_like(n_samples=2000, *, positive_rate=0.05, random_state=None):
+    """A synthetic card-payment table with a rare fraud class, as a pandas DataFrame.
+
+    Columns: ``amount`` (dollars, skewed) and ``hour`` (whole hours, 0-23),
+    which whoever commits fraud controls; ``age`` (whole years),
+    ``account_days`` (days since the account opened) and ``past_disputes``
+    (a count), which they cannot change; and the categorical ``country`` and
+    ``channel``. Fraud is more likely for large amounts, night hours, young
+    accounts, past disputes, one country and one channel; the label is 1 for
+    the ``positive_rate`` share of rows with the highest noisy fraud score.
+
+    Parameters
+    ----------
+    n_samples : int, default=2000
+    positive_rate : float in (0, 0.5], default=0.05
+        Share of fraudulent rows.
+    random_state : int, RandomState or None
+
+    Returns
+    -------
+    X : pandas.DataFrame of shape (n_samples, 7)
+    y : ndarray of shape (n_samples,), int64, 1 for fraud
+
+    Examples
+    --------
+    >>> X, y = make_fraud_like(1000, positive_rate=0.05, random_state=0)
+    >>> list(X.columns), int(y.sum())
+    (['amount', 'hour', 'age', 'account_days', 'past_disputes', 'country', 'channel'], 50)
+    """
+    import pandas as pd
+
+    n_samples = check_int(n_samples, "n_samples", min_val=20)
+    positive_rate = check_real(positive_rate, "positive_rate", min_val=0, max_val=0.5,
+                               include_boundaries="right")
+    rng = check_random_state(random_state)
+    X = pd.DataFrame({
+        "amount": np.round(rng.gamma(2.0, 40.0, n_samples), 2),
+        "hour": rng.randint(0, 24, n_samples).astype(float),
+        "age": rng.randint(18, 90, n_samples).astype(float),
+        "account_days": np.round(rng.exponential(700.0, n_samples)),
+        "past_disputes": rng.poisson(0.3, n_samples).astype(float),
+        "country": rng.choice(["DE", "FR", "IT", "NL"], n_samples, p=[0.4, 0.3, 0.2, 0.1]),
+        "channel": rng.choice(["app", "web", "pos"], n_samples, p=[0.4, 0.4, 0.2]),
+    })
+    night = np.cos(2 * np.pi * X["hour"] / 24)  # 1 at midnight, -1 at noon
+    score = (np.log1p(X["amount"]) - 4.0 + 0.8 * night - np.log1p(X["account_days"]) / 3
+             + 0.7 * X["past_disputes"] + 0.8 * (X["country"] == "NL")
+             + 0.6 * (X["channel"] == "web") + rng.normal(0.0, 0.6, n_samples)).to_numpy()
+    n_positive = max(1, int(round(positive_rate * n_samples)))
+    y = np.zeros(n_samples, dtype=np.int64)
+    y[np.argsort(score)[-n_positive:]] = 1
+    return X, y
 
 
 def imbalanced_counts(class_counts, *, ratio, kind="step", under_represented=None):

@@ -31,7 +31,6 @@ from ._persistence import PersistenceMixin
 from ._perturbations import PerturbationStore
 from ._precision import PrecisionMixin
 from ._seeding import epoch_seeded, seed_epoch
-from .attacks._run import _run_attack
 from .loading import dataset_labels, make_loader
 from .losses import NonFiniteLossError, ReweightedLoss, non_finite_loss_error
 from .models import default_module
@@ -90,6 +89,10 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, PersistenceMixin, NeuralN
     epsilon_scale : None or "std", default=None
         For 2-D X, ``"std"`` measures epsilon in standard deviations of each
         feature on the training data (``epsilon_scale_``).
+    integer_features : None or array-like, default=None
+        For 2-D X, the features that hold whole numbers (a mask, indices or
+        column names): every attack moves them by whole units only, its
+        perturbation truncated towards zero, so adversarial rows stay valid.
     lambda_sep : float, default=1.0
         Weight of the feature separation loss.
     temperature : float, default=0.1
@@ -188,7 +191,7 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, PersistenceMixin, NeuralN
                  classes=None, optimizer=torch.optim.Adam, lr=1e-3, max_epochs=30, batch_size=64,
                  epsilon=8 / 255, step_size=None, n_steps=10, norm="linf", random_start=True,
                  reuse_perturbations=False, bounds="auto", perturbable_features=None,
-                 epsilon_scale=None, lambda_sep=1.0, temperature=0.1,
+                 epsilon_scale=None, integer_features=None, lambda_sep=1.0, temperature=0.1,
                  separation_views="adversarial", class_weight="balanced", class_prior=None,
                  beta=0.9999, reweight_epoch=0.75, reweight_lr_factor=0.1, sampler=None,
                  loss="ce", focal_gamma=1.0, ldam_max_margin=0.5, ldam_scale=1.0, bsl_tau=1.0,
@@ -208,6 +211,7 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, PersistenceMixin, NeuralN
         self.bounds = bounds
         self.perturbable_features = perturbable_features
         self.epsilon_scale = epsilon_scale
+        self.integer_features = integer_features
         self.lambda_sep = lambda_sep
         self.temperature = temperature
         self.separation_views = separation_views
@@ -486,17 +490,6 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, PersistenceMixin, NeuralN
                 self._bare_module(), self.feature_layer, forward=self._forward_clean,
                 gather=self._gather_features)
         return term
-
-    def _attack(self, X, y, *, attack="pgd", start=None, skip_misclassified=False, **settings):
-        """Adversarial examples of a batch under the estimator's threat model."""
-        X = self._memory_format(X)
-        run = partial(_run_attack, attack, y=y, skip_misclassified=skip_misclassified,
-                      **self._resolve_attack(attack, **settings))
-        bounds, threat = self.bounds_on_device_.like(X), getattr(self, "feature_threat_", None)
-        with self._autocast():
-            if threat is None:
-                return run(self._bare_module(), X, bounds=bounds, start=start)
-            return threat.attack(run, self._bare_module(), X, bounds, start)
 
     def train_step(self, batch, **fit_params):
         """Replace the batch by its adversarial examples, then take skorch's step on them.

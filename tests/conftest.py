@@ -15,7 +15,7 @@ from sklearn.preprocessing import MinMaxScaler
 from torch import nn
 
 from srat_sklearn import SRATClassifier
-from srat_sklearn.datasets import load_imbalanced_digits
+from srat_sklearn.datasets import load_imbalanced_digits, make_fraud_like
 from srat_sklearn.methods import DIGITS_RECIPE
 
 UNDER = [5, 6, 7, 8, 9]
@@ -58,6 +58,12 @@ def tabular():
     X, y = make_classification(n_samples=240, n_features=8, n_informative=5, n_classes=3,
                                weights=[0.6, 0.3, 0.1], random_state=0)
     return X.astype(np.float64), y
+
+
+@pytest.fixture(scope="session")
+def mixed_table():
+    """A fraud-like table: amount and hour an attacker moves, the rest fixed, two categories."""
+    return make_fraud_like(300, positive_rate=0.15, random_state=0)
 
 
 class QuantisedNet(nn.Module):

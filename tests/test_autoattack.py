@@ -19,7 +19,7 @@ from srat_sklearn.attacks import (
     run_attack,
     square_attack,
 )
-from srat_sklearn.attacks._common import attack_survivors
+from srat_sklearn.attacks._common import attack_survivors, even_chunks
 from srat_sklearn.attacks.fab import _fab_run
 
 
@@ -323,6 +323,46 @@ def test_each_attack_runs_only_on_the_samples_still_standing():
     assert second.received == [[1, 2]]
     assert X_adv[0, 1] == 10 and X_adv[1, 1] == 10
     assert torch.equal(X_adv[3], X[3])
+
+
+@pytest.mark.parametrize("n, batch_size", [(540, 250), (7, 3), (5, 5), (4, 10), (1, 1),
+                                           (10, None)])
+def test_even_chunks_cover_in_near_equal_parts(n, batch_size):
+    parts = even_chunks(n, batch_size)
+    sizes = [part.stop - part.start for part in parts]
+    assert [i for part in parts for i in range(part.start, part.stop)] == list(range(n))
+    assert max(sizes) <= (batch_size or n) and max(sizes) - min(sizes) <= 1
+    assert len(parts) == (1 if batch_size is None else -(-n // batch_size))
+
+
+def test_each_run_gets_all_survivors_in_full_batches():
+    # Six rows; the first run fools rows 0-3, so the second sees rows 4-5 as one batch of two,
+    # not the remainders of the first run's batches.
+    X = torch.cat([torch.tensor([[1.0, 0, 0]]).repeat(6, 1),
+                   torch.arange(6.0)[:, None]], dim=1)
+    y = torch.zeros(6, dtype=torch.long)
+    rows_of = lambda part: part[:, 3].long().tolist()  # noqa: E731
+    received = []
+
+    def run(fooling):
+        def attack(X_part, y_part):
+            received.append(rows_of(X_part))
+            X_adv = X_part.clone()
+            X_adv[[r in fooling for r in rows_of(X_part)], 1] = 10.0
+            return X_adv
+        return attack
+
+    attack_survivors(FirstColumns(), X, y, [run({0, 1, 2, 3}), run({4})], batch_size=3)
+    assert received == [[0, 1, 2], [3, 4, 5], [4, 5]]
+
+
+def test_batched_attack_equals_unbatched(data):
+    model = linear_model()
+    X, _ = data
+    y = labelled_by(model, X)
+    settings = dict(epsilon=0.1, n_steps=5, random_start=False)
+    whole = run_attack("pgd", model, X, y, **settings)
+    assert torch.equal(run_attack("pgd", model, X, y, batch_size=7, **settings), whole)
 
 
 def test_autoattack_members_and_order():

@@ -64,6 +64,22 @@ def test_autoattack_benchmark_runs_end_to_end(tmp_path):
     assert record["autoattack_settings"].startswith("AutoAttack, standard")
 
 
+def test_autoattack_speed_table_in_the_docs_comes_from_its_run():
+    runs = SCRIPT.with_name("bench_autoattack.json")
+    for path, text in load_script("bench_autoattack").generated_docs(runs).items():
+        assert path.read_text() == text, "python benchmarks/bench_autoattack.py --write-docs"
+
+
+def test_autoattack_speed_benchmark_runs_end_to_end(tmp_path):
+    output = tmp_path / "speed.json"
+    subprocess.run([sys.executable, str(SCRIPT.with_name("bench_autoattack.py")), "--smoke",
+                    "--output", str(output)], check=True, capture_output=True)
+    record = json.loads(output.read_text())
+    assert {"members over survivors", "batch by batch", "channels last"} <= set(record["ways"])
+    assert record["n_test"] == 30 and record["n_steps"] == 2
+    assert all(way["samples_per_second"] > 0 for way in record["ways"].values())
+
+
 def test_demo_table_in_the_docs_comes_from_its_run():
     runs = SCRIPT.with_name("demo.json")
     for path, text in load_script("demo_table").generated_docs(runs).items():

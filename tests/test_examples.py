@@ -21,7 +21,7 @@ def run_example(name, cwd, *args):
 
 def test_every_example_is_tested():
     tested = {"quickstart_digits.py", "tabular_smote_pipeline.py", "grid_search_tradeoff.py",
-              "images_resnet18.py", "theory_gaussian_mixture.py"}
+              "images_resnet18.py", "theory_gaussian_mixture.py", "tabular_fraud_like.py"}
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
 
@@ -42,6 +42,13 @@ def test_tabular_smote_pipeline(tmp_path):
     out = run_example("tabular_smote_pipeline.py", tmp_path)
     assert "geometric mean: clean" in out
     assert "Adversarial inputs" in out and "malignant" in out
+
+
+def test_tabular_fraud_like(tmp_path):
+    out = run_example("tabular_fraud_like.py", tmp_path)
+    assert out.count("robust balanced accuracy") == 4 and "best: {" in out
+    assert "2 of 12 features perturbable" in out  # amount and hour, carried through
+    assert "AutoAttack" in out and "| under |" in out
 
 
 def test_grid_search_tradeoff(tmp_path):

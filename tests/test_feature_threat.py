@@ -158,6 +158,8 @@ def test_no_scale_warning_when_the_threat_model_handles_it(tabular, fast_params,
     (dict(epsilon=[0.1] * 7 + [np.nan]), ">= 0"),
     (dict(epsilon=[[0.1]]), "1-D array"),
     (dict(epsilon_scale="mad"), "epsilon_scale"),
+    (dict(integer_features=[1]), "not whole numbers"),
+    (dict(integer_features=[9]), "outside 0..7"),
 ])
 def test_bad_threat_models_are_refused_before_training(tabular, fast_params, params, match):
     clf = SRATClassifier(**{**fast_params, **params})
@@ -174,7 +176,7 @@ def test_unknown_column_names_are_listed(tabular, fast_params):
 
 
 @pytest.mark.parametrize("params", [dict(perturbable_features=[0]), dict(epsilon_scale="std"),
-                                    dict(epsilon=[0.1] * 64)])
+                                    dict(epsilon=[0.1] * 64), dict(integer_features=[0])])
 def test_feature_threats_are_refused_on_images(digits_split, params):
     X_train, _, y_train, _ = digits_split
     with pytest.raises(ValueError, match="applies to 2-D X"):
@@ -203,3 +205,46 @@ def test_grid_search_clones_and_pickles_the_threat_model(tabular, fast_params):
     np.testing.assert_array_equal(best.perturbable_mask_, search.best_estimator_.perturbable_mask_)
     X_adv = best.generate_adversarial(X, y, epsilon=0.5)
     np.testing.assert_array_equal(X_adv[:, FROZEN], X[:, FROZEN].astype(np.float32))
+
+
+# ----------------------------------------------------------------- integer features
+
+@pytest.fixture(scope="module")
+def integer_table(tabular):
+    X, y = tabular
+    X = X.copy()
+    X[:, 0] = np.round(X[:, 0] * 3)  # a count, say
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def integer_model(integer_table):
+    return SRATClassifier(max_epochs=3, epsilon=1.6, n_steps=3, random_state=0, verbose=0,
+                          module__hidden_units=(16,), integer_features=[0],
+                          epsilon_scale=None).fit(*integer_table)
+
+
+@pytest.mark.parametrize("norm, epsilon", [("linf", 1.6), ("l2", 2.5)])
+@pytest.mark.parametrize("attack", ["pgd", "apgd-ce", "square", "fab-t"])
+def test_integer_features_move_by_whole_units_inside_the_ball(integer_model, integer_table,
+                                                             attack, norm, epsilon):
+    X, y = integer_table
+    X_adv = integer_model.generate_adversarial(X, y, attack=attack, norm=norm, epsilon=epsilon,
+                                               **fast_settings(attack))
+    step = X_adv[:, 0] - X[:, 0].astype(np.float32)
+    np.testing.assert_array_equal(step, np.round(step))
+    delta = X_adv - X.astype(np.float32)
+    size = np.abs(delta).max(axis=1) if norm == "linf" else np.linalg.norm(delta, axis=1)
+    assert size.max() <= epsilon + 1e-4
+
+
+def test_integer_features_do_move(integer_model, integer_table):
+    X, y = integer_table
+    X_adv = integer_model.generate_adversarial(X, y, epsilon=1.6, n_steps=10)
+    assert np.abs(X_adv[:, 0] - X[:, 0]).max() >= 1
+
+
+def test_integer_features_survive_pickling(integer_model, integer_table):
+    X, y = integer_table
+    restored = pickle.loads(pickle.dumps(integer_model))
+    assert restored.feature_threat_.integer.tolist() == [True] + [False] * 7

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from sklearn.metrics import accuracy_score
 
 from srat_sklearn import robust_accuracy_score, robust_report
+from srat_sklearn.attacks import _run as attacks_run
 from srat_sklearn.metrics import robust_predict
 
 UNDER = [5, 6, 7, 8, 9]
@@ -140,6 +141,26 @@ def test_progress_bar_for_long_evaluations(trained_digits, few_test_images, caps
     robust_accuracy_score(trained_digits, *few_test_images, verbose=verbose, **kwargs)
     assert (("AutoAttack" if attack == "autoattack" else "PGD") in capsys.readouterr().err) \
         == shown
+
+
+def test_each_member_sees_the_survivors_of_all_batches(trained_digits, few_test_images,
+                                                        monkeypatch):
+    received = []
+    run_member = attacks_run._run_member
+
+    def recording(name, model, X, y, **kwargs):
+        received.append((name, len(X)))
+        return run_member(name, model, X, y, **kwargs)
+
+    monkeypatch.setattr(attacks_run, "_run_member", recording)
+    X, y = few_test_images
+    trained_digits.generate_adversarial(X, y, attack=("pgd", "square"), n_steps=1,
+                                        n_queries=5, batch_size=20)
+    first = [n for name, n in received if name == "pgd"]
+    second = [n for name, n in received if name == "square"]
+    assert sum(first) == (trained_digits.predict(X) == y).sum()
+    # The survivors of all the first member's batches, in as few near-equal batches as fit.
+    assert len(second) == -(-sum(second) // 20) and max(second) - min(second) <= 1
 
 
 @pytest.mark.parametrize("kwargs, match", [

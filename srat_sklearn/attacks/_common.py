@@ -34,6 +34,7 @@ ATTACK_PARAMETERS = {
     "eta": [finite(1)],
     "beta": [finite(0, 1, closed="neither")],
     "skip_misclassified": ["boolean"],
+    "batch_size": [positive_int(), None],
 }
 
 
@@ -154,7 +155,27 @@ def predict(model, X):
         return logits_of(model, X).argmax(dim=1)
 
 
-def attack_survivors(model, X, y, runs):
+def even_chunks(n, batch_size):
+    """Slices that cover ``range(n)`` in parts of at most ``batch_size``, of nearly equal size.
+
+    Equal parts rather than full ones and a small remainder: an attack's cost per
+    iteration barely grows with the batch, so a remainder of a few samples costs
+    nearly as much as a full batch.
+
+    >>> even_chunks(540, 250)
+    [slice(0, 180, None), slice(180, 360, None), slice(360, 540, None)]
+    """
+    parts = 1 if batch_size is None else max(-(-n // batch_size), 1)
+    edges = [n * i // parts for i in range(parts + 1)]
+    return [slice(a, b) for a, b in zip(edges, edges[1:])]
+
+
+def predict_in_chunks(model, X, batch_size=None):
+    """:func:`predict` on ``X`` in parts of at most ``batch_size`` samples."""
+    return torch.cat([predict(model, X[part]) for part in even_chunks(len(X), batch_size)])
+
+
+def attack_survivors(model, X, y, runs, *, batch_size=None, after_run=None):
     """Run each of ``runs`` in turn on the samples that no earlier run fooled.
 
     Samples the model misclassifies at ``X`` are not attacked. Each run is a
@@ -162,21 +183,31 @@ def attack_survivors(model, X, y, runs):
     first adversarial example that fooled the model; a sample that every run
     failed on keeps the point the first run returned.
 
+    With ``batch_size``, each run gets all the samples still standing in
+    parts of at most that size, as AutoAttack runs its members: the later
+    runs, which see few samples, then see them in few full batches.
+    ``after_run(i, standing)`` is called after run ``i`` with the mask of
+    the samples still standing.
+
     The model must be in eval mode (the callers use :func:`eval_mode`).
     """
     X_adv = X.clone()
-    standing = predict(model, X) == y
+    standing = predict_in_chunks(model, X, batch_size) == y
     for i, run in enumerate(runs):
         rows = standing.nonzero().squeeze(1)
         if rows.numel() == 0:
             break
-        adversarial = run(X[rows], y[rows])
-        fooled = predict(model, adversarial) != y[rows]
-        if i == 0:
-            X_adv[rows] = adversarial
-        else:
-            X_adv[rows[fooled]] = adversarial[fooled]
-        standing[rows[fooled]] = False
+        for part in even_chunks(rows.numel(), batch_size):
+            some = rows[part]
+            adversarial = run(X[some], y[some])
+            fooled = predict(model, adversarial) != y[some]
+            if i == 0:
+                X_adv[some] = adversarial
+            else:
+                X_adv[some[fooled]] = adversarial[fooled]
+            standing[some[fooled]] = False
+        if after_run is not None:
+            after_run(i, standing)
     return X_adv
 
 

@@ -2,9 +2,17 @@
 
 from functools import partial
 
+import torch
+
 from .._torch import eval_mode
 from .._validation import check_option
-from ._common import NORMS, attack_survivors, check_labels, validate_attack_args
+from ._common import (
+    NORMS,
+    attack_survivors,
+    check_labels,
+    even_chunks,
+    validate_attack_args,
+)
 from .apgd import _apgd_attack, _apgd_targeted_attack
 from .fab import _fab_attack
 from .pgd import _pgd_attack
@@ -94,7 +102,7 @@ def _run_member(name, model, X, y, *, epsilon, n_steps, norm, step_size, random_
 
 def run_attack(attack, model, X, y, *, epsilon, n_steps=None, norm="linf", step_size=None,
                random_start=True, n_restarts=1, n_queries=None, n_targets=None, bounds=None,
-               start=None, skip_misclassified=False):
+               start=None, skip_misclassified=False, batch_size=None):
     """Run an attack chosen by name, or an ensemble of attacks, with a common signature.
 
     Parameters
@@ -134,6 +142,10 @@ def run_attack(attack, model, X, y, *, epsilon, n_steps=None, norm="linf", step_
         (it is their adversarial example) instead of attacking them, as robust
         accuracy counts them; ensembles always do. Training attacks perturb
         every sample, so the default is False.
+    batch_size : int or None, default=None
+        The most samples attacked together; None: all of ``X`` at once. An
+        ensemble runs each attack on all the samples still standing, in
+        parts of nearly equal size, as AutoAttack does.
 
     Returns
     -------
@@ -156,17 +168,21 @@ def run_attack(attack, model, X, y, *, epsilon, n_steps=None, norm="linf", step_
                  n_restarts=n_restarts, n_queries=n_queries, n_targets=n_targets, start=start,
                  caller="run_attack")
     validate_attack_args("run_attack", random_start=random_start,
-                         skip_misclassified=skip_misclassified)
+                         skip_misclassified=skip_misclassified, batch_size=batch_size)
     return _run_attack(attack, model, X, y, epsilon=epsilon, n_steps=n_steps, norm=norm,
                        step_size=step_size, random_start=random_start, n_restarts=n_restarts,
                        n_queries=n_queries, n_targets=n_targets, bounds=bounds, start=start,
-                       skip_misclassified=skip_misclassified)
+                       skip_misclassified=skip_misclassified, batch_size=batch_size)
 
 
 def _run_attack(attack, model, X, y, *, epsilon, n_steps=None, norm="linf", step_size=None,
                 random_start=True, n_restarts=1, n_queries=None, n_targets=None, bounds=None,
-                start=None, skip_misclassified=False):
-    """:func:`run_attack` without validation: the training loop's per-batch path."""
+                start=None, skip_misclassified=False, batch_size=None, after_member=None):
+    """:func:`run_attack` without validation: the training loop's per-batch path.
+
+    ``after_member(i, standing)`` is told when member ``i`` has run on every
+    part, with the mask of the samples still robust (for progress bars).
+    """
     members = attack_members(attack)
     settings = dict(epsilon=epsilon, n_steps=n_steps, norm=norm, step_size=step_size,
                     random_start=random_start, n_restarts=n_restarts, n_queries=n_queries,
@@ -176,14 +192,17 @@ def _run_attack(attack, model, X, y, *, epsilon, n_steps=None, norm="linf", step
                          "skip_misclassified=True.")
     X, y = X.detach(), check_labels(y, X)
     if len(members) == 1 and not skip_misclassified:
-        return _run_member(members[0], model, X, y, start=start, **settings)
+        parts = [_run_member(members[0], model, X[part], y[part],
+                             start=None if start is None else start[part], **settings)
+                 for part in even_chunks(len(X), batch_size)]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
     runs = [partial(_run_member, name, model, start=None, **settings) for name in members]
     with eval_mode(model):
-        return attack_survivors(model, X, y, runs)
+        return attack_survivors(model, X, y, runs, batch_size=batch_size, after_run=after_member)
 
 
 def autoattack(model, X, y, *, epsilon, norm="linf", n_steps=100, n_queries=5000, n_targets=9,
-               bounds=None):
+               bounds=None, batch_size=None):
     """Standard AutoAttack (Croce & Hein, ICML 2020): APGD-CE, APGD-T, FAB-T, Square.
 
     Each attack runs on the samples that are still classified correctly after
@@ -191,7 +210,8 @@ def autoattack(model, X, y, *, epsilon, norm="linf", n_steps=100, n_queries=5000
     classes (all wrong classes when there are fewer), 5000 queries, one run
     each. A sample is robust only if every attack fails. For fewer than 4
     classes, where the original's targeted DLR loss is undefined, see
-    :func:`~srat_sklearn.attacks.dlr_targeted_loss`.
+    :func:`~srat_sklearn.attacks.dlr_targeted_loss`. ``batch_size`` bounds the
+    samples attacked together (see :func:`run_attack`).
 
     Examples
     --------
@@ -202,7 +222,8 @@ def autoattack(model, X, y, *, epsilon, norm="linf", n_steps=100, n_queries=5000
     torch.Size([6, 4])
     """
     return run_attack("autoattack", model, X, y, epsilon=epsilon, norm=norm, n_steps=n_steps,
-                      n_queries=n_queries, n_targets=n_targets, bounds=bounds)
+                      n_queries=n_queries, n_targets=n_targets, bounds=bounds,
+                      batch_size=batch_size)
 
 
 def attack_settings(attack, *, epsilon, norm, n_steps=None, step_size=None, random_start=True,
@@ -261,7 +282,8 @@ def describe_attack(settings):
         sized = f" of size {settings['step_size']:g}" if members == ["pgd"] else ""
         parts.append(f"{steps} {unit}{sized}")
     if "n_targets" in settings:
-        parts.append(f"{settings['n_targets']} target classes")
+        n_targets = settings["n_targets"]
+        parts.append(f"{n_targets} target class" + ("es" if n_targets != 1 else ""))
     if "n_queries" in settings:
         parts.append(f"{settings['n_queries']} queries")
     if settings.get("random_start") is not None:

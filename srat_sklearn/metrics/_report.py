@@ -125,7 +125,7 @@ def _report_mask(classifier, under_represented):
 def robust_report(estimator, X, y, *, under_represented=None, attack="pgd", worst_case=False,
                   epsilon=None, n_steps=None, step_size=None, norm=None, random_start=None,
                   n_restarts=1, n_queries=None, n_targets=None, batch_size=None,
-                  verbose=1):
+                  perturbable_features=None, verbose=1):
     """Clean and robust accuracy per class, for the under-/well-represented groups and overall.
 
     Parameters
@@ -138,7 +138,7 @@ def robust_report(estimator, X, y, *, under_represented=None, attack="pgd", wors
         (the counts before any resampling). When every class has the same
         count, the report warns and leaves the "under" row n/a.
     attack, worst_case, epsilon, n_steps, step_size, norm, random_start, n_restarts, \
-n_queries, n_targets, batch_size, verbose
+n_queries, n_targets, batch_size, perturbable_features, verbose
         The attack, as in :func:`robust_predict`; ``attack="autoattack"`` is
         the evaluation to report.
 
@@ -151,7 +151,8 @@ n_queries, n_targets, batch_size, verbose
     >>> print(robust_report(clf, X_test, y_test, attack="autoattack"))  # doctest: +SKIP
     """
     request = attack_request(attack, worst_case, epsilon, n_steps, step_size, norm,
-                             random_start, n_restarts, n_queries, n_targets, batch_size)
+                             random_start, n_restarts, n_queries, n_targets, batch_size,
+                             perturbable_features)
     _, classifier = split_pipeline(estimator)
     y = np.asarray(y)
     classes = classifier.classes_
@@ -177,7 +178,8 @@ n_queries, n_targets, batch_size, verbose
 def robust_classification_report(estimator, X, y, *, output_dict=False, attack="pgd",
                                  worst_case=False, epsilon=None, n_steps=None, step_size=None,
                                  norm=None, random_start=None, n_restarts=1, n_queries=None,
-                                 n_targets=None, batch_size=None, verbose=1, **kwargs):
+                                 n_targets=None, perturbable_features=None, batch_size=None,
+                                 verbose=1, **kwargs):
     """imbalanced-learn's ``classification_report_imbalanced`` on clean and adversarial inputs.
 
     Parameters
@@ -187,7 +189,7 @@ def robust_classification_report(estimator, X, y, *, output_dict=False, attack="
     output_dict : bool, default=False
         Return ``{"clean": dict, "adversarial": dict, "attack": str}`` instead of text.
     attack, worst_case, epsilon, n_steps, step_size, norm, random_start, n_restarts, \
-n_queries, n_targets, batch_size, verbose
+n_queries, n_targets, batch_size, perturbable_features, verbose
         The attack, as in :func:`robust_predict`.
     **kwargs
         Passed to ``classification_report_imbalanced`` (``digits``,
@@ -202,7 +204,8 @@ n_queries, n_targets, batch_size, verbose
     >>> print(robust_classification_report(clf, X_test, y_test))  # doctest: +SKIP
     """
     request = attack_request(attack, worst_case, epsilon, n_steps, step_size, norm,
-                             random_start, n_restarts, n_queries, n_targets, batch_size)
+                             random_start, n_restarts, n_queries, n_targets, batch_size,
+                             perturbable_features)
     y_adv, settings = predict_under_attack(estimator, X, y, request, check_verbose(verbose))
     labels = split_pipeline(estimator)[1].classes_
     reports = {

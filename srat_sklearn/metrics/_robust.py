@@ -7,6 +7,7 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted
 from .._validation import check_int
 from ..attacks import check_attack
 from ._groups import as_label_list, check_group, group_mask
+from ._pipeline_threat import budget_radius, classifier_threat, input_budget, is_per_feature
 
 #: PGD's steps in evaluation, alone and in the worst case, unless n_steps is given.
 EVALUATION_PGD_STEPS = 20
@@ -45,7 +46,7 @@ def transform(transformers, X):
 
 def attack_request(attack="pgd", worst_case=False, epsilon=None, n_steps=None, step_size=None,
                    norm=None, random_start=None, n_restarts=1, n_queries=None, n_targets=None,
-                   batch_size=None):
+                   batch_size=None, perturbable_features=None):
     """Validate an evaluation attack before any work; return it as ``generate_adversarial``'s
     keyword arguments. ``None`` leaves a setting to the classifier (its threat model) or to
     the attack (its standard number of iterations, queries and targets)."""
@@ -53,7 +54,8 @@ def attack_request(attack="pgd", worst_case=False, epsilon=None, n_steps=None, s
         raise TypeError(f"worst_case must be a bool, got {worst_case!r}.")
     if worst_case:
         attack = WORST_CASE_ATTACKS
-    check_attack(attack, epsilon=0.0 if epsilon is None else epsilon,
+    largest = budget_radius(epsilon)
+    check_attack(attack, epsilon=0.0 if largest is None else largest,
                  norm="linf" if norm is None else norm, n_steps=n_steps, step_size=step_size,
                  n_restarts=n_restarts, n_queries=n_queries, n_targets=n_targets)
     check_int(batch_size, "batch_size", min_val=1, allow_none=True)
@@ -62,7 +64,7 @@ def attack_request(attack="pgd", worst_case=False, epsilon=None, n_steps=None, s
     return dict(attack=attack if isinstance(attack, str) else tuple(attack), epsilon=epsilon,
                 n_steps=n_steps, step_size=step_size, norm=norm, random_start=random_start,
                 n_restarts=n_restarts, n_queries=n_queries, n_targets=n_targets,
-                batch_size=batch_size)
+                batch_size=batch_size, perturbable_features=perturbable_features)
 
 
 def check_verbose(verbose):
@@ -81,12 +83,36 @@ def predict_under_attack(estimator, X, y, request, verbose=0):
     request = dict(request)
     if request["attack"] == WORST_CASE_ATTACKS and len(classifier.classes_) < 3:
         request["attack"] = WORST_CASE_ATTACKS[:2]  # the DLR loss needs 3 classes
+    if request["perturbable_features"] is not None or is_per_feature(request["epsilon"]):
+        request.update(_feature_budgets(transformers, classifier, X, request))
     X = transform(transformers, X)
     y = np.asarray(y)
     X_adv = classifier.generate_adversarial(X, y, **request, verbose=verbose)
     request.pop("batch_size")
     return (classifier.predict(with_columns_of(X, X_adv)),
             classifier.attack_settings(**request))
+
+
+def _feature_budgets(transformers, classifier, X, request):
+    """The classifier's ``epsilon`` and ``perturbable_features`` for an evaluation that names
+    columns or budgets per column: of the pipeline's input when transformers come first."""
+    epsilon, features = request["epsilon"], request["perturbable_features"]
+    if transformers is None and not isinstance(epsilon, dict):
+        return {}  # the classifier's own features: it checks them
+    if transformers is not None and epsilon is None:
+        raise ValueError("perturbable_features names the pipeline's input columns: give "
+                         "epsilon in their units too (a number, one per column, or a mapping "
+                         "{column: budget}).")
+    names = getattr(X, "columns", None)
+    if names is None:
+        names = getattr(transformers or classifier, "feature_names_in_", None)
+    budget = input_budget(epsilon, features, np.shape(X)[1], names)
+    if transformers is not None:
+        budget = classifier_threat(transformers, budget)
+        scale = getattr(classifier, "epsilon_scale_", None)
+        if scale is not None:  # the classifier measures epsilon in its own units
+            budget = np.divide(budget, scale, out=np.zeros_like(budget), where=scale > 0)
+    return {"epsilon": budget, "perturbable_features": budget > 0}
 
 
 def with_columns_of(X, values):
@@ -104,7 +130,8 @@ def with_columns_of(X, values):
 
 def robust_predict(estimator, X, y, *, attack="pgd", worst_case=False, epsilon=None,
                    n_steps=None, step_size=None, norm=None, random_start=None, n_restarts=1,
-                   n_queries=None, n_targets=None, batch_size=None, verbose=1):
+                   n_queries=None, n_targets=None, batch_size=None, perturbable_features=None,
+                   verbose=1):
     """Predictions of ``estimator`` on adversarial examples of ``(X, y)``.
 
     Parameters
@@ -121,8 +148,13 @@ def robust_predict(estimator, X, y, *, attack="pgd", worst_case=False, epsilon=N
     worst_case : bool, default=False
         The ensemble of PGD, APGD-CE and APGD-DLR (the last with 3 or more
         classes).
-    epsilon : float or None, default=None
-        ``None`` uses the classifier's ``epsilon``.
+    epsilon : float, array-like, dict or None, default=None
+        ``None`` uses the classifier's ``epsilon``; a number is the radius of
+        the classifier's threat model. For rows of features it may also be one
+        budget per column or a mapping ``{column: budget}`` (columns not in it
+        stay fixed): behind transformers, in the units of the pipeline's
+        input columns, carried to the classifier's features (see
+        ``perturbable_features``).
     n_steps : int or None, default=None
         Iterations of each gradient attack; ``None``: 20 for PGD and the
         worst case, 100 (AutoAttack's) for the others.
@@ -138,8 +170,16 @@ def robust_predict(estimator, X, y, *, attack="pgd", worst_case=False, epsilon=N
     n_targets : int or None, default=None
         Target classes of APGD-T and FAB-T; ``None``: 9 (or every wrong class).
     batch_size : int or None, default=None
-        Samples attacked together; ``None``: 250, as AutoAttack evaluates.
-        Lower it when the device runs out of memory.
+        The most samples attacked together; ``None``: 250, as AutoAttack
+        evaluates. Lower it when the device runs out of memory.
+    perturbable_features : mask, indices or column names, or None
+        The columns this evaluation may change (None: the classifier's
+        ``perturbable_features``). When transformers come before the
+        classifier, these are columns of the pipeline's input and ``epsilon``
+        is in their units: scalers rescale the budget, and a transformer
+        whose outputs are not a rescaling of single columns (a
+        ``OneHotEncoder``, say) must take only fixed columns, else a
+        ``ValueError`` says so.
     verbose : int, default=1
         1 shows a progress bar for the long evaluations (AutoAttack and other
         ensembles, APGD-T, FAB-T, Square), 2 for every attack, 0 none.
@@ -151,14 +191,15 @@ def robust_predict(estimator, X, y, *, attack="pgd", worst_case=False, epsilon=N
         ensemble, on the first adversarial example that fooled it.
     """
     request = attack_request(attack, worst_case, epsilon, n_steps, step_size, norm,
-                             random_start, n_restarts, n_queries, n_targets, batch_size)
+                             random_start, n_restarts, n_queries, n_targets, batch_size,
+                             perturbable_features)
     return predict_under_attack(estimator, X, y, request, check_verbose(verbose))[0]
 
 
 def robust_accuracy_score(estimator, X, y, *, attack="pgd", worst_case=False, epsilon=None,
                           n_steps=None, step_size=None, norm=None, random_start=None,
                           n_restarts=1, n_queries=None, n_targets=None, batch_size=None,
-                          sample_weight=None, verbose=1):
+                          perturbable_features=None, sample_weight=None, verbose=1):
     """Accuracy of ``estimator`` on adversarial examples of ``X``.
 
     Has the scorer signature ``(estimator, X, y)``, so it can be passed as
@@ -172,7 +213,7 @@ def robust_accuracy_score(estimator, X, y, *, attack="pgd", worst_case=False, ep
     X : array-like
     y : array-like of shape (n_samples,)
     attack, worst_case, epsilon, n_steps, step_size, norm, random_start, n_restarts, \
-n_queries, n_targets, batch_size, verbose
+n_queries, n_targets, batch_size, perturbable_features, verbose
         The attack, as in :func:`robust_predict`. PGD-20 is the default;
         ``attack="autoattack"`` is the evaluation to report.
     sample_weight : array-like of shape (n_samples,), optional
@@ -192,7 +233,7 @@ n_queries, n_targets, batch_size, verbose
                            epsilon=epsilon, n_steps=n_steps, step_size=step_size, norm=norm,
                            random_start=random_start, n_restarts=n_restarts,
                            n_queries=n_queries, n_targets=n_targets, batch_size=batch_size,
-                           verbose=verbose)
+                           perturbable_features=perturbable_features, verbose=verbose)
     return accuracy_score(y, y_adv, sample_weight=sample_weight)
 
 
@@ -228,6 +269,7 @@ class RobustScorer:
 def make_robust_scorer(score_func=accuracy_score, *, attack="pgd", worst_case=False,
                        epsilon=None, n_steps=None, step_size=None, norm=None, random_start=None,
                        n_restarts=1, n_queries=None, n_targets=None, batch_size=None,
+                       perturbable_features=None,
                        **kwargs):
     """Make a scorer that evaluates ``score_func`` on adversarial examples.
 
@@ -238,7 +280,7 @@ def make_robust_scorer(score_func=accuracy_score, *, attack="pgd", worst_case=Fa
         ``balanced_accuracy_score``, ``imblearn.metrics.geometric_mean_score``
         or ``f1_score`` (with ``average="macro"``). Greater must be better.
     attack, worst_case, epsilon, n_steps, step_size, norm, random_start, n_restarts, \
-n_queries, n_targets, batch_size
+n_queries, n_targets, batch_size, perturbable_features
         The attack, as in :func:`robust_predict`; ``None`` takes the
         classifier's own setting or the attack's standard one. Validated here,
         not in a search's first fold.
@@ -260,7 +302,7 @@ n_queries, n_targets, batch_size
     >>> scorer
     make_robust_scorer(balanced_accuracy_score, attack='pgd', epsilon=0.1, n_steps=10, \
 step_size=None, norm=None, random_start=None, n_restarts=1, n_queries=None, n_targets=None, \
-batch_size=None)
+batch_size=None, perturbable_features=None)
     >>> search = GridSearchCV(pipe, {"srat__lambda_sep": [0, 1]}, refit="robust",
     ...                       scoring={"clean": "balanced_accuracy", "robust": scorer})
     ... # doctest: +SKIP
@@ -269,7 +311,8 @@ batch_size=None)
         raise TypeError(f"score_func must be a metric callable score_func(y_true, y_pred), got "
                         f"{score_func!r}.")
     request = attack_request(attack, worst_case, epsilon, n_steps, step_size, norm,
-                             random_start, n_restarts, n_queries, n_targets, batch_size)
+                             random_start, n_restarts, n_queries, n_targets, batch_size,
+                             perturbable_features)
     return RobustScorer(score_func, request, kwargs)
 
 
@@ -306,7 +349,7 @@ class GroupScorer:
 def make_group_scorer(group, *, robust=True, under_represented=None, attack="pgd",
                       worst_case=False, epsilon=None, n_steps=None, step_size=None, norm=None,
                       random_start=None, n_restarts=1, n_queries=None, n_targets=None,
-                      batch_size=None):
+                      batch_size=None, perturbable_features=None):
     """Make a scorer of one group's accuracy: the mean recall of its classes.
 
     With a pair of them in ``GridSearchCV(scoring=...)``, the search records
@@ -326,7 +369,7 @@ def make_group_scorer(group, *, robust=True, under_represented=None, attack="pgd
         scorer whose group is empty, or that finds no test sample of it,
         raises a ``ValueError`` that says why.
     attack, worst_case, epsilon, n_steps, step_size, norm, random_start, n_restarts, \
-n_queries, n_targets, batch_size
+n_queries, n_targets, batch_size, perturbable_features
         The attack, as in :func:`robust_predict`.
 
     Returns
@@ -345,5 +388,6 @@ n_queries, n_targets, batch_size
     if not isinstance(robust, (bool, np.bool_)):
         raise TypeError(f"robust must be a bool, got {robust!r}.")
     request = attack_request(attack, worst_case, epsilon, n_steps, step_size, norm,
-                             random_start, n_restarts, n_queries, n_targets, batch_size)
+                             random_start, n_restarts, n_queries, n_targets, batch_size,
+                             perturbable_features)
     return GroupScorer(group, robust, as_label_list(under_represented), request)

@@ -1,0 +1,190 @@
+"""How fast standard AutoAttack runs: the library's ways against each other and torchattacks.
+
+    python benchmarks/bench_autoattack.py [--norm linf] [--output benchmarks/bench_autoattack.json]
+    python benchmarks/bench_autoattack.py --write-docs
+
+Fits the AutoAttack benchmark's ``suite`` model (SmallCNN, SRAT on step-imbalanced digits,
+seed 0) and runs standard AutoAttack (100 iterations, 9 targets, 5000 queries) on the 540
+images of the balanced digits test split, one way after the other in the same process:
+
+- ``members over survivors``: what ``robust_predict`` does, each member on all the samples
+  still standing, in near-equal batches of at most 250;
+- ``batch by batch``: the whole ensemble inside each batch of 250 in turn (the library's way
+  before, and what a loop over ``autoattack()`` calls does): the later members see the few
+  survivors of each batch;
+- ``channels last``: the first, with the fitted module's weights and the inputs in
+  channels-last memory order (``channels_last=True`` does this from the start);
+- ``torchattacks``: its ``AutoAttack(version="standard")`` with its members set to the same
+  iterations and targets (it defaults to 10 iterations), batches of 250 (the ``bench`` extra).
+
+It records seconds, samples per second and robust accuracy of each, and the ratios to the
+first. The second form regenerates, from the JSON file, the table between the
+``autoattack-speed`` markers of ``docs/reliability.md`` and the line between the
+``autoattack-speed-summary`` markers of ``README.md``.
+"""
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import srat_sklearn
+from srat_sklearn.datasets import load_imbalanced_digits
+from srat_sklearn.metrics import robust_predict
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+from _docs import replace_block  # noqa: E402
+from autoattack_eval import EPSILON, suite_model  # noqa: E402
+
+DOC, MARKER = ROOT / "docs" / "reliability.md", "autoattack-speed"
+README, README_MARKER = ROOT / "README.md", "autoattack-speed-summary"
+BUDGET = {"n_steps": 100, "n_targets": 9, "n_queries": 5000}
+SMOKE = {"n_steps": 2, "n_targets": 2, "n_queries": 5}
+BATCH = 250
+
+
+def ours(model, X, y, epsilon, norm):
+    return robust_predict(model, X, y, attack="autoattack", epsilon=epsilon, norm=norm,
+                          batch_size=BATCH, verbose=0, **BUDGET)
+
+
+def batch_by_batch(model, X, y, epsilon, norm):
+    return np.concatenate([
+        robust_predict(model, X[i:i + BATCH], y[i:i + BATCH], attack="autoattack",
+                       epsilon=epsilon, norm=norm, batch_size=BATCH, verbose=0, **BUDGET)
+        for i in range(0, len(y), BATCH)])
+
+
+def channels_last(model, X, y, epsilon, norm):
+    model.module_.to(memory_format=torch.channels_last)
+    model.set_params(channels_last=True)  # the inputs follow
+    try:
+        return ours(model, X, y, epsilon, norm)
+    finally:
+        model.module_.to(memory_format=torch.contiguous_format)
+        model.set_params(channels_last=False)
+
+
+def torchattacks_autoattack(model, X, y, epsilon, norm):
+    import torchattacks
+
+    module = model.module_.eval()
+    attack = torchattacks.AutoAttack(module, norm={"linf": "Linf", "l2": "L2"}[norm],
+                                     eps=epsilon, version="standard", n_classes=10, seed=0)
+    for member in attack._autoattack.attacks:
+        if hasattr(member, "steps"):
+            member.steps = BUDGET["n_steps"]
+        if hasattr(member, "n_target_classes"):
+            member.n_target_classes = BUDGET["n_targets"]
+        if hasattr(member, "n_queries"):
+            member.n_queries = BUDGET["n_queries"]
+    X_t = torch.as_tensor(X).reshape(-1, 1, 8, 8)
+    y_t = torch.as_tensor(y)
+    X_adv = torch.cat([attack(X_t[i:i + BATCH], y_t[i:i + BATCH])
+                       for i in range(0, len(y), BATCH)])
+    with torch.no_grad():
+        robust = module(X_adv).argmax(1).numpy()
+        clean = module(X_t).argmax(1).numpy()
+    return np.where(clean == y, robust, -1)  # a sample counts only if classified clean too
+
+
+WAYS = {"members over survivors": ours, "batch by batch": batch_by_batch,
+        "channels last": channels_last, "torchattacks": torchattacks_autoattack}
+
+
+def run(norm, n_test=None, max_epochs=None):
+    X_train, X_test, y_train, y_test = load_imbalanced_digits()
+    X_test, y_test = X_test[:n_test], y_test[:n_test]
+    torch.manual_seed(0)
+    model = suite_model()
+    if max_epochs:
+        model.set_params(max_epochs=max_epochs)
+    model.fit(X_train, y_train)
+    epsilon = EPSILON[norm]
+    record = {"norm": norm, "epsilon": epsilon, "n_test": int(len(y_test)), **BUDGET,
+              "batch_size": BATCH, "ways": {}}
+    for name, way in WAYS.items():
+        if name == "torchattacks":
+            try:
+                import torchattacks  # noqa: F401
+            except ImportError:
+                continue
+        torch.manual_seed(0)
+        started = time.perf_counter()
+        predicted = way(model, X_test, y_test, epsilon, norm)
+        seconds = time.perf_counter() - started
+        record["ways"][name] = {"seconds": round(seconds, 1),
+                                "samples_per_second": round(len(y_test) / seconds, 2),
+                                "robust": float(np.mean(predicted == y_test))}
+        print(f"  {name}: {seconds:.0f} s, robust {100 * np.mean(predicted == y_test):.1f}%",
+              flush=True)
+    record["machine"] = {"cpu": platform.processor() or platform.machine(),
+                         "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+                         "srat_sklearn": srat_sklearn.__version__}
+    return record
+
+
+def render(record):
+    ways = record["ways"]
+    reference = ways["members over survivors"]["seconds"]
+    lines = ["| way | time (s) | samples / s | robust (%) | time / ours |",
+             "|---|---|---|---|---|"]
+    for name, way in ways.items():
+        lines.append(f"| {name} | {way['seconds']:.0f} | {way['samples_per_second']:.1f} | "
+                     f"{100 * way['robust']:.1f} | {way['seconds'] / reference:.2f} |")
+    norm = {"linf": "L-inf", "l2": "L2"}[record["norm"]]
+    return (f"Standard AutoAttack, {norm} epsilon {record['epsilon']:g}, {record['n_test']} "
+            f"test images, SmallCNN, {record['machine']['torch_threads']} torch threads, "
+            f"srat-sklearn {record['machine']['srat_sklearn']}:\n\n" + "\n".join(lines))
+
+
+def render_summary(record):
+    ways = record["ways"]
+    seconds = {name: f"{way['seconds']:.0f} s" for name, way in ways.items()}
+    line = (f"Standard AutoAttack on the {record['n_test']} test images took "
+            f"{seconds['members over survivors']} on this 2-core machine "
+            f"({seconds['channels last']} with `channels_last=True`; "
+            f"{seconds['batch by batch']} when the whole ensemble ran batch by batch")
+    if "torchattacks" in seconds:
+        line += f"; torchattacks' AutoAttack at the same budgets {seconds['torchattacks']}"
+    return line + "), from `benchmarks/bench_autoattack.py`; the times in the table above are " \
+        "those of its own runs file."
+
+
+def generated_docs(path):
+    record = json.loads(Path(path).read_text())
+    return {DOC: replace_block(DOC.read_text(), MARKER, render(record)),
+            README: replace_block(README.read_text(), README_MARKER, render_summary(record))}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--norm", default="linf", choices=list(EPSILON))
+    parser.add_argument("--output", default=str(HERE / "bench_autoattack.json"))
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--write-docs", action="store_true",
+                        help="regenerate the table of docs/reliability.md")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny budgets, 30 test images and 1 epoch: checks the script only")
+    args = parser.parse_args()
+    if args.write_docs:
+        for path, text in generated_docs(args.output).items():
+            path.write_text(text)
+            print(f"wrote {path.relative_to(ROOT)}")
+        return
+    torch.set_num_threads(args.threads)
+    if args.smoke:
+        BUDGET.update(SMOKE)
+    record = run(args.norm, **({"n_test": 30, "max_epochs": 1} if args.smoke else {}))
+    Path(args.output).write_text(json.dumps(record, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

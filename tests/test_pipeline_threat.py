@@ -1,0 +1,170 @@
+"""A threat model named in a pipeline's input columns and units, carried to the classifier."""
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.decomposition import PCA
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
+
+from srat_sklearn import SRATClassifier, robust_report
+from srat_sklearn.metrics import make_group_scorer, robust_predict
+from srat_sklearn.metrics._pipeline_threat import classifier_threat, input_budget
+
+NUMERIC = ["amount", "hour", "age", "account_days", "past_disputes"]
+CATEGORICAL = ["country", "channel"]
+N_FEATURES = 5 + 4 + 3  # scaled numeric columns, then one-hot countries and channels
+
+
+def columns(numeric=StandardScaler(), categorical=OneHotEncoder()):
+    return ColumnTransformer([("num", numeric, NUMERIC), ("cat", categorical, CATEGORICAL)])
+
+
+@pytest.fixture(scope="module")
+def pipeline(mixed_table):
+    frame, y = mixed_table
+    clf = SRATClassifier(max_epochs=3, epsilon=0.1, n_steps=2, random_state=0, verbose=0,
+                         module__hidden_units=(16,))
+    return make_pipeline(columns(), clf).fit(frame, y)
+
+
+@pytest.fixture
+def attacked(pipeline, monkeypatch):
+    """The classifier's input and adversarial examples of each generate_adversarial call."""
+    classifier, calls = pipeline[-1], []
+    generate = type(classifier).generate_adversarial
+
+    def recording(self, X, y, **kwargs):
+        X_adv = generate(self, X, y, **kwargs)
+        calls.append((np.asarray(X, dtype=np.float32), X_adv))
+        return X_adv
+
+    monkeypatch.setattr(type(classifier), "generate_adversarial", recording)
+    return calls
+
+
+@pytest.mark.parametrize("epsilon, features, expected", [
+    (0.5, [0, 2], [0.5, 0, 0.5]),
+    ([1.0, 2.0, 3.0], None, [1, 2, 3]),
+    ([1.0, 2.0, 3.0], [1], [0, 2, 0]),
+    ({"b": 4.0}, None, [0, 4, 0]),
+])
+def test_input_budget(epsilon, features, expected):
+    assert input_budget(epsilon, features, 3, ["a", "b", "c"]).tolist() == expected
+
+
+@pytest.mark.parametrize("epsilon, features, match", [
+    ([1.0, 2.0], None, "2 values, but X has 3 columns"),
+    ([1.0, -2.0, 0.0], None, ">= 0"),
+    ({"b": -1.0}, None, r"epsilon\['b'\]"),
+    ({"z": 1.0}, None, "does not have"),
+    (1.0, ["z"], "does not have"),
+])
+def test_bad_input_budget(epsilon, features, match):
+    with pytest.raises(ValueError, match=match):
+        input_budget(epsilon, features, 3, ["a", "b", "c"])
+
+
+def test_scalers_rescale_and_fixed_one_hot_columns_are_frozen(pipeline, mixed_table):
+    frame, _ = mixed_table
+    transformer = pipeline[:-1]
+    budget = input_budget({"amount": 30.0, "hour": 2.0}, None, 7, frame.columns)
+    carried = classifier_threat(transformer, budget)
+    scale = transformer[0].named_transformers_["num"].scale_
+    np.testing.assert_allclose(carried[:5], [30 / scale[0], 2 / scale[1], 0, 0, 0])
+    assert carried.shape == (N_FEATURES,) and not carried[5:].any()
+
+
+def test_min_max_scaler_multiplies(mixed_table):
+    frame, _ = mixed_table
+    transformer = make_pipeline(columns(numeric=MinMaxScaler())).fit(frame)
+    carried = classifier_threat(transformer, input_budget({"hour": 2.0}, None, 7,
+                                                           frame.columns))
+    np.testing.assert_allclose(carried[1], 2.0 / (frame["hour"].max() - frame["hour"].min()))
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: make_pipeline(columns()), "OneHotEncoder.*switches category"),
+    (lambda: make_pipeline(columns(numeric=PCA(2))), "PCA"),
+])
+def test_budgets_that_cannot_be_carried_are_refused(mixed_table, make, match):
+    frame, _ = mixed_table
+    transformer = make().fit(frame)
+    budget = input_budget({"country": 1.0, "amount": 1.0}, None, 7, frame.columns)
+    with pytest.raises(ValueError, match=match):
+        classifier_threat(transformer, budget)
+
+
+def test_the_attack_moves_only_the_named_columns_within_their_budget(pipeline, mixed_table,
+                                                                     attacked):
+    frame, y = mixed_table
+    robust_predict(pipeline, frame, y, epsilon={"amount": 30.0, "hour": 2.0}, verbose=0)
+    ((X, X_adv),) = attacked
+    moved = np.abs(X_adv - X).max(axis=0)
+    scale = pipeline[0].named_transformers_["num"].scale_
+    assert np.all(moved[2:] == 0)
+    assert np.all(moved[:2] <= np.array([30.0, 2.0]) / scale[:2] + 1e-5)
+    assert np.all(moved[:2] > 0.5 * np.array([30.0, 2.0]) / scale[:2])  # PGD uses its budget
+
+
+def test_perturbable_columns_with_one_budget(pipeline, mixed_table, attacked):
+    frame, y = mixed_table
+    robust_predict(pipeline, frame, y, epsilon=1.0, perturbable_features=["hour"], verbose=0)
+    ((X, X_adv),) = attacked
+    moved = np.abs(X_adv - X).max(axis=0)
+    assert np.all(np.delete(moved, 1) == 0) and 0 < moved[1] <= 1.0 / pipeline[0]. \
+        named_transformers_["num"].scale_[1] + 1e-5
+
+
+def test_report_states_the_carried_threat(pipeline, mixed_table):
+    frame, y = mixed_table
+    report = robust_report(pipeline, frame, y, epsilon={"amount": 30.0}, verbose=0)
+    assert f"1 of {N_FEATURES} features perturbable" in report.to_markdown().splitlines()[0]
+
+
+def test_input_columns_need_an_input_budget(pipeline, mixed_table):
+    frame, y = mixed_table
+    with pytest.raises(ValueError, match="give epsilon in their units"):
+        robust_predict(pipeline, frame, y, perturbable_features=["amount"], verbose=0)
+
+
+def test_perturbable_categorical_column_is_refused_before_the_attack(pipeline, mixed_table,
+                                                                     attacked):
+    frame, y = mixed_table
+    with pytest.raises(ValueError, match="OneHotEncoder"):
+        robust_predict(pipeline, frame, y, epsilon=1.0, perturbable_features=["country"])
+    assert not attacked
+
+
+def test_grid_search_with_a_column_transformer_and_a_pickled_scorer(mixed_table):
+    frame, y = mixed_table
+    scorer = pickle.loads(pickle.dumps(make_group_scorer(
+        "under", epsilon={"amount": 30.0, "hour": 2.0}, n_steps=3)))
+    clf = SRATClassifier(max_epochs=3, epsilon=0.1, n_steps=2, random_state=0, verbose=0,
+                         module__hidden_units=(16,))
+    search = GridSearchCV(make_pipeline(columns(), clf),
+                          {"sratclassifier__lambda_sep": [0.0, 0.5]}, cv=2,
+                          scoring={"robust_under": scorer}, refit="robust_under").fit(frame, y)
+    assert np.isfinite(search.cv_results_["mean_test_robust_under"]).all()
+    pickle.loads(pickle.dumps(search.best_estimator_))
+
+
+def test_bare_classifier_takes_a_mapping_of_budgets(mixed_table):
+    frame, y = mixed_table
+    numeric = frame[NUMERIC]
+    clf = SRATClassifier(max_epochs=3, epsilon=0.1, n_steps=2, random_state=0, verbose=0,
+                         module__hidden_units=(8,)).fit(numeric, y)
+    X_adv = clf.generate_adversarial(numeric, y, epsilon=np.array([0.0, 3.0, 0.0, 0.0, 0.0]))
+    moved = np.abs(X_adv - numeric.to_numpy(np.float32)).max(axis=0)
+    assert moved[[0, 2, 3, 4]].max() == 0 and 0 < moved[1] <= 3.0 + 1e-4
+    report = robust_report(clf, numeric, y, epsilon={"hour": 3.0}, verbose=0)
+    assert "1 of 5 features perturbable" in report.to_markdown().splitlines()[0]
+
+
+def test_a_binary_report_states_the_one_target_there_is(pipeline, mixed_table):
+    frame, y = mixed_table
+    report = robust_report(pipeline, frame[:40], y[:40], attack="apgd-t", n_steps=2, verbose=0)
+    assert "1 target class," in report.to_markdown().splitlines()[0]
