@@ -231,12 +231,12 @@ def test_training_batches_are_shuffled_by_default():
 
 
 def test_epsilon_zero_trains_on_clean_batches(tabular, fast_params, monkeypatch):
-    import srat_sklearn.estimator as estimator_module
+    import srat_sklearn._adversarial as adversarial_module
 
     def fail(*args, **kwargs):
         raise AssertionError("the attack ran with epsilon=0")
 
-    monkeypatch.setattr(estimator_module, "_run_attack", fail)
+    monkeypatch.setattr(adversarial_module, "_run_attack", fail)
     SRATClassifier(**{**fast_params, "epsilon": 0.0}).fit(*tabular)
 
 
