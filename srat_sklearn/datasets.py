@@ -1,5 +1,6 @@
 """Data: the embedded digits images, CIFAR-10 and SVHN through torchvision, the paper's
-Gaussian mixture, a synthetic fraud-like table, and the imbalance protocols of the long-tail literature.
+Gaussian mixture, a synthetic fraud-like table, and the imbalance protocols of the long-tail
+literature.
 
 Batch loading and label look-up live in :mod:`srat_sklearn.loading` (re-exported here), so
 that training does not import the data set loaders."""
@@ -20,8 +21,8 @@ from ._validation import check_int, check_option, check_real
 from .loading import dataset_labels, make_loader
 
 __all__ = ["load_digits_images", "load_imbalanced_digits", "load_cifar10", "load_svhn",
-           "make_gaussian_mixture", "make_fraud_like", "make_imbalanced", "imbalanced_counts", "dataset_labels",
-           "make_loader"]
+           "make_gaussian_mixture", "make_fraud_like", "make_imbalanced", "imbalanced_counts",
+           "dataset_labels", "make_loader"]
 
 #: The rare classes of the step-imbalanced digits that the demo, the tests and the study use.
 DIGITS_UNDER_REPRESENTED = [5, 6, 7, 8, 9]
