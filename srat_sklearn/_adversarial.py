@@ -31,11 +31,12 @@ class AdversarialMixin:
                         random_start=None, n_restarts=1, n_queries=None, n_targets=None):
         """An attack's settings, the estimator's threat model filling those left at None.
 
-        PGD alone also takes the training attack's steps (and, at the training
-        radius, its step size); the other attacks keep their standard iterations.
+        PGD or TRADES' attack alone also takes the training attack's steps (and,
+        at the training radius, its step size); the other attacks keep their
+        standard iterations.
         """
         epsilon = radius(self.epsilon) if epsilon is None else epsilon
-        if isinstance(attack, str) and attack == "pgd":
+        if isinstance(attack, str) and attack in ("pgd", "trades"):
             n_steps = self.n_steps if n_steps is None else n_steps
             if step_size is None and epsilon == radius(self.epsilon) and n_steps == self.n_steps:
                 step_size = self.step_size

@@ -21,6 +21,9 @@ from .separation import SEPARATION_VIEWS
 from .weighting import CLASS_WEIGHTS, SAMPLERS, check_class_weight, resolve_reweight_epoch
 
 MIXED_PRECISIONS = ("bf16",)
+#: Training objectives: PGD adversarial training (Madry et al., 2018), or TRADES (Zhang et al.,
+#: 2019).
+ADVERSARIAL_LOSSES = ("madry", "trades")
 #: Options of ReweightedLoss that the estimator's own parameters set.
 CRITERION_OPTIONS = ("loss", "focal_gamma", "ldam_max_margin", "ldam_scale", "bsl_tau")
 
@@ -34,6 +37,8 @@ PARAMETER_CONSTRAINTS = {
     "norm": [StrOptions(set(NORMS))],
     "random_start": ["boolean"],
     "reuse_perturbations": ["boolean"],
+    "adversarial_loss": [StrOptions(set(ADVERSARIAL_LOSSES))],
+    "trades_beta": [positive()],
     "bounds": [StrOptions({"auto"}), tuple, list, None],
     "perturbable_features": ["array-like", None],
     "epsilon_scale": [StrOptions({"std"}), None],
@@ -47,6 +52,8 @@ PARAMETER_CONSTRAINTS = {
     "reweight_epoch": [Interval(numbers.Integral, 0, None, closed="left"),
                        finite(0, 1, closed="left")],
     "reweight_lr_factor": [positive()],
+    "lr_drop_epoch": [Interval(numbers.Integral, 0, None, closed="left"),
+                      finite(0, 1, closed="left"), None],
     "sampler": [StrOptions(set(SAMPLERS)), None],
     "loss": [StrOptions(set(LOSSES))],
     "focal_gamma": [non_negative()],
@@ -75,6 +82,9 @@ def check_params(estimator):
     check_epsilon(estimator.epsilon)
     check_class_weight(estimator.class_weight)
     resolve_reweight_epoch(estimator.reweight_epoch, estimator.max_epochs)  # warns past the end
+    if estimator.adversarial_loss == "trades" and estimator.reuse_perturbations:
+        raise ValueError("reuse_perturbations=True continues PGD's attack across epochs; "
+                         "TRADES' attack starts next to each input: use one or the other.")
     shape = estimator.input_shape
     if shape is not None and (not shape or not all(
             isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0

@@ -3,11 +3,11 @@
 skorch runs the training loop; the estimator composes the pieces of the package through
 skorch's hooks (see docs/design.md):
 
-- ``train_step`` replaces the batch by its PGD adversarial examples
+- ``train_step`` replaces the batch by its adversarial examples (PGD's, or TRADES')
   (:mod:`srat_sklearn.attacks`) and, when ``lambda_sep > 0``, lets the separation term
   (:mod:`srat_sklearn.separation`) record the penultimate features of the same forward pass;
 - ``get_loss`` adds ``lambda_sep`` times the separation loss to the class-weighted loss
-  (:mod:`srat_sklearn.losses`);
+  (:mod:`srat_sklearn.losses`); both live in :mod:`srat_sklearn._objective`;
 - the ``reweighting`` callback (:mod:`srat_sklearn.weighting`) switches the class weights on.
 """
 
@@ -20,21 +20,20 @@ from sklearn.metrics import accuracy_score
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EpochScoring
-from skorch.dataset import unpack_data
-from skorch.utils import is_dataset, to_numpy, to_tensor
+from skorch.utils import is_dataset, to_numpy
 
 from . import _inputs, _params, weighting
 from ._adversarial import AdversarialMixin
 from ._bounds import BoundsOnDevice, infer_bounds, infer_bounds_from_batches
 from ._feature_threat import fit_threat, radius
+from ._objective import ObjectiveMixin
 from ._persistence import PersistenceMixin
 from ._perturbations import PerturbationStore
 from ._precision import PrecisionMixin
 from ._seeding import epoch_seeded, seed_epoch
 from .loading import dataset_labels, make_loader
-from .losses import NonFiniteLossError, ReweightedLoss, non_finite_loss_error
+from .losses import NonFiniteLossError, ReweightedLoss
 from .models import default_module
-from .separation import SeparationTerm
 
 __all__ = ["SRATClassifier", "NonFiniteLossError"]
 
@@ -43,7 +42,8 @@ def _encoded_accuracy(net, X, y):
     return accuracy_score(to_numpy(y), net.predict_proba(X).argmax(axis=1))
 
 
-class SRATClassifier(AdversarialMixin, PrecisionMixin, PersistenceMixin, NeuralNetClassifier):
+class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, PersistenceMixin,
+                     NeuralNetClassifier):
     """Separable Reweighted Adversarial Training (Wang et al., 2021) as an sklearn classifier.
 
     Each training batch is replaced by PGD adversarial examples; the loss is
@@ -78,6 +78,15 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, PersistenceMixin, NeuralN
         previous epoch (ATTA, Zheng et al., 2020), so that a few steps per
         batch add up over the epochs. Keeps one perturbation per training
         sample on the device; for data without random augmentation.
+    adversarial_loss : {"madry", "trades"}, default="madry"
+        ``"madry"`` trains on PGD's adversarial examples (the paper's);
+        ``"trades"`` is TRADES (Zhang et al., 2019): the attack maximises the
+        KL divergence from the clean prediction, and the loss is the
+        class-weighted loss of the clean inputs plus ``trades_beta`` times
+        that divergence. Both take the separation loss of the adversarial
+        features.
+    trades_beta : float, default=6.0
+        TRADES' weight of the divergence (the paper's 6 for CIFAR-10).
     bounds : "auto", None or tuple (low, high), default="auto"
         Valid range of the inputs. ``"auto"``: the per-feature minimum and
         maximum of the training data for 2-D X, the global ones for images.
@@ -117,8 +126,13 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, PersistenceMixin, NeuralN
         row ``reweight_epoch + 1``); a float in [0, 1) is a fraction of
         ``max_epochs``. ``0`` weights from the start.
     reweight_lr_factor : float, default=0.1
-        Learning-rate factor applied at ``reweight_epoch`` > 0, with or
-        without class weights (one schedule for NT, AT and AT-DRW).
+        Learning-rate factor applied at ``lr_drop_epoch``, with or without
+        class weights (one schedule for every method); composes with skorch's
+        ``LRScheduler``.
+    lr_drop_epoch : int, float or None, default=None
+        Epoch of the drop, as ``reweight_epoch`` counts them. ``None``: at
+        ``reweight_epoch``, or at 3/4 of ``max_epochs`` when that is 0 (AT-RW
+        then drops when the deferred methods do).
     sampler : None or "balanced", default=None
         ``"balanced"`` draws class-balanced training batches anew each epoch
         (:func:`~srat_sklearn.weighting.balanced_sampler`); usually with
@@ -161,8 +175,9 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, PersistenceMixin, NeuralN
         or the training split's.
     class_weights_ : ndarray of shape (n_classes,)
         Class weights used from ``reweight_epoch_`` on.
-    reweight_epoch_ : int
-        The resolved reweighting epoch.
+    reweight_epoch_, lr_drop_epoch_ : int
+        The resolved epochs of the class weights' switch and of the
+        learning-rate drop.
     bounds_ : tuple (low, high) or None
         The data bounds of the attacks.
     sample_shape_ : tuple
@@ -190,12 +205,13 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, PersistenceMixin, NeuralN
     def __init__(self, module=None, *args, criterion=ReweightedLoss, train_split=None,
                  classes=None, optimizer=torch.optim.Adam, lr=1e-3, max_epochs=30, batch_size=64,
                  epsilon=8 / 255, step_size=None, n_steps=10, norm="linf", random_start=True,
-                 reuse_perturbations=False, bounds="auto", perturbable_features=None,
+                 reuse_perturbations=False, adversarial_loss="madry", trades_beta=6.0,
+                 bounds="auto", perturbable_features=None,
                  epsilon_scale=None, integer_features=None, lambda_sep=1.0, temperature=0.1,
                  separation_views="adversarial", class_weight="balanced", class_prior=None,
-                 beta=0.9999, reweight_epoch=0.75, reweight_lr_factor=0.1, sampler=None,
-                 loss="ce", focal_gamma=1.0, ldam_max_margin=0.5, ldam_scale=1.0, bsl_tau=1.0,
-                 feature_layer=None, input_shape=None, mixed_precision=None,
+                 beta=0.9999, reweight_epoch=0.75, reweight_lr_factor=0.1, lr_drop_epoch=None,
+                 sampler=None, loss="ce", focal_gamma=1.0, ldam_max_margin=0.5, ldam_scale=1.0,
+                 bsl_tau=1.0, feature_layer=None, input_shape=None, mixed_precision=None,
                  channels_last=False, random_state=None, **kwargs):
         # skorch does not shuffle by default; SGD on sorted or grouped rows trains badly.
         kwargs.setdefault("iterator_train__shuffle", True)
@@ -208,6 +224,8 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, PersistenceMixin, NeuralN
         self.norm = norm
         self.random_start = random_start
         self.reuse_perturbations = reuse_perturbations
+        self.adversarial_loss = adversarial_loss
+        self.trades_beta = trades_beta
         self.bounds = bounds
         self.perturbable_features = perturbable_features
         self.epsilon_scale = epsilon_scale
@@ -220,6 +238,7 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, PersistenceMixin, NeuralN
         self.beta = beta
         self.reweight_epoch = reweight_epoch
         self.reweight_lr_factor = reweight_lr_factor
+        self.lr_drop_epoch = lr_drop_epoch
         self.sampler = sampler
         self.loss = loss
         self.focal_gamma = focal_gamma
@@ -418,6 +437,10 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, PersistenceMixin, NeuralN
             warnings.simplefilter("ignore")  # _check_params has warned already
             self.reweight_epoch_ = weighting.resolve_reweight_epoch(self.reweight_epoch,
                                                                     self.max_epochs)
+            drop = self.lr_drop_epoch
+            if drop is None:
+                drop = self.reweight_epoch if self.reweight_epoch_ > 0 else 0.75
+            self.lr_drop_epoch_ = weighting.resolve_reweight_epoch(drop, self.max_epochs)
         if self.lambda_sep > 0:
             self._separation_term()  # a bad feature_layer fails now, not at the first batch
 
@@ -476,64 +499,6 @@ class SRATClassifier(AdversarialMixin, PrecisionMixin, PersistenceMixin, NeuralN
     def _gather_features(self, tensor):
         """The features of the separation loss; data-parallel: from all, with gradients."""
         return tensor
-
-    def _forward_clean(self, X):
-        with self._autocast():
-            return self._bare_module()(self._memory_format(X))
-
-    def _separation_term(self):
-        """The separation term of the current module, made once (its layer found once)."""
-        term = self.__dict__.get("separation_")
-        if term is None or term.module is not self._bare_module() \
-                or term.feature_layer != self.feature_layer:
-            term = self.separation_ = SeparationTerm(
-                self._bare_module(), self.feature_layer, forward=self._forward_clean,
-                gather=self._gather_features)
-        return term
-
-    def train_step(self, batch, **fit_params):
-        """Replace the batch by its adversarial examples, then take skorch's step on them.
-
-        The attack lives here rather than in ``train_step_single`` so that it
-        also runs when skorch's ``AccelerateMixin`` replaces that method.
-        """
-        rows = clean = None
-        if self.reuse_perturbations:
-            *batch, rows = batch  # make_loader(with_indices=True) appends them
-        if radius(self.epsilon) > 0:
-            Xi, yi = unpack_data(batch)
-            if not isinstance(Xi, (torch.Tensor, np.ndarray)):
-                raise TypeError("The attacks need each batch of X to be a single tensor; got "
-                                f"{type(Xi).__name__}.")
-            clean = to_tensor(Xi, device=self.device)
-            start = None
-            if rows is not None:
-                rows = to_tensor(rows, device=clean.device)  # one copy for the read and the write
-                start = self.perturbation_store_.previous(clean, rows)
-            X_adv = self._attack(clean, to_tensor(yi, device=self.device), start=start)
-            if rows is not None:
-                self.perturbation_store_.update(rows, X_adv - clean)
-            batch = (X_adv, yi)
-        if self.lambda_sep == 0:
-            return super().train_step(batch, **fit_params)
-        second_view = clean if self.separation_views == "adversarial+clean" else None
-        with self._separation_term().step(clean=second_view):
-            return super().train_step(batch, **fit_params)
-
-    def get_loss(self, y_pred, y_true, X=None, training=False):
-        """Class-weighted loss, plus ``lambda_sep`` times the separation loss when training."""
-        y_true = to_tensor(y_true, device=self.device)
-        if y_pred.ndim != 2 or y_pred.shape[1] != len(self.classes_):
-            raise ValueError(
-                f"The module returns outputs of shape {tuple(y_pred.shape)}, but logits of shape "
-                f"(batch, {len(self.classes_)}) are needed, one column per class.")
-        loss = self.criterion_(y_pred, y_true)
-        if training and self.lambda_sep > 0:
-            loss = loss + self.lambda_sep * self.separation_.loss(y_true, self.temperature)
-        # Checked before backward and the optimizer step, so the parameters stay usable.
-        if training and not torch.isfinite(loss):
-            raise non_finite_loss_error(loss, self.history)
-        return loss
 
     # ------------------------------------------------------------------ prediction
 

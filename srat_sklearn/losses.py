@@ -25,6 +25,7 @@ __all__ = [
     "log_class_prior",
     "balanced_softmax_loss",
     "supervised_contrastive_loss",
+    "trades_kl_divergence",
     "ReweightedLoss",
 ]
 
@@ -179,6 +180,38 @@ def balanced_softmax_loss(logits, target, log_prior, weight=None, tau=1.0):
     """
     shifted = logits + tau * log_prior.to(dtype=logits.dtype)
     return weighted_cross_entropy(shifted, target, weight)
+
+
+def trades_kl_divergence(clean_logits, adversarial_logits, reduction="mean"):
+    """``KL(p(x) || p(x'))``: how far the adversarial prediction moved from the clean one.
+
+    TRADES' robustness term (Zhang et al., 2019): the training loss adds
+    ``beta`` times its batch mean to the classification loss of the clean
+    inputs, and TRADES' attack maximises its sum over the ball. Gradients flow
+    through both arguments (detach the clean logits to hold them fixed).
+
+    Parameters
+    ----------
+    clean_logits, adversarial_logits : torch.Tensor of shape (n, n_classes)
+    reduction : {"mean", "sum", "none"}, default="mean"
+        Over the samples; "none" returns one divergence per sample.
+
+    Examples
+    --------
+    >>> import torch
+    >>> z = torch.tensor([[2.0, 0.0]])
+    >>> trades_kl_divergence(z, z).item()
+    0.0
+    >>> round(trades_kl_divergence(z, torch.zeros(1, 2)).item(), 4)
+    0.3278
+    """
+    check_option(reduction, "reduction", ("mean", "sum", "none"))
+    clean_log_p = F.log_softmax(clean_logits.float(), dim=1)
+    per_sample = (clean_log_p.exp()
+                  * (clean_log_p - F.log_softmax(adversarial_logits.float(), dim=1))).sum(dim=1)
+    if reduction == "none":
+        return per_sample
+    return per_sample.mean() if reduction == "mean" else per_sample.sum()
 
 
 def ldam_loss(logits, target, margins, weight=None, scale=1.0):

@@ -25,11 +25,14 @@ PAPER_METHODS = {
 }
 
 #: Baselines after the paper: AT-BSL (Yue et al., CVPR 2024), PGD adversarial training with
-#: the balanced-softmax outer loss, and its combination with the separation loss. The
-#: balanced softmax corrects the imbalance itself, so neither reweights.
+#: the balanced-softmax outer loss, and its combination with the separation loss (the
+#: balanced softmax corrects the imbalance itself, so neither reweights); TRADES (Zhang et al.,
+#: 2019) with beta 6, and TRADES with the separation loss and deferred reweighting.
 BASELINES = {
     "AT-BSL": {"lambda_sep": 0.0, "class_weight": None, "loss": "bsl"},
     "SRAT-BSL": {"lambda_sep": 1.0, "class_weight": None, "loss": "bsl"},
+    "TRADES": {"lambda_sep": 0.0, "class_weight": None, "adversarial_loss": "trades"},
+    "SRAT-TRADES": {"lambda_sep": 1.0, "class_weight": "balanced", "adversarial_loss": "trades"},
 }
 
 #: Every method by name: :data:`PAPER_METHODS` and :data:`BASELINES`.

@@ -257,6 +257,39 @@ def resolve_reweight_epoch(reweight_epoch, max_epochs):
     return epoch
 
 
+#: Schedulers that set the learning rate from their own bounds every step: a one-time drop
+#: would last one step under them.
+_CYCLIC_SCHEDULERS = ("CyclicLR", "OneCycleLR")
+
+
+def _lr_schedulers(net):
+    for _, callback in getattr(net, "callbacks_", []):
+        scheduler = getattr(callback, "lr_scheduler_", None)
+        if scheduler is not None:
+            yield scheduler
+
+
+def check_lr_drop_composes(net):
+    """Refuse schedulers that would undo the learning-rate drop, before training."""
+    if net.reweight_lr_factor == 1:
+        return
+    for _, callback in getattr(net, "callbacks_", []):
+        policy = getattr(callback, "policy", None)
+        name = policy if isinstance(policy, str) else getattr(policy, "__name__", "")
+        if name in _CYCLIC_SCHEDULERS:
+            raise ValueError(f"{name} sets the learning rate from its own bounds at every "
+                             "step, so the drop of reweight_lr_factor would last one step: "
+                             "set reweight_lr_factor=1.0 with it.")
+
+
+def _lower_scheduler_base(net, factor):
+    """Scale the schedulers' base rates too, so that the drop outlasts LambdaLR-like ones,
+    which compute the rate from them at every step."""
+    for scheduler in _lr_schedulers(net):
+        if hasattr(scheduler, "base_lrs"):
+            scheduler.base_lrs = [base * factor for base in scheduler.base_lrs]
+
+
 class DeferredReweighting(Callback):
     """Switch the class weights on at the reweighting epoch, in place.
 
@@ -265,23 +298,28 @@ class DeferredReweighting(Callback):
     table counts from 1, so ``reweight_epoch=20`` switches at its epoch 21): all ones
     before ``net.reweight_epoch_`` and ``net.class_weights_`` from it on, and records in
     the history whether weights other than 1 are on (``class_weights_on``). At
-    the switch, when it is deferred (epoch > 0), every parameter group's
-    learning rate is multiplied by ``net.reweight_lr_factor`` once, also without
-    class weights (``class_weight=None``): the drop is the schedule that the methods of
-    the paper share. The
-    optimizer is not re-created, so momentum and other state survive. The
-    "already lowered" flag is kept in the optimizer's parameter groups, so it
-    is saved and restored with the optimizer by skorch's ``Checkpoint`` and
-    ``LoadInitState``, and the multiplication composes with learning-rate
-    schedulers.
+    ``net.lr_drop_epoch_`` every parameter group's learning rate is multiplied
+    by ``net.reweight_lr_factor`` once, with or without class weights: the
+    drop is the schedule that the methods of the paper share. The optimizer
+    is not re-created, so momentum and other state survive. The "already
+    lowered" flag is kept in the optimizer's parameter groups, so it is saved
+    and restored with the optimizer by skorch's ``Checkpoint`` and
+    ``LoadInitState``. The drop composes with skorch's ``LRScheduler``: the
+    schedulers' base rates are scaled too, so that StepLR, MultiStepLR,
+    CosineAnnealingLR and LambdaLR all continue at ``reweight_lr_factor`` times
+    their own rate; CyclicLR and OneCycleLR, which would undo it, are refused.
 
-    The net must provide ``class_weights_``, ``reweight_epoch_`` and
-    ``reweight_lr_factor``, as :class:`~srat_sklearn.SRATClassifier` does, and
-    ``criterion_.set_class_weights`` unless every class weight is 1 (any
-    criterion that takes ``(logits, y)`` trains without class weights).
+    The net must provide ``class_weights_``, ``reweight_epoch_``,
+    ``lr_drop_epoch_`` and ``reweight_lr_factor``, as
+    :class:`~srat_sklearn.SRATClassifier` does, and ``criterion_.set_class_weights``
+    unless every class weight is 1 (any criterion that takes ``(logits, y)``
+    trains without class weights).
     """
 
     LR_FLAG = "srat_lr_lowered"
+
+    def on_train_begin(self, net, **kwargs):
+        check_lr_drop_composes(net)
 
     def on_epoch_begin(self, net, **kwargs):
         epoch = len(net.history) - 1
@@ -296,9 +334,14 @@ class DeferredReweighting(Callback):
         # Only weights that differ from 1 are "on": class_weight=None reweights nothing.
         net.history.record("class_weights_on", bool(np.any(weights != 1)))
 
-        lower_lr = weights_on and switch > 0
-        for group in net.optimizer_.param_groups:
-            lowered = group.get(self.LR_FLAG, False)
-            if lower_lr and not lowered:
-                group["lr"] *= net.reweight_lr_factor
-                group[self.LR_FLAG] = True
+        drop = getattr(net, "lr_drop_epoch_", switch if switch > 0 else None)
+        if drop is None or epoch < drop:
+            return
+        factor = net.reweight_lr_factor
+        lowering = [group for group in net.optimizer_.param_groups
+                    if not group.get(self.LR_FLAG, False)]
+        for group in lowering:
+            group["lr"] *= factor
+            group[self.LR_FLAG] = True
+        if lowering and factor != 1:
+            _lower_scheduler_base(net, factor)

@@ -351,3 +351,15 @@ def test_cuda_without_a_gpu_exits_2_before_training(capsys):
     captured = capsys.readouterr()
     assert exit_info.value.code == 2 and "no CUDA GPU" in captured.err
     assert captured.err.count("\n") == 1
+
+
+def test_cli_at_rw_drops_the_lr_with_the_other_methods(tmp_path):
+    X, y = make_classification(n_samples=150, n_features=6, n_informative=4, n_classes=3,
+                               random_state=0)
+    np.savez(tmp_path / "data.npz", X=X, y=y)
+    main(["train", "--data", str(tmp_path / "data.npz"), "--method", "at-rw", "--max-epochs",
+          "4", "--reweight-epoch", "2", "--optimizer", "adam", "--output", str(tmp_path / "out"),
+          "--no-progress", "--eval-steps", "2"])
+    with open(tmp_path / "out" / "model.pkl", "rb") as f:
+        classifier = pickle.load(f)[-1]
+    assert (classifier.reweight_epoch_, classifier.lr_drop_epoch_) == (0, 2)

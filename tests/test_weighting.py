@@ -4,8 +4,16 @@ import numpy as np
 import pytest
 import torch
 from sklearn.utils.class_weight import compute_class_weight
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, LRScheduler
 from skorch.dataset import ValidSplit
+from torch.optim.lr_scheduler import (
+    CosineAnnealingLR,
+    CyclicLR,
+    LambdaLR,
+    MultiStepLR,
+    OneCycleLR,
+    StepLR,
+)
 
 from srat_sklearn import SRATClassifier
 from srat_sklearn.weighting import compute_class_weights, resolve_reweight_epoch
@@ -116,10 +124,47 @@ def test_lr_drops_once_at_deferred_switch(recorded_fit):
     assert [lr[0] for lr in rec.lrs] == pytest.approx([0.05, 0.05, 0.005, 0.005])
 
 
-def test_lr_untouched_when_weights_from_start(recorded_fit):
+def test_weights_from_the_start_still_drop_the_lr_where_deferred_methods_do(recorded_fit):
+    # AT-RW shares the schedule: the drop at 3/4 of max_epochs, as reweight_epoch=0.75.
     clf, rec = recorded_fit(reweight_epoch=0)
-    assert [lr[0] for lr in rec.lrs] == pytest.approx([0.05] * 4)
+    assert [lr[0] for lr in rec.lrs] == pytest.approx([0.05, 0.05, 0.05, 0.005])
     assert torch.allclose(rec.weights[0], torch.as_tensor(clf.class_weights_, dtype=torch.float32))
+
+
+def test_lr_drop_epoch_moves_the_drop_only(recorded_fit):
+    clf, rec = recorded_fit(reweight_epoch=2, lr_drop_epoch=1)
+    assert [lr[0] for lr in rec.lrs] == pytest.approx([0.05, 0.005, 0.005, 0.005])
+    assert [bool(v) for v in clf.history[:, "class_weights_on"]] == [False, False, True, True]
+
+
+SCHEDULES = {
+    "StepLR": dict(policy=StepLR, step_size=2, gamma=0.5),
+    "MultiStepLR": dict(policy=MultiStepLR, milestones=[1, 4], gamma=0.5),
+    "CosineAnnealingLR": dict(policy=CosineAnnealingLR, T_max=6),
+    "LambdaLR": dict(policy=LambdaLR, lr_lambda=lambda epoch: 1 / (1 + epoch)),
+}
+
+
+@pytest.mark.parametrize("schedule", list(SCHEDULES))
+def test_the_drop_composes_with_schedulers(recorded_fit, schedule):
+    def lrs(factor):
+        recorder = Recorder()
+        recorded_fit(max_epochs=6, reweight_epoch=3, reweight_lr_factor=factor,
+                     callbacks=[recorder, LRScheduler(**SCHEDULES[schedule])])
+        return np.array([lr[0] for lr in recorder.lrs])
+
+    scheduled, dropped = lrs(1.0), lrs(0.1)
+    np.testing.assert_allclose(dropped[:3], scheduled[:3], rtol=1e-6)
+    np.testing.assert_allclose(dropped[3:], 0.1 * scheduled[3:], rtol=1e-6)
+
+
+@pytest.mark.parametrize("scheduler", [
+    dict(policy=OneCycleLR, max_lr=0.1, total_steps=1000),
+    dict(policy=CyclicLR, base_lr=0.01, max_lr=0.1, step_every="batch"),
+])
+def test_cyclic_schedulers_that_would_undo_the_drop_are_refused(recorded_fit, scheduler):
+    with pytest.raises(ValueError, match="reweight_lr_factor=1.0"):
+        recorded_fit(callbacks=[LRScheduler(**scheduler)])
 
 
 def test_switch_keeps_optimizer_and_momentum(recorded_fit):

@@ -17,16 +17,21 @@ from .apgd import _apgd_attack, _apgd_targeted_attack
 from .fab import _fab_attack
 from .pgd import _pgd_attack
 from .square import _square_attack
+from .trades import _trades_attack
 
 #: Names accepted by :func:`run_attack` and by the ``attack=`` options of the metrics.
-ATTACKS = ("pgd", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square", "autoattack")
+ATTACKS = ("pgd", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square", "autoattack", "trades")
 #: Standard AutoAttack (Croce & Hein, 2020): its members, in the order they run.
 AUTOATTACK = ("apgd-ce", "apgd-t", "fab-t", "square")
 #: How reports name each attack.
 DISPLAY_NAMES = {"pgd": "PGD", "apgd-ce": "APGD-CE", "apgd-dlr": "APGD-DLR", "apgd-t": "APGD-T",
-                 "fab-t": "FAB-T", "square": "Square", "autoattack": "AutoAttack"}
+                 "fab-t": "FAB-T", "square": "Square", "autoattack": "AutoAttack",
+                 "trades": "TRADES"}
 #: Iterations when ``n_steps`` is None: PGD's training default, AutoAttack's 100 for the rest.
-DEFAULT_STEPS = {"pgd": 10, "apgd-ce": 100, "apgd-dlr": 100, "apgd-t": 100, "fab-t": 100}
+DEFAULT_STEPS = {"pgd": 10, "apgd-ce": 100, "apgd-dlr": 100, "apgd-t": 100, "fab-t": 100,
+                 "trades": 10}
+#: The attacks with a step size of their own (the training attacks).
+_STEPPED = {"pgd", "trades"}
 DEFAULT_QUERIES = 5000
 DEFAULT_TARGETS = 9
 _TARGETED = ("apgd-t", "fab-t")
@@ -59,7 +64,8 @@ def check_attack(attack, *, epsilon, norm, n_steps=None, step_size=None, n_resta
                          n_targets=n_targets)
     uses = set(members)
     for value, name, users, named in (
-            (step_size, "step_size", {"pgd"}, "pgd"), (start, "start", {"pgd"}, "pgd"),
+            (step_size, "step_size", _STEPPED, "pgd and trades"),
+            (start, "start", {"pgd"}, "pgd"),
             (n_queries, "n_queries", {"square"}, "square and autoattack"),
             (n_targets, "n_targets", set(_TARGETED), "apgd-t, fab-t and autoattack")):
         if value is not None and not uses & users:
@@ -88,6 +94,9 @@ def _run_member(name, model, X, y, *, epsilon, n_steps, norm, step_size, random_
     if name == "pgd":
         run = partial(_pgd_attack, step_size=step_size, n_steps=n_steps,
                       random_start=random_start, start=start, **common)
+    elif name == "trades":
+        def run(model, X, y):  # TRADES needs no labels
+            return _trades_attack(model, X, step_size=step_size, n_steps=n_steps, **common)
     elif name == "square":
         run = partial(_square_attack, n_queries=DEFAULT_QUERIES if n_queries is None
                       else n_queries, **common)
@@ -243,9 +252,10 @@ def attack_settings(attack, *, epsilon, norm, n_steps=None, step_size=None, rand
     if steps:
         settings["n_steps"] = (next(iter(steps.values())) if len(set(steps.values())) == 1
                                else steps)
-    if "pgd" in members:
-        pgd_steps = steps["pgd"]
-        settings["step_size"] = float(2.5 * epsilon / pgd_steps if step_size is None
+    stepped = _STEPPED & set(members)
+    if stepped:
+        own_steps = steps[next(iter(stepped))]
+        settings["step_size"] = float(2.5 * epsilon / own_steps if step_size is None
                                       else step_size)
     if set(members) & {"pgd", "apgd-ce", "apgd-dlr", "apgd-t"}:
         settings["random_start"] = bool(random_start)
@@ -278,8 +288,9 @@ def describe_attack(settings):
     if isinstance(steps, dict):
         parts.append(", ".join(f"{DISPLAY_NAMES[m]} {n} steps" for m, n in steps.items()))
     elif steps is not None:
-        unit = "steps" if members == ["pgd"] else "iterations"
-        sized = f" of size {settings['step_size']:g}" if members == ["pgd"] else ""
+        alone = len(members) == 1 and members[0] in _STEPPED
+        unit = "steps" if alone else "iterations"
+        sized = f" of size {settings['step_size']:g}" if alone else ""
         parts.append(f"{steps} {unit}{sized}")
     if "n_targets" in settings:
         n_targets = settings["n_targets"]

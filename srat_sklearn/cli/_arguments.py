@@ -5,9 +5,10 @@ import argparse
 from .. import __version__
 
 #: srat_sklearn.attacks.ATTACKS, spelled out: --help must not import torch (a test checks).
-ATTACKS = ("pgd", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square", "autoattack")
+ATTACKS = ("pgd", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square", "autoattack", "trades")
 CLI_METHODS = {"nt": "NT", "at": "AT", "at-rw": "AT-RW", "at-drw": "AT-DRW", "srat": "SRAT-CE",
-               "at-bsl": "AT-BSL", "srat-bsl": "SRAT-BSL"}
+               "at-bsl": "AT-BSL", "srat-bsl": "SRAT-BSL", "trades": "TRADES",
+               "srat-trades": "SRAT-TRADES"}
 DATA_SETS = ("digits", "breast-cancer", "cifar10", "svhn")
 
 
@@ -142,7 +143,10 @@ def build_parser():
                             "class weights from the start; at-drw: class weights from "
                             "--reweight-epoch; srat: at-drw plus the separation loss; at-bsl: "
                             "PGD adversarial training with the balanced-softmax loss (Yue et "
-                            "al., 2024); srat-bsl: at-bsl plus the separation loss")
+                            "al., 2024); srat-bsl: at-bsl plus the separation loss; trades: "
+                            "TRADES (Zhang et al., 2019); srat-trades: trades with the "
+                            "separation loss and class weights from --reweight-epoch; every "
+                            "method drops the learning rate x0.1 at --reweight-epoch")
     train.add_argument("--loss", choices=["ce", "focal", "ldam", "bsl"], default=None,
                        help="classification loss (default: bsl for at-bsl and srat-bsl, else "
                             "ce)")

@@ -100,6 +100,7 @@ def training_params(args, epsilon, device):
     optimizer = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[args.optimizer]
     params = dict(epsilon=epsilon, norm=args.norm, n_steps=args.n_steps,
                   temperature=args.temperature, reweight_epoch=args.reweight_epoch,
+                  lr_drop_epoch=args.reweight_epoch,  # one schedule, AT-RW's too
                   max_epochs=args.max_epochs, batch_size=args.batch_size, optimizer=optimizer,
                   lr=args.lr if args.lr is not None else {"sgd": 0.05, "adam": 1e-3}[
                       args.optimizer],

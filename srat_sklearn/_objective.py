@@ -1,0 +1,107 @@
+"""The training objective of one batch: the attack, the separation term, and the loss.
+
+A mixin of :class:`~srat_sklearn.SRATClassifier`:
+
+- ``train_step`` replaces the batch by adversarial examples: PGD's (Madry et al., 2018) or,
+  with ``adversarial_loss="trades"``, TRADES' (Zhang et al., 2019), which move the prediction
+  furthest from the clean one; when ``lambda_sep > 0`` the separation term records the
+  penultimate features of the adversarial forward pass;
+- ``get_loss`` is the class-weighted loss of the adversarial logits (Madry), or of the clean
+  logits plus ``trades_beta`` times the KL divergence from the clean to the adversarial
+  prediction (TRADES), plus ``lambda_sep`` times the separation loss.
+"""
+
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from skorch.dataset import unpack_data
+from skorch.utils import to_tensor
+
+from ._feature_threat import radius
+from .losses import non_finite_loss_error, trades_kl_divergence
+from .separation import SeparationTerm
+
+
+class ObjectiveMixin:
+    """``train_step`` and ``get_loss`` of adversarial training with the separation loss."""
+
+    def _forward_clean(self, X):
+        with self._autocast():
+            return self._bare_module()(self._memory_format(X))
+
+    def _separation_term(self):
+        """The separation term of the current module, made once (its layer found once)."""
+        term = self.__dict__.get("separation_")
+        if term is None or term.module is not self._bare_module() \
+                or term.feature_layer != self.feature_layer:
+            term = self.separation_ = SeparationTerm(
+                self._bare_module(), self.feature_layer, forward=self._forward_clean,
+                gather=self._gather_features)
+        return term
+
+    @contextmanager
+    def _clean_batch(self, clean):
+        """The clean batch of the step, for TRADES' loss (skorch's step sees only its X)."""
+        self.__dict__["_clean_batch"] = clean
+        try:
+            yield
+        finally:
+            self.__dict__.pop("_clean_batch", None)
+
+    def train_step(self, batch, **fit_params):
+        """Replace the batch by its adversarial examples, then take skorch's step on them.
+
+        The attack lives here rather than in ``train_step_single`` so that it
+        also runs when skorch's ``AccelerateMixin`` replaces that method.
+        """
+        rows = clean = None
+        if self.reuse_perturbations:
+            *batch, rows = batch  # make_loader(with_indices=True) appends them
+        if radius(self.epsilon) > 0:
+            Xi, yi = unpack_data(batch)
+            if not isinstance(Xi, (torch.Tensor, np.ndarray)):
+                raise TypeError("The attacks need each batch of X to be a single tensor; got "
+                                f"{type(Xi).__name__}.")
+            clean = to_tensor(Xi, device=self.device)
+            start = None
+            if rows is not None:
+                rows = to_tensor(rows, device=clean.device)  # one copy for the read and the write
+                start = self.perturbation_store_.previous(clean, rows)
+            attack = "trades" if self.adversarial_loss == "trades" else "pgd"
+            X_adv = self._attack(clean, to_tensor(yi, device=self.device), attack=attack,
+                                 start=start)
+            if rows is not None:
+                self.perturbation_store_.update(rows, X_adv - clean)
+            batch = (X_adv, yi)
+        with self._clean_batch(clean):
+            if self.lambda_sep == 0:
+                return super().train_step(batch, **fit_params)
+            second_view = clean if self.separation_views == "adversarial+clean" else None
+            with self._separation_term().step(clean=second_view):
+                return super().train_step(batch, **fit_params)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """The class-weighted loss (TRADES: of the clean logits, plus ``trades_beta`` times the
+        KL divergence), plus ``lambda_sep`` times the separation loss when training."""
+        y_true = to_tensor(y_true, device=self.device)
+        if y_pred.ndim != 2 or y_pred.shape[1] != len(self.classes_):
+            raise ValueError(
+                f"The module returns outputs of shape {tuple(y_pred.shape)}, but logits of shape "
+                f"(batch, {len(self.classes_)}) are needed, one column per class.")
+        # The separation loss first: it reads the features of the adversarial forward pass,
+        # which TRADES' clean forward pass below would record over.
+        separation = (self.lambda_sep * self.separation_.loss(y_true, self.temperature)
+                      if training and self.lambda_sep > 0 else 0.0)
+        clean = self.__dict__.get("_clean_batch") if training else None
+        if clean is not None and self.adversarial_loss == "trades":
+            clean_logits = self._forward_clean(clean).float()
+            loss = (self.criterion_(clean_logits, y_true)
+                    + self.trades_beta * trades_kl_divergence(clean_logits, y_pred))
+        else:
+            loss = self.criterion_(y_pred, y_true)
+        loss = loss + separation
+        # Checked before backward and the optimizer step, so the parameters stay usable.
+        if training and not torch.isfinite(loss):
+            raise non_finite_loss_error(loss, self.history)
+        return loss
