@@ -12,6 +12,7 @@ import torch
 from skorch.utils import is_dataset, to_numpy, to_tensor
 from tqdm.auto import tqdm
 
+from ._budgets import attack_per_sample
 from ._feature_threat import describe_features, evaluation_threat, radius
 from ._inputs import label_indices
 from ._validation import check_int
@@ -46,12 +47,14 @@ class AdversarialMixin:
                     n_restarts=n_restarts, n_queries=n_queries, n_targets=n_targets)
 
     def _attack(self, X, y, *, attack="pgd", start=None, skip_misclassified=False,
-                batch_size=None, after_member=None, threat=None, **settings):
+                batch_size=None, after_member=None, threat=None, sample_share=None,
+                **settings):
         """Adversarial examples of a batch under the threat model.
 
         ``settings`` are the attack's (None: the estimator's); ``threat`` a
         :class:`~srat_sklearn._feature_threat.FeatureThreat` that replaces the
-        fitted one (an evaluation's own features and budgets).
+        fitted one (an evaluation's own features and budgets); ``sample_share``
+        each sample's share of the radius (:mod:`srat_sklearn._budgets`).
         """
         X = self._memory_format(X)
         run = partial(_run_attack, attack, y=y, skip_misclassified=skip_misclassified,
@@ -59,10 +62,17 @@ class AdversarialMixin:
                       **self._resolve_attack(attack, **settings))
         bounds = self.bounds_on_device_.like(X)
         threat = getattr(self, "feature_threat_", None) if threat is None else threat
-        with self._autocast():
+
+        def threatened(model, X, bounds=None, start=None):
             if threat is None:
-                return run(self._bare_module(), X, bounds=bounds, start=start)
-            return threat.attack(run, self._bare_module(), X, bounds, start)
+                return run(model, X, bounds=bounds, start=start)
+            return threat.attack(run, model, X, bounds, start)
+
+        with self._autocast():
+            if sample_share is None:
+                return threatened(self._bare_module(), X, bounds=bounds, start=start)
+            return attack_per_sample(threatened, self._bare_module(), X, sample_share, bounds,
+                                     start)
 
     def attack_settings(self, attack="pgd", *, epsilon=None, step_size=None, n_steps=None,
                         norm=None, random_start=None, n_restarts=1, n_queries=None,

@@ -16,8 +16,9 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 from skorch.dataset import unpack_data
-from skorch.utils import to_tensor
+from skorch.utils import to_numpy, to_tensor
 
+from ._budgets import warmup_factor
 from ._feature_threat import radius
 from .losses import non_finite_loss_error, trades_kl_divergence
 from .separation import SeparationTerm
@@ -49,6 +50,22 @@ class ObjectiveMixin:
         finally:
             self.__dict__.pop("_clean_batch", None)
 
+    def _training_budget(self, y):
+        """The training attack's radius, step and per-sample shares this epoch: class-aware
+        budgets and the warm-up (:mod:`srat_sklearn._budgets`); ``{}`` when neither is on."""
+        warm = warmup_factor(len(self.history) - 1, getattr(self, "epsilon_warmup_", 0))
+        factors = self.__dict__.get("class_radius_factors_")
+        if warm == 1 and factors is None:
+            return {}
+        labels = to_numpy(y).astype(np.int64)  # the batch's labels, still on the host
+        budgets = warm * (np.ones(len(labels)) if factors is None else factors[labels])
+        top = float(budgets.max())
+        if top == 0:
+            return {"epsilon": 0.0}
+        return {"epsilon": radius(self.epsilon) * top,
+                "step_size": None if self.step_size is None else self.step_size * top,
+                "sample_share": torch.as_tensor(budgets / top, device=self.device)}
+
     def train_step(self, batch, **fit_params):
         """Replace the batch by its adversarial examples, then take skorch's step on them.
 
@@ -70,7 +87,7 @@ class ObjectiveMixin:
                 start = self.perturbation_store_.previous(clean, rows)
             attack = "trades" if self.adversarial_loss == "trades" else "pgd"
             X_adv = self._attack(clean, to_tensor(yi, device=self.device), attack=attack,
-                                 start=start)
+                                 start=start, **self._training_budget(yi))
             if rows is not None:
                 self.perturbation_store_.update(rows, X_adv - clean)
             batch = (X_adv, yi)

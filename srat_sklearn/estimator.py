@@ -25,6 +25,7 @@ from skorch.utils import is_dataset, to_numpy
 from . import _inputs, _params, weighting
 from ._adversarial import AdversarialMixin
 from ._bounds import BoundsOnDevice, infer_bounds, infer_bounds_from_batches
+from ._budgets import class_radius_factors
 from ._feature_threat import fit_threat, radius
 from ._objective import ObjectiveMixin
 from ._persistence import PersistenceMixin
@@ -87,6 +88,13 @@ class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, Persisten
         features.
     trades_beta : float, default=6.0
         TRADES' weight of the divergence (the paper's 6 for CIFAR-10).
+    class_epsilon_mix : float in [0, 1], default=0.0
+        Class-aware training budgets (RobustLT): class ``c`` is attacked at
+        ``epsilon * ((1 - mix) + mix * s_c / mean(s))``, ``s_c =
+        sqrt(log(n_max / n_c))`` of the class counts; 0: one budget.
+    epsilon_warmup : int or float, default=0
+        Epochs over which the training budget grows linearly to ``epsilon``
+        (a float in [0, 1) is a fraction of ``max_epochs``); 0: none.
     bounds : "auto", None or tuple (low, high), default="auto"
         Valid range of the inputs. ``"auto"``: the per-feature minimum and
         maximum of the training data for 2-D X, the global ones for images.
@@ -175,6 +183,11 @@ class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, Persisten
         or the training split's.
     class_weights_ : ndarray of shape (n_classes,)
         Class weights used from ``reweight_epoch_`` on.
+    class_radius_factors_ : ndarray of shape (n_classes,) or None
+        With ``class_epsilon_mix > 0``: each class's training budget per unit
+        of ``epsilon``.
+    epsilon_warmup_ : int
+        The resolved warm-up epochs.
     reweight_epoch_, lr_drop_epoch_ : int
         The resolved epochs of the class weights' switch and of the
         learning-rate drop.
@@ -206,6 +219,7 @@ class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, Persisten
                  classes=None, optimizer=torch.optim.Adam, lr=1e-3, max_epochs=30, batch_size=64,
                  epsilon=8 / 255, step_size=None, n_steps=10, norm="linf", random_start=True,
                  reuse_perturbations=False, adversarial_loss="madry", trades_beta=6.0,
+                 class_epsilon_mix=0.0, epsilon_warmup=0,
                  bounds="auto", perturbable_features=None,
                  epsilon_scale=None, integer_features=None, lambda_sep=1.0, temperature=0.1,
                  separation_views="adversarial", class_weight="balanced", class_prior=None,
@@ -226,6 +240,8 @@ class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, Persisten
         self.reuse_perturbations = reuse_perturbations
         self.adversarial_loss = adversarial_loss
         self.trades_beta = trades_beta
+        self.class_epsilon_mix = class_epsilon_mix
+        self.epsilon_warmup = epsilon_warmup
         self.bounds = bounds
         self.perturbable_features = perturbable_features
         self.epsilon_scale = epsilon_scale
@@ -441,6 +457,8 @@ class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, Persisten
             if drop is None:
                 drop = self.reweight_epoch if self.reweight_epoch_ > 0 else 0.75
             self.lr_drop_epoch_ = weighting.resolve_reweight_epoch(drop, self.max_epochs)
+            self.epsilon_warmup_ = weighting.resolve_reweight_epoch(self.epsilon_warmup,
+                                                                    self.max_epochs)
         if self.lambda_sep > 0:
             self._separation_term()  # a bad feature_layer fails now, not at the first batch
 
@@ -453,6 +471,8 @@ class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, Persisten
             self.class_prior, self.class_counts_, self.classes_, self.class_weight)
         self.class_weights_ = weighting.compute_class_weights(
             self.class_weight, counts, self.classes_, self.beta)
+        self.class_radius_factors_ = (None if self.class_epsilon_mix == 0 else
+                                      class_radius_factors(counts, self.class_epsilon_mix))
         if self.loss in ("ldam", "bsl"):
             if np.any(counts == 0):
                 raise ValueError(f"loss={self.loss!r} needs every class in the training split; "

@@ -27,12 +27,16 @@ PAPER_METHODS = {
 #: Baselines after the paper: AT-BSL (Yue et al., CVPR 2024), PGD adversarial training with
 #: the balanced-softmax outer loss, and its combination with the separation loss (the
 #: balanced softmax corrects the imbalance itself, so neither reweights); TRADES (Zhang et al.,
-#: 2019) with beta 6, and TRADES with the separation loss and deferred reweighting.
+#: 2019) with beta 6, and TRADES with the separation loss and deferred reweighting; AT-BSL with
+#: the class-aware budgets and epsilon warm-up of RobustLT (Zhang et al., CVPR 2026).
 BASELINES = {
     "AT-BSL": {"lambda_sep": 0.0, "class_weight": None, "loss": "bsl"},
     "SRAT-BSL": {"lambda_sep": 1.0, "class_weight": None, "loss": "bsl"},
     "TRADES": {"lambda_sep": 0.0, "class_weight": None, "adversarial_loss": "trades"},
     "SRAT-TRADES": {"lambda_sep": 1.0, "class_weight": "balanced", "adversarial_loss": "trades"},
+    # RobustLT's plug-ins on AT-BSL; the mix and the warm-up are this library's choice.
+    "AT-BSL+RobustLT": {"lambda_sep": 0.0, "class_weight": None, "loss": "bsl",
+                        "class_epsilon_mix": 0.5, "epsilon_warmup": 0.1},
 }
 
 #: Every method by name: :data:`PAPER_METHODS` and :data:`BASELINES`.

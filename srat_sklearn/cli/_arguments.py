@@ -8,7 +8,7 @@ from .. import __version__
 ATTACKS = ("pgd", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square", "autoattack", "trades")
 CLI_METHODS = {"nt": "NT", "at": "AT", "at-rw": "AT-RW", "at-drw": "AT-DRW", "srat": "SRAT-CE",
                "at-bsl": "AT-BSL", "srat-bsl": "SRAT-BSL", "trades": "TRADES",
-               "srat-trades": "SRAT-TRADES"}
+               "srat-trades": "SRAT-TRADES", "at-bsl-robustlt": "AT-BSL+RobustLT"}
 DATA_SETS = ("digits", "breast-cancer", "cifar10", "svhn")
 
 
@@ -145,11 +145,13 @@ def build_parser():
                             "PGD adversarial training with the balanced-softmax loss (Yue et "
                             "al., 2024); srat-bsl: at-bsl plus the separation loss; trades: "
                             "TRADES (Zhang et al., 2019); srat-trades: trades with the "
-                            "separation loss and class weights from --reweight-epoch; every "
+                            "separation loss and class weights from --reweight-epoch; at-bsl-"
+                            "robustlt: at-bsl with class-aware budgets and an epsilon "
+                            "warm-up (RobustLT, Zhang et al., 2026); every "
                             "method drops the learning rate x0.1 at --reweight-epoch")
     train.add_argument("--loss", choices=["ce", "focal", "ldam", "bsl"], default=None,
-                       help="classification loss (default: bsl for at-bsl and srat-bsl, else "
-                            "ce)")
+                       help="classification loss (default: bsl for the methods built on "
+                            "at-bsl, else ce)")
     train.add_argument("--imbalance", type=_imbalance, default="step:10",
                        help="imbalance made on the training split: step:R (the classes of "
                             "--under keep 1/R of the largest class), exp:R (class c keeps "
