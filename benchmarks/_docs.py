@@ -14,3 +14,10 @@ def replace_block(text, marker, content):
     if not pattern.search(text):
         raise ValueError(f"no <!-- {marker}:start/end --> markers")
     return pattern.sub(lambda m: m.group(1) + content.rstrip("\n") + "\n" + m.group(2), text)
+
+
+def write_docs(generated, root):
+    """Write the files of ``{path: text}`` (a script's ``generated_docs``) and say so."""
+    for path, text in generated.items():
+        path.write_text(text)
+        print(f"wrote {path.relative_to(root)}")

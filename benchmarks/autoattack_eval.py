@@ -45,7 +45,7 @@ from srat_sklearn.metrics import robust_predict
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-from _docs import replace_block  # noqa: E402
+from _docs import replace_block, write_docs  # noqa: E402
 
 EPSILON = {"linf": 0.2, "l2": 1.0}
 MEMBERS = ("apgd-ce", "apgd-t", "fab-t", "square")
@@ -262,9 +262,7 @@ def main():
     if args.smoke:
         BUDGET.update(SMOKE)
     if args.write_docs:
-        for path, text in generated_docs(output).items():
-            path.write_text(text)
-            print(f"wrote {path.relative_to(ROOT)}")
+        write_docs(generated_docs(output), ROOT)
         return
     torch.set_num_threads(args.threads)
     done = {(r["model"], r["norm"]) for r in load(output)} if output.exists() else set()

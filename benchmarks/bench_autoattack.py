@@ -40,7 +40,7 @@ from srat_sklearn.metrics import robust_predict
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-from _docs import replace_block  # noqa: E402
+from _docs import replace_block, write_docs  # noqa: E402
 from autoattack_eval import EPSILON, suite_model  # noqa: E402
 
 DOC, MARKER = ROOT / "docs" / "reliability.md", "autoattack-speed"
@@ -175,9 +175,7 @@ def main():
                         help="tiny budgets, 30 test images and 1 epoch: checks the script only")
     args = parser.parse_args()
     if args.write_docs:
-        for path, text in generated_docs(args.output).items():
-            path.write_text(text)
-            print(f"wrote {path.relative_to(ROOT)}")
+        write_docs(generated_docs(args.output), ROOT)
         return
     torch.set_num_threads(args.threads)
     if args.smoke:

@@ -18,7 +18,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-from _docs import replace_block  # noqa: E402
+from _docs import replace_block, write_docs  # noqa: E402
 
 INDEX = ROOT / "docs" / "index.md"
 COLUMNS = [(kind, group) for kind in ("clean", "robust") for group in ("overall", "well", "under")]
@@ -47,9 +47,7 @@ def main():
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
     if args.write_docs:
-        for path, text in generated_docs(args.output).items():
-            path.write_text(text)
-            print(f"wrote {path.relative_to(ROOT)}")
+        write_docs(generated_docs(args.output), ROOT)
         return
     import srat_sklearn
     from srat_sklearn.cli import main as cli
