@@ -130,7 +130,8 @@ class AdversarialMixin:
             evaluates. Each attack of an ensemble runs on all the samples
             still standing, in parts of nearly equal size. Larger batches run
             the attacks' many iterations faster; lower it when the device runs
-            out of memory.
+            out of memory (the samples themselves are held on the device at
+            once; for more than fit there, call this on parts of X).
         verbose : int, default=0
             1 shows a progress bar over the attacks of the long evaluations
             (ensembles, APGD-T, FAB-T, Square) with the samples still robust;

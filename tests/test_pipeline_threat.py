@@ -6,9 +6,15 @@ import numpy as np
 import pytest
 from sklearn.compose import ColumnTransformer
 from sklearn.decomposition import PCA
+from sklearn.impute import SimpleImputer
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
+from sklearn.preprocessing import (
+    FunctionTransformer,
+    MinMaxScaler,
+    OneHotEncoder,
+    StandardScaler,
+)
 
 from srat_sklearn import SRATClassifier, robust_report
 from srat_sklearn.metrics import make_group_scorer, robust_predict
@@ -84,6 +90,26 @@ def test_min_max_scaler_multiplies(mixed_table):
     carried = classifier_threat(transformer, input_budget({"hour": 2.0}, None, 7,
                                                            frame.columns))
     np.testing.assert_allclose(carried[1], 2.0 / (frame["hour"].max() - frame["hour"].min()))
+
+
+def test_an_imputer_carries_the_budget_unchanged():
+    X = np.array([[1.0, np.nan, 3.0], [2.0, 5.0, np.nan], [4.0, 6.0, 1.0]])
+    transformer = make_pipeline(SimpleImputer()).fit(X)
+    np.testing.assert_array_equal(classifier_threat(transformer, np.array([0.5, 0, 2.0])),
+                                  [0.5, 0, 2.0])
+
+
+def test_an_imputer_that_drops_a_column_is_refused():
+    X = np.array([[1.0, np.nan, 3.0], [2.0, np.nan, 1.0]])
+    transformer = make_pipeline(SimpleImputer()).fit(X)  # the empty middle column goes
+    with pytest.raises(ValueError, match="SimpleImputer"):
+        classifier_threat(transformer, np.array([0.5, 0, 2.0]))
+
+
+def test_a_transformer_that_cannot_count_its_outputs_gets_a_clear_error():
+    transformer = make_pipeline(FunctionTransformer(np.log1p)).fit(np.ones((3, 2)))
+    with pytest.raises(ValueError, match="does not say how many features"):
+        classifier_threat(transformer, np.zeros(2))
 
 
 @pytest.mark.parametrize("make, match", [

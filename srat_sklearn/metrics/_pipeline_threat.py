@@ -110,20 +110,31 @@ def _through(step, budget):
         return budget / _scale(step, budget)
     if isinstance(step, MinMaxScaler):
         return budget * step.scale_
+    # An imputer without indicators keeps each column, unless it drops an empty one.
     if isinstance(step, SimpleImputer) and not step.add_indicator and \
-            len(step.statistics_) == len(budget) and not np.isnan(step.statistics_).any():
+            _n_outputs(step) == len(budget):
         return budget
     if isinstance(step, FunctionTransformer) and step.func is None:
         return budget
     if not np.any(budget > 0):  # nothing moves into it: its outputs stay as they are
-        return np.zeros(len(step.get_feature_names_out()))
+        return np.zeros(_n_outputs(step))
     raise ValueError(
         f"The budget cannot be carried through {type(step).__name__}: its outputs are not a "
         "rescaling of single input columns"
         + (" (a one-hot group switches category; it does not move by an amount)"
            if type(step).__name__ == "OneHotEncoder" else "")
-        + ". Leave its input columns out of perturbable_features, or put it after the "
-          "classifier's own threat model (name the transformed features on the classifier).")
+        + ". Leave its input columns out of perturbable_features, or state the threat model "
+          "on the classifier's own features (SRATClassifier's perturbable_features and "
+          "epsilon).")
+
+
+def _n_outputs(step):
+    try:
+        return len(step.get_feature_names_out())
+    except (AttributeError, ValueError, TypeError):
+        raise ValueError(f"{type(step).__name__} does not say how many features it makes "
+                         "(no get_feature_names_out), so the budget cannot be carried "
+                         "through it.") from None
 
 
 def _scale(step, budget):
@@ -151,6 +162,8 @@ def _through_columns(step, budget):
         if transformer == "drop":
             continue
         part = budget[_column_indices(columns, len(budget), names)]
+        if part.size == 0:  # an empty selection makes no features
+            continue
         moved = part if transformer == "passthrough" else _through(transformer, part)
         where = step.output_indices_[name]
         if len(moved) != where.stop - where.start:
