@@ -26,6 +26,24 @@ Settings (all evaluated with L-inf PGD-20 on a balanced or stratified test split
   only amount and hour are perturbable (hour by whole hours), eps 0.3 standard deviations of
   each; the default MLP and Adam, 40 epochs (lr x0.1 and deferred weights from epoch 30);
   AT-DRW, SRAT and AT-BSL.
+- ``page-blocks``, ``yeast``, ``hypothyroid``: real UCI/KEEL tables (``load_uci``, the ``data``
+  extra) with their natural imbalance, a stratified 70/30 split (random_state 0), features
+  min-max scaled to [0, 1] in a pipeline (hypothyroid's missing values imputed by the median
+  first); the default MLP and Adam, 40 epochs (lr x0.1 and deferred weights from epoch 30).
+  Budget: L-inf, a quarter of each perturbable feature's training standard deviation
+  (``epsilon_scale="std"``, eps 0.25), as for breast cancer: small next to the spread of a
+  feature and to the measurement error of lab values and page-segmentation counts, yet
+  enough to cost a naturally trained model accuracy. Indicator columns are fixed (a
+  flag does not move by a quarter): yeast's two near-binary columns (erl, pox), and all of
+  hypothyroid's t/f, y/n and sex columns, whose lab values (age, TSH, T3, TT4, T4U, FTI, TBG)
+  stay perturbable. The under-represented classes are the library's rule (below the
+  geometric mean of the largest and the smallest training count). Evaluated with PGD-20 and
+  with standard AutoAttack.
+- ``mnist-step``, ``mnist-exp``: MNIST's 5000-image sample (``load_mnist_5k``), stratified
+  70/30 split (random_state 0), the training split made imbalanced: classes 5-9 keep 1/10, or
+  an exponential imbalance of ratio 50; the digits recipe on SmallCNN with L-inf eps 0.3 (the
+  MNIST standard), step eps/4, 30 epochs (lr x0.1 and deferred weights from epoch 20).
+  Evaluated with PGD-20 and with standard AutoAttack.
 - ``tradeoff``: ``step`` with the class weight of the under-represented classes swept from 1 to
   20 from epoch 0, for AT and SRAT.
 - ``lambda``: ``step`` with SRAT's lambda_sep in {0, 0.1, 0.5, 1, 2}.
@@ -42,12 +60,14 @@ import platform
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_breast_cancer
+from sklearn.impute import SimpleImputer
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
 from skorch.callbacks import LRScheduler
 from torch.optim.lr_scheduler import MultiStepLR
 
@@ -57,6 +77,8 @@ from srat_sklearn.callbacks import CatastrophicOverfittingGuard
 from srat_sklearn.datasets import (
     FRAUD_LIKE_PERTURBABLE,
     load_imbalanced_digits,
+    load_mnist_5k,
+    load_uci,
     make_fraud_like,
     make_imbalanced,
 )
@@ -73,7 +95,13 @@ TABULAR_RECIPE = dict(epsilon=0.25, n_steps=10, batch_size=64, max_epochs=60,
 FRAUD_RECIPE = dict(epsilon=0.3, epsilon_scale="std", perturbable_features=FRAUD_LIKE_PERTURBABLE,
                     integer_features=["hour"], n_steps=10, batch_size=64, max_epochs=40,
                     reweight_epoch=30, reweight_lr_factor=1.0)
-LR_DECAY_EPOCH = {"digits": 20, "tabular": 45, "fraud": 30}
+UCI_RECIPE = dict(epsilon=0.25, epsilon_scale="std", n_steps=10, batch_size=64, max_epochs=40,
+                  reweight_epoch=30, reweight_lr_factor=1.0)
+#: The perturbable columns of each UCI table (None: all); indicator columns stay fixed.
+UCI_PERTURBABLE = {"page-blocks": None, "yeast": [0, 1, 2, 3, 6, 7],
+                   "hypothyroid": [0, 14, 16, 18, 20, 22, 24]}
+MNIST_RECIPE = {**DIGITS_RECIPE, "epsilon": 0.3, "step_size": 0.075}
+LR_DECAY_EPOCH = {"digits": 20, "tabular": 45, "fraud": 30, **dict.fromkeys(UCI_PERTURBABLE, 30)}
 #: The tabular baselines: deferred reweighting, SRAT, and the balanced-softmax AT of 2024.
 FRAUD_METHODS = {"AT-DRW": PAPER_METHODS["AT-DRW"], "SRAT": PAPER_METHODS["SRAT-CE"],
                  "AT-BSL": BASELINES["AT-BSL"]}
@@ -100,6 +128,20 @@ FAST_METHODS = {
     "SRAT PGD-2, reused": {**PAPER_METHODS["SRAT-CE"], "n_steps": 2, "step_size": 0.1,
                            "reuse_perturbations": True},
 }
+#: The methods of the real-data settings: today's baselines, SRAT with the library's defaults
+#: (lambda_sep 1, cross-entropy, deferred balanced weights), and its variants.
+REAL_METHODS = {
+    "AT": PAPER_METHODS["AT"],
+    "AT-DRW": PAPER_METHODS["AT-DRW"],
+    "AT-BSL": BASELINES["AT-BSL"],
+    "AT-BSL+RobustLT": BASELINES["AT-BSL+RobustLT"],
+    "TRADES": BASELINES["TRADES"],
+    "SRAT": PAPER_METHODS["SRAT-CE"],
+    "SRAT-BSL": BASELINES["SRAT-BSL"],
+    "SRAT+clean": METHODS["SRAT+clean"],
+}
+#: Settings evaluated with standard AutoAttack as well as PGD-20.
+AUTOATTACK_SETTINGS = (*UCI_PERTURBABLE, "mnist-step", "mnist-exp")
 TRADEOFF_WEIGHTS = (1, 2, 5, 10, 20)
 LAMBDAS = (0.0, 0.1, 0.5, 1.0, 2.0)
 
@@ -120,6 +162,27 @@ def breast_cancer_data():
 def fraud_data():
     X, y = make_fraud_like(3000, positive_rate=0.05, random_state=0)
     return train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
+
+
+def uci_data(name):
+    X, y = load_uci(name)
+    return train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
+
+
+def uci_front(setting):
+    """Min-max scaling to [0, 1], after a median imputation where values are missing."""
+    return make_pipeline(SimpleImputer(strategy="median"), MinMaxScaler()) \
+        if setting == "hypothyroid" else MinMaxScaler()
+
+
+def mnist_data(kind):
+    X, y = load_mnist_5k()
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y,
+                                                        random_state=0)
+    under = [5, 6, 7, 8, 9] if kind == "step" else None
+    X_train, y_train = make_imbalanced(X_train, y_train, ratio=10 if kind == "step" else 50,
+                                       kind=kind, under_represented=under, random_state=0)
+    return X_train, X_test, y_train, y_test
 
 
 def fraud_columns():
@@ -147,6 +210,11 @@ def settings():
         "exp": (lambda: digits_data(None, kind="exp", ratio=20), None, DIGITS_RECIPE, METHODS),
         "tabular": (breast_cancer_data, [0], TABULAR_RECIPE, METHODS),
         "fraud": (fraud_data, [1], FRAUD_RECIPE, FRAUD_METHODS),
+        **{name: (lambda name=name: uci_data(name), None,
+                  {**UCI_RECIPE, "perturbable_features": perturbable}, REAL_METHODS)
+           for name, perturbable in UCI_PERTURBABLE.items()},
+        "mnist-step": (lambda: mnist_data("step"), step_under, MNIST_RECIPE, REAL_METHODS),
+        "mnist-exp": (lambda: mnist_data("exp"), None, MNIST_RECIPE, REAL_METHODS),
         "tradeoff": (lambda: digits_data(step_under), step_under, DIGITS_RECIPE, tradeoff),
         "lambda": (lambda: digits_data(step_under), step_under, DIGITS_RECIPE,
                    {f"SRAT lambda={lam:g}": {**PAPER_METHODS["SRAT-CE"], "lambda_sep": lam}
@@ -169,8 +237,23 @@ def build_model(setting, recipe, params, seed):
         callbacks.append(("guard", CatastrophicOverfittingGuard()))
     clf = SRATClassifier(**{**recipe, **params}, callbacks=callbacks, random_state=seed,
                          verbose=0)
-    front = {"tabular": StandardScaler, "fraud": fraud_columns}.get(setting)
+    fronts = {"tabular": StandardScaler, "fraud": fraud_columns,
+              **dict.fromkeys(UCI_PERTURBABLE, lambda: uci_front(setting))}
+    front = fronts.get(setting)
     return (clf if front is None else make_pipeline(front(), clf)), clf
+
+
+def evaluation(model, X_test, y_test, under, epsilon, **attack):
+    """The groups and per-class accuracies of one attack, and its time."""
+    started = time.perf_counter()
+    report = robust_report(model, X_test, y_test, under_represented=under, epsilon=epsilon,
+                           **attack)
+    return report, {
+        "groups": report.groups,
+        "per_class": {str(c): {"clean": a, "robust": r}
+                      for c, a, r in zip(report.classes, report.clean, report.robust)},
+        "under_represented": [str(c) for c in report.under_represented],
+        "eval_seconds": round(time.perf_counter() - started, 2)}
 
 
 def run_one(setting, method, seed, data, under, recipe, params):
@@ -180,26 +263,27 @@ def run_one(setting, method, seed, data, under, recipe, params):
     started = time.perf_counter()
     model.fit(X_train, y_train)
     fit_seconds = time.perf_counter() - started
-    epsilon = recipe["epsilon"]
-    started = time.perf_counter()
-    report = robust_report(model, X_test, y_test, under_represented=under, epsilon=epsilon,
-                           n_steps=20)
-    return {
+    report, pgd = evaluation(model, X_test, y_test, under, recipe["epsilon"], n_steps=20)
+    record = {
         "setting": setting, "method": method, "seed": seed,
         "params": jsonable({**recipe, **params}),
-        "groups": report.groups,
-        "per_class": {str(c): {"clean": a, "robust": r}
-                      for c, a, r in zip(report.classes, report.clean, report.robust)},
-        "under_represented": [int(c) for c in report.under_represented],
+        "groups": pgd["groups"], "per_class": pgd["per_class"],
+        # Indices into the classes (and train_counts); the labels may be strings.
+        "under_represented": np.searchsorted(np.asarray(report.classes),
+                                             report.under_represented).tolist(),
         "train_counts": [int(n) for n in clf.class_counts_],
         "final_train_loss": float(clf.history[-1, "train_loss"]),
         "epochs_run": len(clf.history),
         "fit_seconds": round(fit_seconds, 2),
-        "eval_seconds": round(time.perf_counter() - started, 2),
+        "eval_seconds": pgd["eval_seconds"],
         "machine": {"cpu": platform.processor() or platform.machine(),
                     "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
                     "srat_sklearn": srat_sklearn.__version__},
     }
+    if setting in AUTOATTACK_SETTINGS:
+        record["autoattack"] = evaluation(model, X_test, y_test, under, recipe["epsilon"],
+                                          attack="autoattack", verbose=0)[1]
+    return record
 
 
 def done_runs(path):
