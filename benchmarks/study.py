@@ -139,6 +139,9 @@ REAL_METHODS = {
     "SRAT": PAPER_METHODS["SRAT-CE"],
     "SRAT-BSL": BASELINES["SRAT-BSL"],
     "SRAT+clean": METHODS["SRAT+clean"],
+    # The class-weighted loss divided by the sum of the batch's weights, not by its size.
+    "AT-DRW, weights-normalised": {**PAPER_METHODS["AT-DRW"], "weight_normalization": "weights"},
+    "SRAT, weights-normalised": {**PAPER_METHODS["SRAT-CE"], "weight_normalization": "weights"},
 }
 #: Settings evaluated with standard AutoAttack as well as PGD-20.
 AUTOATTACK_SETTINGS = (*UCI_PERTURBABLE, "mnist-step", "mnist-exp")

@@ -16,7 +16,7 @@ from ._bounds import check_bounds
 from ._feature_threat import check_epsilon
 from ._validation import finite, non_negative, positive, positive_int, validate_params
 from .attacks import NORMS
-from .losses import LOSSES, ReweightedLoss
+from .losses import LOSSES, WEIGHT_NORMALIZATIONS, ReweightedLoss
 from .separation import SEPARATION_VIEWS
 from .weighting import CLASS_WEIGHTS, SAMPLERS, check_class_weight, resolve_reweight_epoch
 
@@ -25,7 +25,8 @@ MIXED_PRECISIONS = ("bf16",)
 #: 2019).
 ADVERSARIAL_LOSSES = ("madry", "trades")
 #: Options of ReweightedLoss that the estimator's own parameters set.
-CRITERION_OPTIONS = ("loss", "focal_gamma", "ldam_max_margin", "ldam_scale", "bsl_tau")
+CRITERION_OPTIONS = ("loss", "focal_gamma", "ldam_max_margin", "ldam_scale", "bsl_tau",
+                     "weight_normalization")
 
 PARAMETER_CONSTRAINTS = {
     "max_epochs": [positive_int()],
@@ -63,6 +64,7 @@ PARAMETER_CONSTRAINTS = {
     "ldam_max_margin": [non_negative()],
     "ldam_scale": [positive()],
     "bsl_tau": [non_negative()],
+    "weight_normalization": [StrOptions(set(WEIGHT_NORMALIZATIONS))],
     "feature_layer": [str, None],
     "input_shape": [tuple, list, None],
     "mixed_precision": [StrOptions(set(MIXED_PRECISIONS)), None],

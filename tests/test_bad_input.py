@@ -77,6 +77,7 @@ def test_bad_data(Xy, no_training, make_data, match):
     ({"focal_gamma": -1.0}, ValueError, "focal_gamma"),
     ({"ldam_scale": 0.0}, ValueError, "ldam_scale"),
     ({"bsl_tau": -0.5}, ValueError, "bsl_tau"),
+    ({"weight_normalization": "sum"}, ValueError, "weight_normalization"),
     ({"input_shape": (3, 3)}, ValueError, "input_shape"),
     ({"input_shape": (2, -2)}, ValueError, "input_shape"),
     ({"feature_layer": "nonexistent"}, ValueError, "feature_layer"),

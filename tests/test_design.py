@@ -42,6 +42,12 @@ def test_criterion_options_have_one_source_of_truth(tabular, fast_params, given,
         SRATClassifier(**fast_params, **estimator, **given).fit(*tabular)
 
 
+@pytest.mark.parametrize("normalization", ["samples", "weights"])
+def test_weight_normalization_reaches_the_criterion(tabular, fast_params, normalization):
+    clf = SRATClassifier(**fast_params, weight_normalization=normalization).fit(*tabular)
+    assert clf.criterion_.weight_normalization == normalization
+
+
 def test_criterion_options_that_agree_are_accepted(tabular, fast_params):
     clf = SRATClassifier(**fast_params, loss="ldam", criterion__loss="ldam").fit(*tabular)
     assert clf.criterion_.loss == "ldam" and torch.all(clf.criterion_.margins > 0)

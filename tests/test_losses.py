@@ -161,6 +161,33 @@ def test_reweighted_loss_matches_functions(loss):
     assert criterion(logits, target).item() == pytest.approx(expected.item(), rel=1e-6)
 
 
+@pytest.mark.parametrize("loss", ["ce", "bsl"])
+def test_weight_normalization_by_weights_is_torchs_weighted_mean(loss):
+    # torch's cross_entropy(weight=...) divides by the sum of the batch's weights.
+    logits, target = torch.tensor(LOGITS), torch.tensor(TARGET)
+    weight, counts = torch.tensor([0.5, 1.0, 1.5]), [100, 10, 1]
+    criterion = ReweightedLoss(3, loss=loss, weight_normalization="weights")
+    criterion.set_class_weights(weight)
+    criterion.set_class_counts(counts)
+    shifted = logits + log_class_prior(counts) if loss == "bsl" else logits
+    expected = torch.nn.functional.cross_entropy(shifted, target, weight=weight)
+    assert criterion(logits, target).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("loss", ["focal", "ldam"])
+def test_weight_normalization_by_weights_divides_by_the_mean_sample_weight(loss):
+    logits, target = torch.tensor(LOGITS), torch.tensor(TARGET)
+    weights = [0.5, 1.0, 1.5]
+    by_samples, by_weights = (ReweightedLoss(3, loss=loss, weight_normalization=normalization)
+                              for normalization in ("samples", "weights"))
+    for criterion in (by_samples, by_weights):
+        criterion.set_class_weights(weights)
+        criterion.set_class_counts([100, 10, 1])
+    mean_weight = sum(weights[y] for y in TARGET) / len(TARGET)
+    assert by_weights(logits, target).item() == pytest.approx(
+        by_samples(logits, target).item() / mean_weight, rel=1e-6)
+
+
 def test_set_class_weights_is_in_place():
     criterion = ReweightedLoss(2)
     buffer = criterion.weight
@@ -175,6 +202,7 @@ def test_set_class_weights_is_in_place():
     (dict(focal_gamma=-1.0), "focal_gamma"),
     (dict(ldam_scale=0.0), "ldam_scale"),
     (dict(bsl_tau=-1.0), "bsl_tau"),
+    (dict(weight_normalization="batch"), "weight_normalization"),
 ])
 def test_reweighted_loss_bad_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
