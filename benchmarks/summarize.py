@@ -376,7 +376,9 @@ def main():
     for setting in order:
         setting_runs = by_setting[setting]
         seeds = sorted({r["seed"] for r in setting_runs})
-        minutes = sum(r["fit_seconds"] + r["eval_seconds"] for r in setting_runs) / 60
+        minutes = sum(r["fit_seconds"] + r["eval_seconds"]
+                      + r.get("autoattack", {}).get("eval_seconds", 0)
+                      for r in setting_runs) / 60
         parts += [f"## {TITLES.get(setting, setting)}", "",
                   f"`python benchmarks/study.py --setting {setting} --seeds "
                   f"{' '.join(map(str, seeds))}`: {len(setting_runs)} runs, "
