@@ -267,8 +267,10 @@ class FeatureThreat:
         profile, frozen, integer = self._on(X)
         if bounds is not None or self.frozen.any():
             inf = torch.full_like(profile, float("inf"))
+            # Bounds per feature, or per sample and feature (class-aware budgets scale them).
             low, high = ((-inf, inf) if bounds is None else
-                         (torch.broadcast_to(b, profile.shape) / profile for b in bounds))
+                         (torch.as_tensor(b, dtype=X.dtype, device=X.device) / profile
+                          for b in bounds))
             # An empty box (low > high) shrinks to the input itself in threat_box: frozen.
             bounds = torch.where(frozen, inf, low), torch.where(frozen, -inf, high)
         Z = X / profile

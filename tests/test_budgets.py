@@ -48,6 +48,14 @@ class RecordingRadii(SRATClassifier):
         return adv
 
 
+class RecordingDeltas(SRATClassifier):
+    def _attack(self, X, y, **kwargs):
+        adv = super()._attack(X, y, **kwargs)
+        self.__dict__.setdefault("deltas_", []).append(
+            (y.cpu().numpy(), (adv - X).cpu().numpy()))
+        return adv
+
+
 def test_training_attacks_rare_classes_harder(tabular):
     clf = RecordingRadii(class_epsilon_mix=1.0, max_epochs=2, reweight_epoch=1, epsilon=0.2,
                          n_steps=5, verbose=0, random_state=0,
@@ -70,6 +78,22 @@ def test_training_budget_warms_up(tabular):
     expected = [0.05, 0.1, 0.15, 0.2, 0.2]
     assert all(largest[e] <= expected[e] + 1e-5 for e in range(5))
     assert all(largest[e] > 0.8 * expected[e] for e in range(5))
+
+
+@pytest.mark.parametrize("threat", [dict(epsilon_scale="std"),
+                                    dict(perturbable_features=[0, 2, 5])])
+def test_class_budgets_compose_with_feature_budgets(tabular, threat):
+    # Regression: per-sample bounds (the class-aware budgets' scaled coordinates) met the
+    # per-feature budgets' broadcast to one row and crashed the first training batch.
+    clf = RecordingDeltas(class_epsilon_mix=1.0, max_epochs=1, epsilon=0.2, n_steps=3,
+                          verbose=0, random_state=0, module__hidden_units=(8,),
+                          **threat).fit(*tabular)
+    labels = np.concatenate([labels for labels, _ in clf.deltas_])
+    deltas = np.abs(np.concatenate([delta for _, delta in clf.deltas_]))
+    scale = clf.epsilon_scale_ if "epsilon_scale" in threat else np.ones(8)
+    frozen = ~np.isin(np.arange(8), threat.get("perturbable_features", np.arange(8)))
+    assert np.all(deltas <= 0.2 * scale * clf.class_radius_factors_[labels][:, None] + 1e-5)
+    assert np.all(deltas[:, frozen] == 0) and deltas.max() > 0
 
 
 @pytest.mark.parametrize("params, match", [
