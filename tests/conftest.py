@@ -31,6 +31,18 @@ class CountingArray(np.ndarray):
         return np.asarray(super().__getitem__(key))
 
 
+#: Marks of a test that needs a CUDA GPU: ``pytest -m cuda`` selects them
+#: (``benchmarks/gpu_check.py`` does), and they are skipped on a machine without one.
+CUDA = [pytest.mark.cuda,
+        pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+
+
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=CUDA)])
+def device(request):
+    """Each device the test runs on: the CPU, and a CUDA GPU where there is one."""
+    return request.param
+
+
 @pytest.fixture(autouse=True)
 def _few_threads():
     # Two cores: intra-op threads beyond that only add contention.

@@ -86,6 +86,21 @@ def test_demo_table_in_the_docs_comes_from_its_run():
         assert path.read_text() == text, "python benchmarks/demo_table.py --write-docs"
 
 
+def test_gpu_check_runs_its_code_path_on_the_cpu(tmp_path):
+    output = tmp_path / "gpu-check.md"
+    load_script("gpu_check").main(["--tiny", "--skip-tests", "--precisions", "fp32",
+                                   "--memory-formats", "contiguous", "--repeats", "1",
+                                   "--output", str(output)])
+    text = output.read_text()
+    rows = [line.split(" | ") for line in text.splitlines()
+            if line.startswith(("| plain loop", "| estimator"))]
+    assert [row[0] for row in rows] == ["| plain loop, AT", "| estimator, AT",
+                                        "| estimator, SRAT"]
+    assert all(float(row[4]) > 0 for row in rows)  # samples/s, not an error message
+    assert [row[7] for row in rows] == ["-", "2", "2"]  # host reads per training batch
+    assert "AutoAttack (standard, 2 iterations, 10 queries) on 4 images" in text
+
+
 @pytest.fixture(scope="module")
 def replace_block():
     return load_script("_docs").replace_block

@@ -46,7 +46,7 @@ class CountPerBatch(Callback):
     {"sampler": "balanced", "norm": "l2", "epsilon": 0.5},
     {"reuse_perturbations": True, "n_steps": 2},
 ])
-def test_two_host_reads_per_training_batch(tabular, fast_params, params):
+def test_two_host_reads_per_training_batch(tabular, fast_params, params, device):
     # Two reads: skorch's loss.item() for its history, and the non-finite check before
     # the update (which on a GPU waits for the forward pass, as skorch's read then waits
     # for the backward). An .item() in the attack's loop would add n_steps reads.
@@ -55,5 +55,5 @@ def test_two_host_reads_per_training_batch(tabular, fast_params, params):
     X, y = tabular
     counter = CountPerBatch()
     SRATClassifier(callbacks=[("count", counter)], reweight_epoch=0, optimizer=torch.optim.SGD,
-                   **{**fast_params, "n_steps": 5, **params}).fit(X, y)
+                   device=device, **{**fast_params, "n_steps": 5, **params}).fit(X, y)
     assert counter.per_batch and set(counter.per_batch) == {2}

@@ -1,0 +1,319 @@
+"""The GPU path in one run: the suite's CUDA tests, then the estimator against a plain PyTorch
+loop on CIFAR-sized data, written as a Markdown table.
+
+    python benchmarks/gpu_check.py --output gpu-check.md          # a CUDA GPU, under 8 minutes
+    python benchmarks/gpu_check.py --tiny --skip-tests             # the same code, CPU, seconds
+
+1. ``pytest -m cuda tests``: the tests marked ``cuda`` (skipped without a GPU) fit, attack,
+   evaluate and pickle with ``device="cuda"``, and count the host reads of a training batch.
+2. Synthetic data of CIFAR-10's size: 3x32x32 images in [0, 1], 10 classes, 10,000 training
+   images (``--n-train``); ``resnet18_cifar``; L-inf PGD-10 (eps 8/255, step 2/255, random
+   start), SGD lr 0.1, momentum 0.9, batch 128. For each precision (float32, bfloat16
+   autocast) and memory format (contiguous, channels-last), and eagerly or under
+   ``torch.compile`` (``--compile``; the plain loop compiles its module, the estimator is
+   given skorch's ``compile=True``): one warm-up epoch, then timed epochs of the plain loop
+   (PGD-10 adversarial training written out), the estimator doing the same work (AT:
+   ``lambda_sep=0``, no class weights) and the estimator's SRAT (separation loss, class
+   weights from the start), interleaved: the order alternates over ``--repeats``. Per row:
+   samples per second (median), its ratio to the plain loop of the same row, peak GPU memory
+   of the timed epochs, and the host reads per training batch (``.item()`` and the like,
+   counted at the dispatcher; on a GPU also the synchronisations that CUDA's sync debug mode
+   reports).
+3. AutoAttack (standard: 100 iterations, 9 targets, 5000 queries) on ``--n-eval`` images of
+   the float32 estimator: samples per second.
+
+``--tiny`` shrinks every size (10 images of 3x8x8, PGD-1, AutoAttack on 4 images with 2
+iterations and 10 queries) so that the whole code path runs on a CPU in seconds; its numbers
+mean nothing.
+Failures of a configuration (a compiler error, say) are written into its row, not raised.
+"""
+
+import argparse
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from skorch.callbacks import Callback
+from torch.utils._python_dispatch import TorchDispatchMode
+
+import srat_sklearn
+from srat_sklearn import SRATClassifier
+from srat_sklearn.attacks import autoattack
+from srat_sklearn.models import resnet18_cifar
+
+EPSILON, STEP, LR, MOMENTUM = 8 / 255, 2 / 255, 0.1, 0.9
+SIZES = {"full": dict(n_train=10_000, n_eval=500, image_size=32, batch_size=128, n_steps=10,
+                      aa_steps=100, aa_queries=5000),
+         "tiny": dict(n_train=10, n_eval=4, image_size=8, batch_size=10, n_steps=1, aa_steps=2,
+                      aa_queries=10)}
+
+
+class HostReads(TorchDispatchMode):
+    """Counts reads of a tensor's value by the host (``.item()``, ``bool(tensor)``, ...)."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func is torch.ops.aten._local_scalar_dense.default:
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+class SyncsPerBatch(Callback):
+    """Host reads and (on a GPU) CUDA synchronisations inside each training batch."""
+
+    def initialize(self):
+        self.reads, self.syncs = [], []
+        return self
+
+    def on_batch_begin(self, net, batch=None, training=None, **kwargs):
+        if not training:
+            return
+        self._mode = HostReads()
+        self._mode.__enter__()
+        if torch.device(net.device).type == "cuda":
+            self._caught = warnings.catch_warnings(record=True)
+            self._warnings = self._caught.__enter__()
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+
+    def on_batch_end(self, net, batch=None, training=None, **kwargs):
+        if not training:
+            return
+        self._mode.__exit__(None, None, None)
+        self.reads.append(self._mode.count)
+        if torch.device(net.device).type == "cuda":
+            torch.cuda.set_sync_debug_mode("default")
+            self._caught.__exit__(None, None, None)
+            self.syncs.append(sum("synchroniz" in str(w.message) for w in self._warnings))
+
+
+def synthetic_data(n, image_size, device, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    X = torch.rand(n, 3, image_size, image_size, generator=generator)
+    y = (torch.arange(n) % 10)[torch.randperm(n, generator=generator)]  # every class, if n >= 10
+    return X.to(device), y.to(device)
+
+
+def synchronize(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def autocast(device, precision):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def pgd(model, X, y, n_steps, precision):
+    """L-inf PGD with a random start, in eval mode, as the estimator attacks."""
+    model.eval()
+    X_adv = (X + torch.empty_like(X).uniform_(-EPSILON, EPSILON)).clamp(0, 1)
+    for _ in range(n_steps):
+        X_adv.requires_grad_(True)
+        with autocast(X.device, precision):
+            logits = model(X_adv)
+        loss = F.cross_entropy(logits.float(), y, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, X_adv)
+        X_adv = X_adv.detach() + STEP * grad.sign()
+        X_adv = (X + (X_adv - X).clamp(-EPSILON, EPSILON)).clamp(0, 1)
+    return X_adv
+
+
+class PlainLoop:
+    """PGD adversarial training written out in PyTorch: the reference of each row."""
+
+    def __init__(self, device, precision, channels_last, compiled, sizes):
+        self.device, self.precision, self.sizes = device, precision, sizes
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        torch.manual_seed(0)
+        model = resnet18_cifar().to(device, memory_format=self.memory_format)
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+        self.model = torch.compile(model) if compiled else model
+
+    def epoch(self, X, y):
+        order = torch.randperm(len(X), device=X.device)
+        for rows in order.split(self.sizes["batch_size"]):
+            X_b = X[rows].contiguous(memory_format=self.memory_format)
+            X_adv = pgd(self.model, X_b, y[rows], self.sizes["n_steps"], self.precision)
+            self.model.train()
+            self.optimizer.zero_grad()
+            with autocast(self.device, self.precision):
+                logits = self.model(X_adv)
+            F.cross_entropy(logits.float(), y[rows]).backward()
+            self.optimizer.step()
+
+
+class EstimatorEpochs:
+    """SRATClassifier doing the plain loop's work (AT) or SRAT's, one epoch per call."""
+
+    def __init__(self, device, precision, channels_last, compiled, sizes, method):
+        srat = method == "SRAT"
+        self.syncs = SyncsPerBatch()
+        self.clf = SRATClassifier(
+            module=resnet18_cifar, epsilon=EPSILON, step_size=STEP, n_steps=sizes["n_steps"],
+            batch_size=sizes["batch_size"], optimizer=torch.optim.SGD, lr=LR,
+            optimizer__momentum=MOMENTUM, max_epochs=1, lambda_sep=1.0 if srat else 0.0,
+            class_weight="balanced" if srat else None, reweight_epoch=0, reweight_lr_factor=1.0,
+            bounds=(0.0, 1.0), mixed_precision=precision if precision == "bf16" else None,
+            channels_last=channels_last, device=str(device), random_state=0, verbose=0,
+            callbacks=[("syncs", self.syncs)], **({"compile": True} if compiled else {}))
+        self.fitted = False
+
+    def epoch(self, X, y):
+        if self.fitted:
+            self.clf.partial_fit(X, y)
+        else:
+            self.clf.fit(X, y)
+            self.fitted = True
+
+
+def measure(runners, X, y, device, repeats):
+    """Samples per second and peak memory of each runner: a warm-up epoch, then ``repeats``
+    timed epochs each, the order alternating so that no side always goes first."""
+    times = {name: [] for name in runners}
+    peaks = dict.fromkeys(runners, None)
+    errors = {}
+    for name, runner in runners.items():
+        try:
+            runner.epoch(X, y)
+        except Exception as error:  # a configuration that fails is reported in its row
+            errors[name] = f"{type(error).__name__}: {str(error).splitlines()[0][:120]}"
+    live = [name for name in runners if name not in errors]
+    for repeat in range(repeats):
+        for name in (live if repeat % 2 == 0 else live[::-1]):
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            synchronize(device)
+            started = time.perf_counter()
+            runners[name].epoch(X, y)
+            synchronize(device)
+            times[name].append(time.perf_counter() - started)
+            if device.type == "cuda":
+                peak = torch.cuda.max_memory_allocated(device) / 2 ** 20
+                peaks[name] = max(peaks[name] or 0.0, peak)
+    speed = {name: len(X) / statistics.median(times[name]) for name in live}
+    return speed, peaks, errors
+
+
+def training_rows(X, y, device, sizes, repeats, compile_modes, precisions, memory_formats):
+    """The table's rows, and the eager float32 estimator (AT) for the AutoAttack timing."""
+    rows, evaluated = [], None
+    for compiled in compile_modes:
+        for precision in precisions:
+            for channels_last in (f == "channels-last" for f in memory_formats):
+                config = (device, precision, channels_last, compiled, sizes)
+                runners = {"plain loop, AT": PlainLoop(*config),
+                           "estimator, AT": EstimatorEpochs(*config, method="AT"),
+                           "estimator, SRAT": EstimatorEpochs(*config, method="SRAT")}
+                speed, peaks, errors = measure(runners, X, y, device, repeats)
+                reference = speed.get("plain loop, AT")
+                for name, runner in runners.items():
+                    syncs = getattr(runner, "syncs", None)
+                    rows.append({
+                        "implementation": name, "compiled": compiled, "precision": precision,
+                        "channels_last": channels_last, "samples_per_second": speed.get(name),
+                        "ratio": speed[name] / reference if name in speed and reference
+                        else None,
+                        "peak_mib": peaks.get(name), "error": errors.get(name),
+                        "host_reads": max(syncs.reads) if syncs and syncs.reads else None,
+                        "cuda_syncs": max(syncs.syncs) if syncs and syncs.syncs else None})
+                    if name == "estimator, AT" and not compiled and precision == "fp32" \
+                            and not channels_last and name not in errors:
+                        evaluated = runner.clf
+    return rows, evaluated
+
+
+def autoattack_speed(clf, X, y, sizes, device):
+    model = clf.module_.eval()
+    synchronize(device)
+    started = time.perf_counter()
+    autoattack(model, X, y, epsilon=EPSILON, n_steps=sizes["aa_steps"],
+               n_queries=sizes["aa_queries"], bounds=(0.0, 1.0))
+    synchronize(device)
+    return len(X) / (time.perf_counter() - started)
+
+
+def cell(value, fmt):
+    return "-" if value is None else format(value, fmt)
+
+
+def markdown(rows, aa, device, sizes, test_result):
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
+        (platform.processor() or platform.machine())
+    lines = [f"Device: {name} ({device.type}); torch {torch.__version__}, srat-sklearn "
+             f"{srat_sklearn.__version__}. {sizes['n_train']} training images "
+             f"3x{sizes['image_size']}x{sizes['image_size']}, "
+             f"resnet18_cifar, PGD-{sizes['n_steps']}, batch {sizes['batch_size']}.", "",
+             f"CUDA tests (`pytest -m cuda tests`): {test_result}.", "",
+             "| implementation | compiled | precision | channels-last | samples/s | "
+             "vs plain loop | peak MiB | host reads / batch | CUDA syncs / batch |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        speed = row["error"] or cell(row["samples_per_second"], ".1f")
+        lines.append(
+            f"| {row['implementation']} | {'yes' if row['compiled'] else 'no'} | "
+            f"{row['precision']} | {'yes' if row['channels_last'] else 'no'} | {speed} | "
+            f"{cell(row['ratio'], '.2f')} | {cell(row['peak_mib'], '.0f')} | "
+            f"{cell(row['host_reads'], 'd')} | {cell(row['cuda_syncs'], 'd')} |")
+    if aa is not None:
+        lines += ["", f"AutoAttack (standard, {sizes['aa_steps']} iterations, "
+                      f"{sizes['aa_queries']} queries) on {sizes['n_eval']} images of the "
+                      f"float32 estimator: {aa:.1f} samples/s."]
+    return "\n".join(lines) + "\n"
+
+
+def run_cuda_tests():
+    tests = Path(__file__).resolve().parents[1] / "tests"
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "cuda", str(tests)],
+                          capture_output=True, text=True)
+    lines = done.stdout.strip().splitlines()
+    return lines[-1].strip("= ") if lines else f"pytest exited with {done.returncode}"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiny", action="store_true", help="tiny sizes on the CPU")
+    parser.add_argument("--device", default=None, help="default: cuda, or cpu with --tiny")
+    parser.add_argument("--skip-tests", action="store_true", help="skip pytest -m cuda")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="also the compiled rows (default: on, off with --tiny)")
+    parser.add_argument("--n-train", type=int, default=None)
+    parser.add_argument("--n-eval", type=int, default=None)
+    parser.add_argument("--precisions", nargs="+", choices=("fp32", "bf16"),
+                        default=["fp32", "bf16"])
+    parser.add_argument("--memory-formats", nargs="+", choices=("contiguous", "channels-last"),
+                        default=["contiguous", "channels-last"])
+    parser.add_argument("--repeats", type=int, default=2, help="timed epochs per row")
+    parser.add_argument("--output", default=None, help="Markdown file to write")
+    args = parser.parse_args(argv)
+    sizes = dict(SIZES["tiny" if args.tiny else "full"])
+    sizes.update({k: v for k, v in (("n_train", args.n_train), ("n_eval", args.n_eval)) if v})
+    device = torch.device(args.device or ("cpu" if args.tiny else "cuda"))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error("no CUDA device here: run with --tiny to try the code path on the CPU.")
+    compile_modes = (False, True) if (not args.tiny if args.compile is None else args.compile) \
+        else (False,)
+    test_result = "skipped (--skip-tests)" if args.skip_tests else run_cuda_tests()
+    X, y = synthetic_data(sizes["n_train"], sizes["image_size"], device)
+    rows, model = training_rows(X, y, device, sizes, args.repeats, compile_modes,
+                                args.precisions, args.memory_formats)
+    aa = None
+    if model is not None:
+        X_eval, y_eval = synthetic_data(sizes["n_eval"], sizes["image_size"], device, seed=1)
+        aa = autoattack_speed(model, X_eval, y_eval, sizes, device)
+    text = markdown(rows, aa, device, sizes, test_result)
+    if args.output:
+        Path(args.output).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
