@@ -1,7 +1,9 @@
 """Shared fixtures: small data sets and a trained digits model, built once per session."""
 
+import importlib.util
 import os
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,6 +31,15 @@ class CountingArray(np.ndarray):
     def __getitem__(self, key):
         CountingArray.calls += 1
         return np.asarray(super().__getitem__(key))
+
+
+def load_benchmark(name):
+    """A module of ``benchmarks/`` (not a package), imported from its file."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 #: Marks of a test that needs a CUDA GPU: ``pytest -m cuda`` selects them

@@ -1,6 +1,5 @@
 """The benchmarks compare like with like, and the docs show what they measured."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -8,16 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_benchmark
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_fit.py"
 
 
-def load_script(name):
-    """A module of ``benchmarks/`` (not a package), imported from its file."""
-    spec = importlib.util.spec_from_file_location(name, SCRIPT.with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+load_script = load_benchmark
 
 
 @pytest.fixture(scope="module")

@@ -2,41 +2,12 @@
 
 import pytest
 import torch
-from skorch.callbacks import Callback
-from torch.utils._python_dispatch import TorchDispatchMode
+from conftest import load_benchmark
 
 from srat_sklearn import SRATClassifier
 
-
-class HostReads(TorchDispatchMode):
-    """Counts reads of a tensor's value by the host (``.item()``, ``bool(tensor)``, ...)."""
-
-    def __init__(self):
-        super().__init__()
-        self.count = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func is torch.ops.aten._local_scalar_dense.default:
-            self.count += 1
-        return func(*args, **(kwargs or {}))
-
-
-class CountPerBatch(Callback):
-    """Host reads inside each training batch: from batch begin to batch end."""
-
-    def initialize(self):
-        self.per_batch = []
-        return self
-
-    def on_batch_begin(self, net, batch=None, training=None, **kwargs):
-        if training:
-            self._mode = HostReads()
-            self._mode.__enter__()
-
-    def on_batch_end(self, net, batch=None, training=None, **kwargs):
-        if training:
-            self._mode.__exit__(None, None, None)
-            self.per_batch.append(self._mode.count)
+# The GPU check's counter: host reads at the dispatcher, and CUDA's synchronisations.
+SyncsPerBatch = load_benchmark("gpu_check").SyncsPerBatch
 
 
 @pytest.mark.parametrize("params", [
@@ -53,7 +24,7 @@ def test_two_host_reads_per_training_batch(tabular, fast_params, params, device)
     # SGD: Adam reads its step counters, which stay on the host even with a GPU (so
     # reading them costs no synchronisation), but a CPU run cannot tell them apart.
     X, y = tabular
-    counter = CountPerBatch()
+    counter = SyncsPerBatch()
     SRATClassifier(callbacks=[("count", counter)], reweight_epoch=0, optimizer=torch.optim.SGD,
                    device=device, **{**fast_params, "n_steps": 5, **params}).fit(X, y)
-    assert counter.per_batch and set(counter.per_batch) == {2}
+    assert counter.reads and set(counter.reads) == {2}
