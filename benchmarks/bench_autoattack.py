@@ -8,12 +8,14 @@ seed 0) and runs standard AutoAttack (100 iterations, 9 targets, 5000 queries) o
 images of the balanced digits test split, one way after the other in the same process:
 
 - ``members over survivors``: what ``robust_predict`` does, each member on all the samples
-  still standing, in near-equal batches of at most 250;
+  still standing, in near-equal batches of at most 250, with the estimator's default
+  ``channels_last="auto"`` (on the CPU, a convolutional network's weights and inputs in
+  channels-last memory order);
 - ``batch by batch``: the whole ensemble inside each batch of 250 in turn (the library's way
   before, and what a loop over ``autoattack()`` calls does): the later members see the few
   survivors of each batch;
-- ``channels last``: the first, with the fitted module's weights and the inputs in
-  channels-last memory order (``channels_last=True`` does this from the start);
+- ``contiguous``: the first, with the weights and the inputs in the contiguous (NCHW) order
+  (``channels_last=False``, the default before "auto");
 - ``torchattacks``: its ``AutoAttack(version="standard")`` with its members set to the same
   iterations and targets (it defaults to 10 iterations), batches of 250 (the ``bench`` extra).
 
@@ -62,14 +64,16 @@ def batch_by_batch(model, X, y, epsilon, norm):
         for i in range(0, len(y), BATCH)])
 
 
-def channels_last(model, X, y, epsilon, norm):
-    model.module_.to(memory_format=torch.channels_last)
-    model.set_params(channels_last=True)  # the inputs follow
+def contiguous(model, X, y, epsilon, norm):
+    resolved = model.channels_last_
+    model.module_.to(memory_format=torch.contiguous_format)
+    model.channels_last_ = False  # the inputs follow
     try:
         return ours(model, X, y, epsilon, norm)
     finally:
-        model.module_.to(memory_format=torch.contiguous_format)
-        model.set_params(channels_last=False)
+        model.channels_last_ = resolved
+        model.module_.to(memory_format=torch.channels_last if resolved
+                         else torch.contiguous_format)
 
 
 def torchattacks_autoattack(model, X, y, epsilon, norm):
@@ -96,7 +100,7 @@ def torchattacks_autoattack(model, X, y, epsilon, norm):
 
 
 WAYS = {"members over survivors": ours, "batch by batch": batch_by_batch,
-        "channels last": channels_last, "torchattacks": torchattacks_autoattack}
+        "contiguous": contiguous, "torchattacks": torchattacks_autoattack}
 
 
 def run(norm, n_test=None, max_epochs=None):
@@ -150,7 +154,7 @@ def render_summary(record):
     seconds = {name: f"{way['seconds']:.0f} s" for name, way in ways.items()}
     line = (f"Standard AutoAttack on the {record['n_test']} test images took "
             f"{seconds['members over survivors']} on this 2-core machine "
-            f"({seconds['channels last']} with `channels_last=True`; "
+            f"({seconds['contiguous']} with `channels_last=False`; "
             f"{seconds['batch by batch']} when the whole ensemble ran batch by batch")
     if "torchattacks" in seconds:
         line += f"; torchattacks' AutoAttack at the same budgets {seconds['torchattacks']}"

@@ -131,7 +131,9 @@ def estimator_fit(X, y, epochs, make_model=None, **params):
         "epsilon": EPSILON, "step_size": STEP, "n_steps": N_STEPS, "batch_size": BATCH,
         "optimizer": torch.optim.SGD, "lr": LR, "optimizer__momentum": 0.9,
         "max_epochs": epochs, "verbose": 0, "random_state": 0, "lambda_sep": 0.0,
-        "class_weight": None, "reweight_lr_factor": 1.0, **params})
+        "class_weight": None, "reweight_lr_factor": 1.0,
+        # The plain loop's memory order, so that both do the same arithmetic.
+        "channels_last": False, **params})
     return clf.fit(X, y)
 
 

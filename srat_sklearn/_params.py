@@ -68,7 +68,7 @@ PARAMETER_CONSTRAINTS = {
     "feature_layer": [str, None],
     "input_shape": [tuple, list, None],
     "mixed_precision": [StrOptions(set(MIXED_PRECISIONS)), None],
-    "channels_last": ["boolean"],
+    "channels_last": ["boolean", StrOptions({"auto"})],
     "random_state": ["random_state"],
 }
 

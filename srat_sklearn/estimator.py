@@ -165,8 +165,10 @@ class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, Persisten
     mixed_precision : {None, "bf16"}, default=None
         ``"bf16"`` runs the forward passes under ``torch.autocast`` in
         bfloat16; losses, input gradients and probabilities stay float32.
-    channels_last : bool, default=False
+    channels_last : bool or "auto", default="auto"
         Channels-last memory order for 4-D weights and image batches.
+        ``"auto"``: for networks with convolutions on the CPU (where oneDNN
+        runs attack queries about a third faster this way) or in bfloat16.
     random_state : int, RandomState or None, default=None
         Seeds weight initialisation, batch shuffling and the attacks' random
         starts, without changing torch's global random state.
@@ -199,6 +201,8 @@ class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, Persisten
         The data bounds of the attacks.
     sample_shape_ : tuple
         Shape of one sample as the module sees it.
+    channels_last_ : bool
+        Whether the module and its batches are channels last.
     perturbable_mask_, epsilon_scale_ : ndarray of shape (n_features,) or None
         For 2-D X: the features attacks may change; the unit of epsilon per
         feature (None: the units of X).
@@ -231,7 +235,7 @@ class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, Persisten
                  weight_normalization="samples",
                  sampler=None, loss="ce", focal_gamma=1.0, ldam_max_margin=0.5, ldam_scale=1.0,
                  bsl_tau=1.0, feature_layer=None, input_shape=None, mixed_precision=None,
-                 channels_last=False, random_state=None, **kwargs):
+                 channels_last="auto", random_state=None, **kwargs):
         # skorch does not shuffle by default; SGD on sorted or grouped rows trains badly.
         kwargs.setdefault("iterator_train__shuffle", True)
         super().__init__(module, *args, criterion=criterion, train_split=train_split,
@@ -414,7 +418,8 @@ class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, Persisten
         else:
             self.module_ = default_module(self.sample_shape_, self._n_classes(),
                                           **self.get_params_for("module"))
-        if self.channels_last:
+        self.channels_last_ = self._resolve_channels_last(self.module_)
+        if self.channels_last_:
             self.module_.to(memory_format=torch.channels_last)  # 4-D weights only
         self.__dict__.pop("separation_", None)  # it follows the module
         return self

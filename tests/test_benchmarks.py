@@ -70,7 +70,7 @@ def test_autoattack_speed_benchmark_runs_end_to_end(tmp_path):
     subprocess.run([sys.executable, str(SCRIPT.with_name("bench_autoattack.py")), "--smoke",
                     "--output", str(output)], check=True, capture_output=True)
     record = json.loads(output.read_text())
-    assert {"members over survivors", "batch by batch", "channels last"} <= set(record["ways"])
+    assert {"members over survivors", "batch by batch", "contiguous"} <= set(record["ways"])
     assert record["n_test"] == 30 and record["n_steps"] == 2
     assert all(way["samples_per_second"] > 0 for way in record["ways"].values())
 

@@ -40,7 +40,7 @@ def fit_briefly(digits_split, **params):
 
 @pytest.fixture(scope="module")
 def float32_digits(digits_split):
-    return fit_briefly(digits_split)[0]
+    return fit_briefly(digits_split, channels_last=False)[0]  # the plain reference
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +100,23 @@ def test_channels_last_trains_to_comparable_accuracy(channels_last_digits, float
     clean, robust = accuracies(channels_last_digits[0], digits_split)
     clean_32, robust_32 = accuracies(float32_digits, digits_split)
     assert abs(clean - clean_32) < 0.05 and abs(robust - robust_32) < 0.05
+
+
+@pytest.mark.parametrize("channels_last, expected", [("auto", True), (False, False)])
+def test_auto_runs_convolutions_channels_last_on_the_cpu(digits_split, fast_params,
+                                                         channels_last, expected):
+    X_train, _, y_train, _ = digits_split
+    clf = SRATClassifier(channels_last=channels_last, **{**fast_params, "max_epochs": 1,
+                                                         "module__hidden_units": 16})
+    clf.fit(X_train[:64], y_train[:64])
+    second_conv = [m for m in clf.module_.modules() if isinstance(m, torch.nn.Conv2d)][1]
+    assert clf.channels_last_ is expected
+    assert second_conv.weight.is_contiguous(memory_format=torch.channels_last) is expected
+
+
+def test_auto_keeps_networks_without_convolutions_as_they_are(tabular, fast_params):
+    clf = SRATClassifier(**{**fast_params, "max_epochs": 1}).fit(*tabular)
+    assert clf.channels_last_ is False
 
 
 def test_channels_last_leaves_tabular_data_alone(tabular, fast_params):
