@@ -20,6 +20,7 @@ from skorch.utils import to_numpy, to_tensor
 
 from ._budgets import warmup_factor
 from ._feature_threat import radius
+from ._loss_guard import TrainingSnapshot, checks_before_backward
 from .losses import non_finite_loss_error, trades_kl_divergence
 from .separation import SeparationTerm
 
@@ -91,12 +92,24 @@ class ObjectiveMixin:
             if rows is not None:
                 self.perturbation_store_.update(rows, X_adv - clean)
             batch = (X_adv, yi)
+        if not checks_before_backward(self._compute_device()):
+            self._snapshot = TrainingSnapshot(self.module_, self.optimizer_)
         with self._clean_batch(clean):
             if self.lambda_sep == 0:
                 return super().train_step(batch, **fit_params)
             second_view = clean if self.separation_views == "adversarial+clean" else None
             with self._separation_term().step(clean=second_view):
                 return super().train_step(batch, **fit_params)
+
+    def on_batch_end(self, net, batch=None, training=False, loss=None, **kwargs):
+        # On an accelerator, the loss is first read here, where skorch has read it for its
+        # history; the step it made is undone.
+        super().on_batch_end(net, batch=batch, training=training, loss=loss, **kwargs)
+        snapshot = self.__dict__.pop("_snapshot", None)
+        if snapshot is not None and not np.isfinite(self.history[-1, "batches", -1,
+                                                                 "train_loss"]):
+            snapshot.restore()
+            raise non_finite_loss_error(loss, self.history)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """The class-weighted loss (TRADES: of the clean logits, plus ``trades_beta`` times the
@@ -118,7 +131,9 @@ class ObjectiveMixin:
         else:
             loss = self.criterion_(y_pred, y_true)
         loss = loss + separation
-        # Checked before backward and the optimizer step, so the parameters stay usable.
-        if training and not torch.isfinite(loss):
+        # Checked before backward and the optimizer step, so the parameters stay usable; on an
+        # accelerator, after the step without a read of its own (on_batch_end).
+        if training and checks_before_backward(self._compute_device()) and not torch.isfinite(
+                loss):
             raise non_finite_loss_error(loss, self.history)
         return loss

@@ -36,4 +36,5 @@ class PersistenceMixin:
         # As large as the training inputs, on the device, and only a starting point.
         state.pop("perturbation_store_", None)
         state.pop("separation_", None)  # remade from the module on demand
+        state.pop("_snapshot", None)  # one batch's undo, left behind by an interrupted step
         return state

@@ -40,7 +40,7 @@ WEIGHT_NORMALIZATIONS = ("samples", "weights")
 
 
 class NonFiniteLossError(FloatingPointError):
-    """Raised when a training loss is NaN or infinite, before the optimizer step."""
+    """Raised when a training loss is NaN or infinite; the parameters are those before the batch."""
 
 
 def non_finite_loss_error(loss, history):

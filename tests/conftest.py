@@ -163,3 +163,11 @@ def svhn_root(tmp_path, files_exist_is_enough):
         "X": images.transpose(1, 2, 3, 0),  # SVHN stores (32, 32, 3, n)
         "y": np.array([[10], [1], [2], [3], [10]], dtype=np.uint8)})
     return tmp_path, images
+
+
+@pytest.fixture(params=["before backward", "after the step"])
+def loss_check(request, monkeypatch):
+    """Both ways of the non-finite-loss guard, the accelerator's forced on the CPU."""
+    if request.param == "after the step":
+        monkeypatch.setattr("srat_sklearn._objective.checks_before_backward", lambda device: False)
+    return request.param

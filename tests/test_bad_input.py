@@ -122,13 +122,17 @@ def test_missing_y(Xy, no_training):
         SRATClassifier().fit(Xy[0], None)
 
 
-def test_non_finite_loss_stops_before_the_step(Xy):
+@pytest.mark.parametrize("optimizer", [torch.optim.SGD, torch.optim.Adam])
+def test_non_finite_loss_stops_with_the_state_before_the_step(Xy, loss_check, optimizer):
     X, y = Xy
-    clf = SRATClassifier(max_epochs=3, lr=1e30, optimizer=torch.optim.SGD, epsilon=0.0,
+    clf = SRATClassifier(max_epochs=3, lr=1e30, optimizer=optimizer, epsilon=0.0,
                          lambda_sep=0.0, verbose=0)
     with pytest.raises(NonFiniteLossError, match=r"epoch \d+, batch \d+"):
         clf.fit(X, y)
     assert all(torch.isfinite(p).all() for p in clf.module_.parameters())
+    moments = [v for state in clf.optimizer_.state.values() for v in state.values()
+               if isinstance(v, torch.Tensor)]
+    assert all(torch.isfinite(v).all() for v in moments)
 
 
 # ---------------------------------------------------------------- scorers and report
