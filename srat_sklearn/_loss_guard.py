@@ -36,7 +36,7 @@ class TrainingSnapshot:
     >>> optimizer = torch.optim.SGD(module.parameters(), lr=0.1)
     >>> snapshot = TrainingSnapshot(module, optimizer)
     >>> with torch.no_grad():
-    ...     module.weight.fill_(float("nan"))
+    ...     _ = module.weight.fill_(float("nan"))
     >>> snapshot.restore()
     >>> bool(torch.isfinite(module.weight).all())
     True
