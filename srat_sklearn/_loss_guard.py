@@ -8,22 +8,14 @@ copies, queued like any kernel), lets skorch read the loss after the step as it 
 for its history, and puts the copy back when that loss is not finite.
 """
 
+import copy
+
 import torch
 
 
 def checks_before_backward(device):
     """Whether the loss is read before the backward pass: on the CPU, where it is free."""
     return torch.device(device).type == "cpu"
-
-
-def _cloned(value):
-    if isinstance(value, torch.Tensor):
-        return value.detach().clone()
-    if isinstance(value, dict):
-        return {k: _cloned(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_cloned(v) for v in value)
-    return value
 
 
 class TrainingSnapshot:
@@ -44,8 +36,9 @@ class TrainingSnapshot:
 
     def __init__(self, module, optimizer):
         self.module, self.optimizer = module, optimizer
-        self.module_state = _cloned(module.state_dict())
-        self.optimizer_state = _cloned(optimizer.state_dict())
+        # deepcopy clones the tensors, on their device; state_dict() would only share them.
+        self.module_state = copy.deepcopy(module.state_dict())
+        self.optimizer_state = copy.deepcopy(optimizer.state_dict())
 
     def restore(self):
         self.module.load_state_dict(self.module_state)

@@ -114,6 +114,14 @@ def test_auto_runs_convolutions_channels_last_on_the_cpu(digits_split, fast_para
     assert second_conv.weight.is_contiguous(memory_format=torch.channels_last) is expected
 
 
+@pytest.mark.parametrize("device, mixed_precision, expected", [
+    ("cpu", None, True), ("cuda", "bf16", True), ("cuda", None, False)])
+def test_auto_choice_follows_device_and_precision(device, mixed_precision, expected):
+    # Resolved without fitting, so that the GPU cases are checked on any machine.
+    clf = SRATClassifier(device=device, mixed_precision=mixed_precision)
+    assert clf._resolve_channels_last(torch.nn.Conv2d(3, 8, 3)) is expected
+
+
 def test_auto_keeps_networks_without_convolutions_as_they_are(tabular, fast_params):
     clf = SRATClassifier(**{**fast_params, "max_epochs": 1}).fit(*tabular)
     assert clf.channels_last_ is False
