@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "SRATClassifier": "estimator",
     "NonFiniteLossError": "estimator",
+    "CompileFallbackWarning": "_compiled",
     "pgd_attack": "attacks",
     "ReweightedLoss": "losses",
     "weighted_cross_entropy": "losses",

@@ -58,7 +58,7 @@ class AdversarialMixin:
         """
         X = self._memory_format(X)
         run = partial(_run_attack, attack, y=y, skip_misclassified=skip_misclassified,
-                      batch_size=batch_size, after_member=after_member,
+                      batch_size=batch_size, after_member=after_member, step=self._ascent_step(),
                       **self._resolve_attack(attack, **settings))
         bounds = self.bounds_on_device_.like(X)
         threat = getattr(self, "feature_threat_", None) if threat is None else threat

@@ -69,6 +69,7 @@ PARAMETER_CONSTRAINTS = {
     "input_shape": [tuple, list, None],
     "mixed_precision": [StrOptions(set(MIXED_PRECISIONS)), None],
     "channels_last": ["boolean", StrOptions({"auto"})],
+    "compile": ["boolean"],
     "random_state": ["random_state"],
 }
 

@@ -37,4 +37,5 @@ class PersistenceMixin:
         state.pop("perturbation_store_", None)
         state.pop("separation_", None)  # remade from the module on demand
         state.pop("_snapshot", None)  # one batch's undo, left behind by an interrupted step
+        state.pop("_compiled", None)  # compiled code does not pickle; compiled again on demand
         return state

@@ -26,6 +26,7 @@ from . import _inputs, _params, weighting
 from ._adversarial import AdversarialMixin
 from ._bounds import BoundsOnDevice, infer_bounds, infer_bounds_from_batches
 from ._budgets import class_radius_factors
+from ._compiled import CompileMixin
 from ._feature_threat import fit_threat, radius
 from ._objective import ObjectiveMixin
 from ._persistence import PersistenceMixin
@@ -43,8 +44,8 @@ def _encoded_accuracy(net, X, y):
     return accuracy_score(to_numpy(y), net.predict_proba(X).argmax(axis=1))
 
 
-class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, PersistenceMixin,
-                     NeuralNetClassifier):
+class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, CompileMixin,
+                     PersistenceMixin, NeuralNetClassifier):
     """Separable Reweighted Adversarial Training (Wang et al., 2021) as an sklearn classifier.
 
     Each training batch is replaced by PGD adversarial examples; the loss is
@@ -170,6 +171,10 @@ class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, Persisten
         ``"auto"``: for networks with convolutions on the CPU (where oneDNN
         runs gradient-free attack queries about twice as fast this way, and
         standard AutoAttack on digits 1.3x as fast) or in bfloat16.
+    compile : bool, default=False
+        skorch's parameter, for adversarial training: the attacks' ascent step
+        and the training forward pass run under ``torch.compile`` (options
+        ``compile__*``); ``module_`` itself stays as it is.
     random_state : int, RandomState or None, default=None
         Seeds weight initialisation, batch shuffling and the attacks' random
         starts, without changing torch's global random state.

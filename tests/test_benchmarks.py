@@ -75,6 +75,29 @@ def test_autoattack_speed_benchmark_runs_end_to_end(tmp_path):
     assert all(way["samples_per_second"] > 0 for way in record["ways"].values())
 
 
+def test_compile_speed_table_in_the_docs_comes_from_its_run():
+    runs = SCRIPT.with_name("bench_compile.json")
+    for path, text in load_script("bench_compile").generated_docs(runs).items():
+        assert path.read_text() == text, "python benchmarks/bench_compile.py --write-docs"
+
+
+def test_compile_benchmark_runs_end_to_end(tmp_path):
+    output = tmp_path / "compile.json"
+    # dynamo's "eager" backend: the same code path, without the C++ compiler's minute
+    subprocess.run([sys.executable, str(SCRIPT.with_name("bench_compile.py")), "--smoke",
+                    "--backend", "eager", "--output", str(output)], check=True,
+                   capture_output=True)
+    record = json.loads(output.read_text())
+    rows = record["rows"]
+    assert rows["plain loop, eager"]["speedup"] == 1.0
+    compiled = rows["estimator, compile=True, contiguous"]
+    assert compiled["eager"] == "estimator, eager, contiguous" and compiled["eager"] in rows
+    assert compiled["compile_seconds"] is not None and compiled["speedup_over_eager"] > 0
+    assert compiled["compile_seconds_warm_cache"] is not None
+    assert sum(record["profile"]["shares"].values()) == pytest.approx(1, abs=0.01)
+    assert all(row["seconds_per_epoch"] > 0 for row in record["rows"].values())
+
+
 def test_demo_table_in_the_docs_comes_from_its_run():
     runs = SCRIPT.with_name("demo.json")
     for path, text in load_script("demo_table").generated_docs(runs).items():

@@ -149,6 +149,30 @@ def logits_of(model, X):
     return first_output(model(X))
 
 
+def ascent_step(loss, model, x, X, target, step_size, epsilon, norm, box):
+    """One step of projected gradient ascent on ``loss(logits_of(model, x), target)``.
+
+    The input gradient comes from :func:`torch.func.grad`, which ``torch.compile`` captures
+    in the same graph as the forward and backward passes and the projection (it cannot
+    capture ``torch.autograd.grad``): the step that a compiled training attack repeats.
+    Called under ``torch.no_grad()``, it leaves no graph behind; ``step_size`` and
+    ``epsilon`` may be 0-dim tensors, so that a compiled step serves every budget.
+
+    Examples
+    --------
+    >>> from functools import partial
+    >>> import torch
+    >>> import torch.nn.functional as F
+    >>> model, X = torch.nn.Linear(4, 3), torch.rand(8, 4)
+    >>> x = ascent_step(partial(F.cross_entropy, reduction="sum"), model, X, X,
+    ...                 torch.zeros(8, dtype=torch.long), 0.05, 0.1, "linf", None)
+    >>> bool((x - X).abs().max() <= 0.1 + 1e-6)
+    True
+    """
+    grad = torch.func.grad(lambda x: loss(logits_of(model, x), target))(x)
+    return to_threat_model(x + step_size * ascent_direction(grad, norm), X, epsilon, norm, box)
+
+
 def predict(model, X):
     """Predicted class indices of ``model`` on ``X``, without a graph."""
     with torch.no_grad():

@@ -82,7 +82,7 @@ def _describe_names(attack):
 
 
 def _run_member(name, model, X, y, *, epsilon, n_steps, norm, step_size, random_start,
-                n_restarts, n_queries, n_targets, bounds, start):
+                n_restarts, n_queries, n_targets, bounds, start, step=None):
     n_steps = DEFAULT_STEPS.get(name) if n_steps is None else n_steps
     common = dict(epsilon=epsilon, norm=norm, bounds=bounds)
     if name in _TARGETED:
@@ -93,10 +93,11 @@ def _run_member(name, model, X, y, *, epsilon, n_steps, norm, step_size, random_
                         **common, **extra)
     if name == "pgd":
         run = partial(_pgd_attack, step_size=step_size, n_steps=n_steps,
-                      random_start=random_start, start=start, **common)
+                      random_start=random_start, start=start, step=step, **common)
     elif name == "trades":
         def run(model, X, y):  # TRADES needs no labels
-            return _trades_attack(model, X, step_size=step_size, n_steps=n_steps, **common)
+            return _trades_attack(model, X, step_size=step_size, n_steps=n_steps, step=step,
+                                  **common)
     elif name == "square":
         run = partial(_square_attack, n_queries=DEFAULT_QUERIES if n_queries is None
                       else n_queries, **common)
@@ -186,16 +187,19 @@ def run_attack(attack, model, X, y, *, epsilon, n_steps=None, norm="linf", step_
 
 def _run_attack(attack, model, X, y, *, epsilon, n_steps=None, norm="linf", step_size=None,
                 random_start=True, n_restarts=1, n_queries=None, n_targets=None, bounds=None,
-                start=None, skip_misclassified=False, batch_size=None, after_member=None):
+                start=None, skip_misclassified=False, batch_size=None, after_member=None,
+                step=None):
     """:func:`run_attack` without validation: the training loop's per-batch path.
 
     ``after_member(i, standing)`` is told when member ``i`` has run on every
-    part, with the mask of the samples still robust (for progress bars).
+    part, with the mask of the samples still robust (for progress bars); ``step``
+    replaces the eager ascent loop of PGD and TRADES (a compiled
+    :func:`~srat_sklearn.attacks._common.ascent_step`).
     """
     members = attack_members(attack)
     settings = dict(epsilon=epsilon, n_steps=n_steps, norm=norm, step_size=step_size,
                     random_start=random_start, n_restarts=n_restarts, n_queries=n_queries,
-                    n_targets=n_targets, bounds=bounds)
+                    n_targets=n_targets, bounds=bounds, step=step)
     if start is not None and skip_misclassified:
         raise ValueError("start applies to attacks on every sample, not with "
                          "skip_misclassified=True.")

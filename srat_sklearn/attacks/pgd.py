@@ -88,7 +88,15 @@ def pgd_attack(
                        norm=norm, random_start=random_start, bounds=bounds, start=start)
 
 
-def _pgd_attack(model, X, y, *, epsilon, step_size, n_steps, norm, random_start, bounds, start):
+def cross_entropy_sum(logits, y):
+    """PGD's objective: the cross-entropy summed over the batch (one gradient per sample)."""
+    return F.cross_entropy(logits, y, reduction="sum")
+
+
+def _pgd_attack(model, X, y, *, epsilon, step_size, n_steps, norm, random_start, bounds, start,
+                step=None):
+    """``step``: :func:`~srat_sklearn.attacks._common.ascent_step` or its compiled version,
+    in place of the eager loop, which takes its gradients with ``torch.autograd.grad``."""
     X = X.detach()
     if epsilon == 0:
         return X
@@ -108,10 +116,15 @@ def _pgd_attack(model, X, y, *, epsilon, step_size, n_steps, norm, random_start,
     else:
         x_adv = X.clone()
 
+    if step is not None:
+        with eval_mode(model), torch.no_grad():
+            for _ in range(n_steps):
+                x_adv = step(cross_entropy_sum, model, x_adv, X, y, step_size, epsilon, norm, box)
+        return x_adv
     with eval_mode(model), torch.enable_grad():
         for _ in range(n_steps):
             x_adv.requires_grad_(True)
-            loss = F.cross_entropy(logits_of(model, x_adv), y, reduction="sum")
+            loss = cross_entropy_sum(logits_of(model, x_adv), y)
             (grad,) = torch.autograd.grad(loss, x_adv)
             with torch.no_grad():
                 x_adv = to_threat_model(x_adv + step_size * ascent_direction(grad, norm), X,

@@ -64,7 +64,13 @@ def trades_attack(model, X, *, epsilon, step_size=None, n_steps=10, norm="linf",
                           norm=norm, bounds=bounds)
 
 
-def _trades_attack(model, X, *, epsilon, step_size, n_steps, norm, bounds):
+def kl_divergence_sum(logits, clean_logits):
+    """TRADES' attack objective: KL(f(x) || f(x')) summed over the batch."""
+    return trades_kl_divergence(clean_logits, logits, reduction="sum")
+
+
+def _trades_attack(model, X, *, epsilon, step_size, n_steps, norm, bounds, step=None):
+    """``step``: as in :func:`~srat_sklearn.attacks.pgd._pgd_attack`."""
     X = X.detach()
     if epsilon == 0:
         return X
@@ -75,11 +81,16 @@ def _trades_attack(model, X, *, epsilon, step_size, n_steps, norm, bounds):
         with torch.no_grad():
             clean_logits = logits_of(model, X)
         x_adv = to_threat_model(X + START_SCALE * torch.randn_like(X), X, epsilon, norm, box)
+        if step is not None:
+            with torch.no_grad():
+                for _ in range(n_steps):
+                    x_adv = step(kl_divergence_sum, model, x_adv, X, clean_logits, step_size,
+                                 epsilon, norm, box)
+            return x_adv
         with torch.enable_grad():
             for _ in range(n_steps):
                 x_adv.requires_grad_(True)
-                divergence = trades_kl_divergence(clean_logits, logits_of(model, x_adv),
-                                                  reduction="sum")
+                divergence = kl_divergence_sum(logits_of(model, x_adv), clean_logits)
                 (grad,) = torch.autograd.grad(divergence, x_adv)
                 with torch.no_grad():
                     x_adv = to_threat_model(x_adv + step_size * ascent_direction(grad, norm), X,
