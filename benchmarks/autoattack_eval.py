@@ -26,7 +26,6 @@ that file; nothing in them is typed by hand.
 import argparse
 import importlib.util
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -34,7 +33,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import srat_sklearn
 from srat_sklearn import SRATClassifier
 from srat_sklearn.attacks import describe_attack
 from srat_sklearn.datasets import DIGITS_UNDER_REPRESENTED as UNDER
@@ -46,6 +44,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 from _docs import replace_block, write_docs  # noqa: E402
+from _provenance import machine  # noqa: E402
 
 EPSILON = {"linf": 0.2, "l2": 1.0}
 MEMBERS = ("apgd-ce", "apgd-t", "fab-t", "square")
@@ -153,9 +152,7 @@ def evaluate(name, norm, data):
     record["torchattacks"] = torchattacks_runs(model.module_.eval(), X_test, y_test, epsilon,
                                                norm, clean_hits)
     record["epoch_seconds"] = round(epoch_seconds(X_train, y_train), 3)
-    record["machine"] = {"cpu": platform.processor() or platform.machine(),
-                         "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-                         "srat_sklearn": srat_sklearn.__version__}
+    record["machine"] = machine()
     return record
 
 

@@ -27,7 +27,6 @@ first. The second form regenerates, from the JSON file, the table between the
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -35,7 +34,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import srat_sklearn
 from srat_sklearn.datasets import load_imbalanced_digits
 from srat_sklearn.metrics import robust_predict
 
@@ -43,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 from _docs import replace_block, write_docs  # noqa: E402
+from _provenance import machine  # noqa: E402
 from autoattack_eval import EPSILON, suite_model  # noqa: E402
 
 DOC, MARKER = ROOT / "docs" / "reliability.md", "autoattack-speed"
@@ -129,9 +128,7 @@ def run(norm, n_test=None, max_epochs=None):
                                 "robust": float(np.mean(predicted == y_test))}
         print(f"  {name}: {seconds:.0f} s, robust {100 * np.mean(predicted == y_test):.1f}%",
               flush=True)
-    record["machine"] = {"cpu": platform.processor() or platform.machine(),
-                         "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-                         "srat_sklearn": srat_sklearn.__version__}
+    record["machine"] = machine()
     return record
 
 

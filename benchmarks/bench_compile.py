@@ -32,7 +32,6 @@ regenerates, from the JSON file, the tables between the ``compile-speed`` marker
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -42,12 +41,11 @@ from pathlib import Path
 
 import torch
 
-import srat_sklearn
-
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 from _docs import replace_block, write_docs  # noqa: E402
+from _provenance import machine  # noqa: E402
 from bench_fit import MALLOC_ENV, data, estimator_fit, new_model, plain_fit  # noqa: E402
 
 DOC, MARKER = ROOT / "docs" / "performance.md", "compile-speed"
@@ -239,9 +237,7 @@ def main():
               "backend": args.backend, "rows": rows,
               "profile": profile(X_train, y_train, args.backend,
                                  SMOKE_ROWS[1] if args.smoke else PROFILED),
-              "machine": {"cpu": platform.processor() or platform.machine(),
-                          "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-                          "srat_sklearn": srat_sklearn.__version__}}
+              "machine": machine()}
     Path(args.output).write_text(json.dumps(record, indent=1) + "\n")
 
 

@@ -56,7 +56,7 @@ Settings (all evaluated with L-inf PGD-20 on a balanced or stratified test split
 
 import argparse
 import json
-import platform
+import sys
 import time
 from pathlib import Path
 
@@ -71,7 +71,6 @@ from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
 from skorch.callbacks import LRScheduler
 from torch.optim.lr_scheduler import MultiStepLR
 
-import srat_sklearn
 from srat_sklearn import SRATClassifier, robust_report
 from srat_sklearn.callbacks import CatastrophicOverfittingGuard
 from srat_sklearn.datasets import (
@@ -84,6 +83,9 @@ from srat_sklearn.datasets import (
 )
 from srat_sklearn.methods import BASELINES, PAPER_METHODS
 from srat_sklearn.methods import DIGITS_RECIPE as SHARED_DIGITS_RECIPE
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _provenance import machine  # noqa: E402
 
 # Every method gets the same learning-rate schedule (x0.1 at LR_DECAY_EPOCH, from a skorch
 # LRScheduler), so the deferred reweighting itself leaves the learning rate alone
@@ -279,9 +281,7 @@ def run_one(setting, method, seed, data, under, recipe, params):
         "epochs_run": len(clf.history),
         "fit_seconds": round(fit_seconds, 2),
         "eval_seconds": pgd["eval_seconds"],
-        "machine": {"cpu": platform.processor() or platform.machine(),
-                    "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-                    "srat_sklearn": srat_sklearn.__version__},
+        "machine": machine(),
     }
     if setting in AUTOATTACK_SETTINGS:
         record["autoattack"] = evaluation(model, X_test, y_test, under, recipe["epsilon"],

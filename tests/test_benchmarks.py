@@ -1,6 +1,7 @@
 """The benchmarks compare like with like, and the docs show what they measured."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -96,6 +97,15 @@ def test_compile_benchmark_runs_end_to_end(tmp_path):
     assert compiled["compile_seconds_warm_cache"] is not None
     assert sum(record["profile"]["shares"].values()) == pytest.approx(1, abs=0.01)
     assert all(row["seconds_per_epoch"] > 0 for row in record["rows"].values())
+
+
+def test_records_name_the_commit_they_ran(monkeypatch):
+    provenance = load_script("_provenance")
+    if not (provenance.ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    assert re.fullmatch(r"[0-9a-f]{12}(\+changes)?", provenance.machine()["commit"])
+    monkeypatch.setattr(provenance, "ROOT", provenance.ROOT / "no-such-directory")
+    assert provenance.code_version() is None
 
 
 def test_demo_table_in_the_docs_comes_from_its_run():

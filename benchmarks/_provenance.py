@@ -1,0 +1,37 @@
+"""What a benchmark record states about where it ran: the machine, the libraries and the code.
+
+Every runs file of ``benchmarks/`` stores this under ``"machine"``, so that a number can be
+traced back to the commit that produced it.
+"""
+
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+import srat_sklearn
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def code_version():
+    """The checkout's commit, with ``+changes`` when tracked files differ from it; None
+    outside a git checkout."""
+    def git(*args):
+        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short=12", "HEAD")
+        changed = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("+changes" if changed else "")
+
+
+def machine():
+    """``{"cpu", "torch_threads", "torch", "srat_sklearn", "commit"}`` of this run."""
+    return {"cpu": platform.processor() or platform.machine(),
+            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "srat_sklearn": srat_sklearn.__version__, "commit": code_version()}
