@@ -359,8 +359,8 @@ def tradeoff_plot(runs, path):
         for weight, under, well in points:
             ax.annotate(f"{weight:g}", (under, well), textcoords="offset points", xytext=(4, 4),
                         fontsize="small")
-    ax.set_xlabel("robust accuracy, under-represented classes (%)")
-    ax.set_ylabel("robust accuracy, well-represented classes (%)")
+    ax.set_xlabel("PGD-20 robust accuracy, under-represented classes (%)")
+    ax.set_ylabel("PGD-20 robust accuracy, well-represented classes (%)")
     ax.set_title("Class weight of the rare classes (labels) vs robust accuracy")
     ax.legend()
     fig.tight_layout()

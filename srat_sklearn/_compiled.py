@@ -62,9 +62,9 @@ class CompiledSteps:
 
     def ascent(self, loss, model, x, X, target, step_size, epsilon, norm, box):
         """:func:`~srat_sklearn.attacks._common.ascent_step`, compiled."""
-        # Tensors, not floats: torch.compile would specialise the graph on each value.
-        step_size, epsilon = (torch.as_tensor(v, dtype=X.dtype, device=X.device)
-                              for v in (step_size, epsilon))
+        # Tensors, not floats: torch.compile would specialise the graph on each value. Filled
+        # on the device: a copy from the host would wait for the device at every step.
+        step_size, epsilon = (X.new_full((), v) for v in (step_size, epsilon))
         return self._run(self._ascent, ascent_step, loss, model, x, X, target, step_size,
                          epsilon, norm, box)
 

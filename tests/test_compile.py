@@ -13,8 +13,10 @@ import pytest
 import torch
 from sklearn.base import clone
 from torch._dynamo.utils import counters
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from srat_sklearn import CompileFallbackWarning, SRATClassifier
+from srat_sklearn._compiled import CompiledSteps
 from srat_sklearn.attacks._common import ascent_step
 from srat_sklearn.attacks.pgd import _pgd_attack, cross_entropy_sum
 from srat_sklearn.attacks.trades import _trades_attack
@@ -127,6 +129,33 @@ def test_inductor_ascent_step_matches_the_eager_attack_step():
     (grad,) = torch.autograd.grad(cross_entropy_sum(model(x), y), x)
     expected = X + 0.1 * grad / grad.norm(dim=1, keepdim=True)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+
+
+class OperatorLog(TorchDispatchMode):
+    """The names of the aten operators that run inside it."""
+
+    def __init__(self):
+        super().__init__()
+        self.names = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.add(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+def test_compiled_step_makes_its_radius_on_the_device_not_from_host_data():
+    # A tensor made from a Python float is copied from the host: on a GPU, a wait at every
+    # attack step. lift_fresh is where such a tensor enters the dispatcher.
+    model = torch.nn.Linear(4, 3)
+    X, y = torch.rand(8, 4), torch.zeros(8, dtype=torch.long)
+    steps = CompiledSteps(model, {"backend": "eager"})
+    step = (cross_entropy_sum, model, X, X, y, 0.05, 0.1, "linf", None)
+    with torch.no_grad():
+        steps.ascent(*step)  # compiles
+        with OperatorLog() as log:
+            steps.ascent(*step)
+    assert "aten.sign.default" in log.names  # the step ran under the log
+    assert "aten.lift_fresh.default" not in log.names
 
 
 def test_a_failing_compiler_falls_back_to_eager_with_one_warning(small_digits,
