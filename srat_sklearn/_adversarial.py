@@ -128,8 +128,10 @@ class AdversarialMixin:
         batch_size : int or None, default=None
             The most samples attacked together; ``None``: 250, as AutoAttack
             evaluates. Each attack of an ensemble runs on all the samples
-            still standing, in parts of nearly equal size. Larger batches run
-            the attacks' many iterations faster; lower it when the device runs
+            still standing, in parts of nearly equal size; APGD-T and FAB-T
+            attack as many targets of each sample in one pass as fit in
+            ``batch_size`` rows. Larger batches run the attacks' many
+            iterations faster on a GPU; lower it when the device runs
             out of memory (the samples themselves are held on the device at
             once; for more than fit there, call this on parts of X).
         verbose : int, default=0

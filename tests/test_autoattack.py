@@ -5,7 +5,9 @@ import pytest
 import torch
 from scipy.optimize import linprog, minimize
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
+from srat_sklearn.attacks import apgd as apgd_module
 from srat_sklearn.attacks import (
     apgd_targeted_attack,
     attack_members,
@@ -19,8 +21,9 @@ from srat_sklearn.attacks import (
     run_attack,
     square_attack,
 )
-from srat_sklearn.attacks._common import attack_survivors, even_chunks
-from srat_sklearn.attacks.fab import _fab_run
+from srat_sklearn.attacks._common import attack_survivors, even_chunks, settled_siblings
+from srat_sklearn.attacks.apgd import _apgd_run
+from srat_sklearn.attacks.fab import SETTLE_EVERY, _fab_run
 
 
 def linear_model(n_features=6, n_classes=5, seed=0):
@@ -110,6 +113,133 @@ def test_targeted_attacks_need_a_target(attack, data, n_targets):
     X, y = data
     with pytest.raises(ValueError, match="n_targets"):
         attack(linear_model(), X, y, epsilon=0.1, n_steps=2, n_targets=n_targets)
+
+
+# ----------------------------------------------------------------- several targets in one pass
+
+class RowCounter(nn.Module):
+    """``model``, recording how many rows each forward pass gets."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.rows = model, []
+
+    def forward(self, x):
+        self.rows.append(len(x))
+        return self.model(x)
+
+
+@pytest.mark.parametrize("attack, options", [
+    (apgd_targeted_attack, dict(random_start=False)),
+    (fab_attack, {}),
+], ids=["apgd-t", "fab-t"])
+def test_targets_together_fool_the_same_samples(attack, options, data):
+    model = linear_model()
+    X, _ = data
+    y = labelled_by(model, X)
+    fooled = {}
+    for batch_size in (None, 4 * len(X)):
+        X_adv = attack(model, X, y, epsilon=0.08, n_steps=10, n_targets=4, batch_size=batch_size,
+                       **options)
+        assert (X_adv - X).abs().max() <= 0.08 + 1e-6
+        fooled[batch_size] = labelled_by(model, X_adv) != y
+    assert 0 < int(fooled[None].sum()) < len(X)  # the check can tell the two apart
+    assert torch.equal(fooled[None], fooled[4 * len(X)])
+
+
+@pytest.mark.parametrize("batch_size, passes", [
+    (None, [8, 8, 8]),  # one target at a time
+    (16, [16, 8]),  # targets 1 and 2 together, then 3
+    (24, [24]),  # all three in one pass
+    (5, [4, 4, 4] * 2),  # two parts of 4 samples, one target per pass
+], ids=["none", "two-then-one", "all", "small"])
+def test_targets_share_a_pass_while_their_rows_fit(batch_size, passes, monkeypatch):
+    calls = []
+    real_run = apgd_module._apgd_run
+    monkeypatch.setattr(apgd_module, "_apgd_run",
+                        lambda model, X, *a, **k: calls.append(len(X)) or real_run(model, X, *a,
+                                                                                   **k))
+    model = linear_model()
+    X = torch.rand(8, 6, generator=torch.Generator().manual_seed(0))
+    # Too small a radius to fool any sample: every target runs on all 8.
+    run_attack("apgd-t", model, X, labelled_by(model, X), epsilon=1e-6, n_steps=3, n_targets=3,
+               batch_size=batch_size)
+    assert calls == passes
+
+
+def test_settled_siblings_spreads_to_every_row_of_a_sample():
+    settled = torch.tensor([True, False, False, False, False, True])
+    rows = torch.arange(6)
+    assert settled_siblings(settled, rows, 3).tolist() == [True, False, True, True, False, True]
+
+
+def test_apgd_rows_of_a_fooled_sample_leave_together():
+    """Row 0 is misclassified from the start; row 1, of the same sample, is not fooled."""
+    model = linear_model(n_classes=3)
+    X = torch.rand(1, 6, generator=torch.Generator().manual_seed(0)).repeat(2, 1)
+    label = labelled_by(model, X[:1]).item()
+    y = torch.tensor([(label + 1) % 3, label])
+    target = torch.tensor([label, (label + 2) % 3])
+    rows = {}
+    for n_samples in (None, 1):
+        counter = RowCounter(model)
+        with torch.enable_grad():
+            _apgd_run(counter, X, y, dlr_targeted_loss, target=target, epsilon=1e-6, n_steps=30,
+                      norm="linf", rho=0.75, random_start=False, box=None, n_samples=n_samples)
+        rows[n_samples] = sum(counter.rows)
+    # Both rows run until the first checkpoint; then row 0 leaves (fooled), and row 1 with it
+    # only when it attacks the same sample.
+    check = apgd_module._apgd_checkpoints(30)[0]
+    assert rows[None] == 2 * (1 + check) + (30 - check)
+    assert rows[1] == 2 * (1 + check)
+
+
+def test_fab_rows_of_a_settled_sample_leave_together():
+    """Towards class 1 the sample is 0.5 away; towards class 2, 10 away: beyond epsilon."""
+    model = nn.Linear(2, 3)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]))
+        model.bias.copy_(torch.tensor([0.0, 0.0, -10.0]))
+    X, y, target = torch.tensor([[-0.5, 0.0]] * 2), torch.zeros(2, dtype=torch.long), \
+        torch.tensor([1, 2])
+    rows = {}
+    for n_samples in (None, 1):
+        counter = RowCounter(model)
+        best, distance = _fab_run(counter, X, y, target, epsilon=1.0, n_steps=20, norm="linf",
+                                  box=None, alpha_max=0.1, eta=1.05, beta=0.9, start=None,
+                                  n_samples=n_samples)
+        assert distance[0] <= 1.0 and distance[1] > 1.0
+        rows[n_samples] = sum(counter.rows)
+    # Two passes per step (gradient and check) for each row until the first check for settled
+    # rows; then the row towards class 2 goes on alone, unless it attacks the same sample.
+    assert rows[1] == 2 * 2 * SETTLE_EVERY
+    assert rows[None] == rows[1] + 2 * (20 - SETTLE_EVERY)
+
+
+class DeviceReads(TorchDispatchMode):
+    """Counts the ops that make the host wait for the device: reading a value, or a count."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func in (torch.ops.aten._local_scalar_dense.default, torch.ops.aten.nonzero.default):
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("attack", [apgd_targeted_attack, fab_attack], ids=["apgd-t", "fab-t"])
+def test_targeted_attacks_read_the_device_not_at_every_step(attack, data):
+    model = linear_model()
+    X, _ = data
+    y = labelled_by(model, X)
+    reads = {}
+    for n_steps in (20, 60):
+        with DeviceReads() as counter:  # 1e-6: no sample is fooled, every target runs
+            attack(model, X, y, epsilon=1e-6, n_steps=n_steps, n_targets=3, batch_size=3 * len(X))
+        reads[n_steps] = counter.count
+    assert reads[60] - reads[20] <= 40 // 5
 
 
 # ----------------------------------------------------------------- FAB's projection

@@ -71,7 +71,8 @@ def test_autoattack_speed_benchmark_runs_end_to_end(tmp_path):
     subprocess.run([sys.executable, str(SCRIPT.with_name("bench_autoattack.py")), "--smoke",
                     "--output", str(output)], check=True, capture_output=True)
     record = json.loads(output.read_text())
-    assert {"members over survivors", "batch by batch", "contiguous"} <= set(record["ways"])
+    assert {"members over survivors", "batch by batch", "contiguous",
+            "targets together"} <= set(record["ways"])
     assert record["n_test"] == 30 and record["n_steps"] == 2
     assert all(way["samples_per_second"] > 0 for way in record["ways"].values())
 
@@ -127,6 +128,7 @@ def test_gpu_check_runs_its_code_path_on_the_cpu(tmp_path):
     assert all(float(row[4]) > 0 for row in rows)  # samples/s, not an error message
     assert [row[7] for row in rows] == ["-", "2", "2"]  # host reads per training batch
     assert "AutoAttack (standard, 2 iterations, 10 queries) on 4 images" in text
+    assert "one target at a time" in text and "all targets together" in text
 
 
 @pytest.fixture(scope="module")

@@ -235,6 +235,61 @@ def attack_survivors(model, X, y, runs, *, batch_size=None, after_run=None):
     return X_adv
 
 
+def settled_siblings(settled, rows, n_samples):
+    """``settled`` spread to every row of the same sample, without a host synchronisation.
+
+    When a batch stacks one row per (target, sample), row ``r`` attacks sample
+    ``r % n_samples``: once one target has fooled a sample, the others need not go on.
+    """
+    ids = rows % n_samples
+    hit = torch.zeros(n_samples, dtype=torch.long, device=rows.device)
+    return hit.scatter_reduce_(0, ids, settled.long(), "amax").bool()[ids]
+
+
+def targeted_runs(run_targets, n_targets, n_restarts, batch_size):
+    """The runs of a targeted attack, for :func:`attack_survivors`, several targets at once.
+
+    ``run_targets(restart, ranks, X_part, y_part)`` attacks every sample of ``X_part``
+    towards each of its ``ranks``-th most likely classes, in run ``restart`` (0 first).
+    Targets 1 to ``n_targets`` run in order, for each restart, each on the samples that the
+    earlier ones did not fool, as many together as fit in ``batch_size`` rows (one row per
+    sample and target; None: one target at a time): the fewer samples stand, the more
+    targets share a pass. The generator is advanced only after a run, so that each run
+    knows how many samples it got.
+    """
+    for restart in range(n_restarts):
+        rank = 1
+        while rank <= n_targets:
+            taken = []
+
+            def run(X_part, y_part, restart=restart, first=rank, taken=taken):
+                together = 1 if batch_size is None else max(batch_size // len(X_part), 1)
+                ranks = range(first, min(first + together, n_targets + 1))
+                taken.append(len(ranks))
+                return run_targets(restart, ranks, X_part, y_part)
+
+            yield run
+            rank += taken[0] if taken else n_targets
+
+
+def first_fooled(model, candidates, y):
+    """Per sample, the first of its candidates that fools ``model``, else the first of them.
+
+    ``candidates`` stacks ``k`` candidates per sample of ``y``, target by target
+    (row ``r`` is for sample ``r % len(y)``).
+    """
+    n = len(y)
+    k = len(candidates) // n
+    fooled = (predict(model, candidates) != y.repeat(k)).view(k, n)
+    pick = torch.where(fooled.any(dim=0), fooled.int().argmax(dim=0), 0)
+    return candidates.view(k, n, *candidates.shape[1:])[pick, torch.arange(n, device=y.device)]
+
+
+def stacked(X, k):
+    """``k`` copies of ``X`` one after the other (keeping its memory format)."""
+    return X if k == 1 else torch.cat([X] * k)
+
+
 def validate_attack_args(caller, not_none=(), **params):
     """Validate attack arguments against :data:`ATTACK_PARAMETERS`, naming the bad one.
 

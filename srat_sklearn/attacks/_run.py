@@ -82,7 +82,8 @@ def _describe_names(attack):
 
 
 def _run_member(name, model, X, y, *, epsilon, n_steps, norm, step_size, random_start,
-                n_restarts, n_queries, n_targets, bounds, start, step=None):
+                n_restarts, n_queries, n_targets, bounds, start, step=None, batch_size=None):
+    """One attack on ``(X, y)``; ``batch_size`` bounds the rows of a targeted attack's pass."""
     n_steps = DEFAULT_STEPS.get(name) if n_steps is None else n_steps
     common = dict(epsilon=epsilon, norm=norm, bounds=bounds)
     if name in _TARGETED:
@@ -90,7 +91,7 @@ def _run_member(name, model, X, y, *, epsilon, n_steps, norm, step_size, random_
         extra = dict(random_start=random_start) if name == "apgd-t" else {}
         return targeted(model, X, y, n_steps=n_steps, n_restarts=n_restarts,
                         n_targets=DEFAULT_TARGETS if n_targets is None else n_targets,
-                        **common, **extra)
+                        batch_size=batch_size, **common, **extra)
     if name == "pgd":
         run = partial(_pgd_attack, step_size=step_size, n_steps=n_steps,
                       random_start=random_start, start=start, step=step, **common)
@@ -155,7 +156,9 @@ def run_attack(attack, model, X, y, *, epsilon, n_steps=None, norm="linf", step_
     batch_size : int or None, default=None
         The most samples attacked together; None: all of ``X`` at once. An
         ensemble runs each attack on all the samples still standing, in
-        parts of nearly equal size, as AutoAttack does.
+        parts of nearly equal size, as AutoAttack does. APGD-T and FAB-T
+        attack as many targets of each sample in one pass as fit in
+        ``batch_size`` rows (None: one target at a time).
 
     Returns
     -------
@@ -199,7 +202,7 @@ def _run_attack(attack, model, X, y, *, epsilon, n_steps=None, norm="linf", step
     members = attack_members(attack)
     settings = dict(epsilon=epsilon, n_steps=n_steps, norm=norm, step_size=step_size,
                     random_start=random_start, n_restarts=n_restarts, n_queries=n_queries,
-                    n_targets=n_targets, bounds=bounds, step=step)
+                    n_targets=n_targets, bounds=bounds, step=step, batch_size=batch_size)
     if start is not None and skip_misclassified:
         raise ValueError("start applies to attacks on every sample, not with "
                          "skip_misclassified=True.")

@@ -12,8 +12,12 @@ from ._common import (
     attack_survivors,
     check_labels,
     clip,
+    first_fooled,
     logits_of,
     sample_view,
+    settled_siblings,
+    stacked,
+    targeted_runs,
     threat_box,
     to_threat_model,
     unit,
@@ -79,14 +83,16 @@ def _apgd_checkpoints(n_steps):
 
 
 def _apgd_run(model, X, y, loss_fn, *, epsilon, n_steps, norm, rho, random_start, box,
-              target=None):
-    """One run of APGD maximising ``loss_fn(logits, y, target)`` (per sample).
+              target=None, n_samples=None):
+    """One run of APGD maximising ``loss_fn(logits, y, target)`` (per row).
 
     The model must be in eval mode with gradients enabled. Returns, per
-    sample, the first iterate that the model misclassifies, or else the
-    point of highest loss. Fooled samples leave the computation at the next
+    row, the first iterate that the model misclassifies, or else the
+    point of highest loss. Fooled rows leave the computation at the next
     checkpoint (their result is final), so the host reads a flag 8 times per
-    100 iterations rather than every iteration.
+    100 iterations rather than every iteration. With ``n_samples``, row ``r``
+    attacks sample ``r % n_samples`` (towards one of several targets), and all
+    the rows of a sample leave once one of them fooled the model.
     """
     if random_start:
         # On the surface of the ball, as the reference implementation starts.
@@ -152,9 +158,12 @@ def _apgd_run(model, X, y, loss_fn, *, epsilon, n_steps, norm, rho, random_start
             s["x_adv"][halve], s["grad"][halve] = s["x_best"][halve], s["grad_best"][halve]
             s["halved_at_check"], s["loss_best_at_check"] = halve, s["loss_best"].clone()
             s["rises"].zero_()
-            finished = s["done"]
+            finished = s["done"] if n_samples is None else settled_siblings(
+                s["done"], s["rows"], n_samples)
             if finished.any():
-                result[s["rows"][finished]] = s["x_result"][finished]
+                final = torch.where(sample_view(s["done"], s["x_best"]), s["x_result"],
+                                    s["x_best"])
+                result[s["rows"][finished]] = final[finished]
                 for key, value in s.items():
                     if value is not None:
                         s[key] = value[~finished]
@@ -249,9 +258,11 @@ def _apgd_attack(model, X, y, *, epsilon, n_steps, norm, loss, random_start, bou
                          rho=rho, random_start=random_start, box=threat_box(X, bounds))
 
 
-def target_classes(logits, rank):
-    """The ``rank``-th most likely class of each sample (rank 0 is the most likely)."""
-    return logits.argsort(dim=1, descending=True)[:, rank]
+def target_classes(logits, ranks):
+    """The ``rank``-th most likely class of each sample (rank 0 is the most likely) for each
+    of ``ranks``, rank after rank: shape (len(ranks) * n,)."""
+    order = logits.argsort(dim=1, descending=True)
+    return order[:, list(ranks)].T.reshape(-1)
 
 
 def check_n_targets(n_targets, n_classes, attack):
@@ -275,6 +286,7 @@ def apgd_targeted_attack(
     rho=0.75,
     random_start=True,
     bounds=None,
+    batch_size=None,
 ):
     """APGD-T: APGD on the targeted DLR loss, one run per target class (AutoAttack's member).
 
@@ -282,7 +294,9 @@ def apgd_targeted_attack(
     order, APGD maximises :func:`dlr_targeted_loss` towards that class, on the
     samples that the earlier targets did not fool; with fewer classes, every
     wrong class is a target. A sample's result is the first adversarial
-    example found.
+    example found. With ``batch_size``, several targets run in one pass, as many
+    as fit for the samples still standing: a sample fooled towards one of them
+    leaves the others at the next checkpoint.
 
     Parameters
     ----------
@@ -294,6 +308,10 @@ def apgd_targeted_attack(
         Target classes per sample, at most ``n_classes - 1``.
     n_restarts : int, default=1
         Random restarts per target.
+    batch_size : int or None, default=None
+        The most rows (one per sample and target) attacked in one pass; None:
+        one target at a time. On a GPU, a batch of all targets fills the device
+        far better than nine passes of the few samples still standing.
 
     Returns
     -------
@@ -311,14 +329,15 @@ def apgd_targeted_attack(
     """
     validate_attack_args("apgd_targeted_attack", not_none=("n_steps", "n_targets"),
                          epsilon=epsilon, n_steps=n_steps, n_targets=n_targets,
-                         n_restarts=n_restarts, norm=norm, rho=rho, random_start=random_start)
+                         n_restarts=n_restarts, norm=norm, rho=rho, random_start=random_start,
+                         batch_size=batch_size)
     return _apgd_targeted_attack(model, X, y, epsilon=epsilon, n_steps=n_steps,
                                  n_targets=n_targets, n_restarts=n_restarts, norm=norm, rho=rho,
-                                 random_start=random_start, bounds=bounds)
+                                 random_start=random_start, bounds=bounds, batch_size=batch_size)
 
 
 def _apgd_targeted_attack(model, X, y, *, epsilon, n_steps, n_targets, n_restarts, norm,
-                          random_start, bounds, rho=0.75):
+                          random_start, bounds, rho=0.75, batch_size=None):
     X = X.detach()
     y = check_labels(y, X)
     with eval_mode(model), torch.no_grad():
@@ -327,14 +346,17 @@ def _apgd_targeted_attack(model, X, y, *, epsilon, n_steps, n_targets, n_restart
     if epsilon == 0:
         return X
 
-    def towards(rank, X_part, y_part):
+    def towards(restart, ranks, X_part, y_part):  # every run starts at random
+        X_rows = stacked(X_part, len(ranks))
         with torch.no_grad():
-            target = target_classes(logits_of(model, X_part), rank)
+            target = target_classes(logits_of(model, X_part), ranks)
         with torch.enable_grad():
-            return _apgd_run(model, X_part, y_part, dlr_targeted_loss, target=target,
-                             epsilon=epsilon, n_steps=n_steps, norm=norm, rho=rho,
-                             random_start=random_start, box=threat_box(X_part, bounds))
+            found = _apgd_run(model, X_rows, y_part.repeat(len(ranks)), dlr_targeted_loss,
+                              target=target, epsilon=epsilon, n_steps=n_steps, norm=norm,
+                              rho=rho, random_start=random_start,
+                              box=threat_box(X_rows, bounds), n_samples=len(X_part))
+        return first_fooled(model, found, y_part)
 
-    runs = [partial(towards, rank) for rank in range(1, n_targets + 1) for _ in range(n_restarts)]
     with eval_mode(model):
-        return attack_survivors(model, X, y, runs)
+        return attack_survivors(model, X, y, targeted_runs(towards, n_targets, n_restarts,
+                                                           batch_size))

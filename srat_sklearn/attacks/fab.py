@@ -12,7 +12,6 @@ one. The attack returns the closest adversarial example if it lies within
 ``epsilon``, as AutoAttack counts it, and the clean input otherwise.
 """
 
-from functools import partial
 
 import torch
 
@@ -21,11 +20,15 @@ from ._common import (
     attack_survivors,
     check_labels,
     clip,
+    first_fooled,
     logits_of,
     norms,
     predict,
     random_perturbation,
     sample_view,
+    settled_siblings,
+    stacked,
+    targeted_runs,
     threat_box,
     validate_attack_args,
 )
@@ -103,13 +106,20 @@ def project_onto_hyperplane(points, w, c, norm, low=None, high=None):
     return torch.where(moving, direction * size, torch.zeros_like(size))
 
 
-def _fab_run(model, X, y, target, *, epsilon, n_steps, norm, box, alpha_max, eta, beta, start):
+#: Steps between two checks for settled rows: the only times a FAB-T run reads the device.
+SETTLE_EVERY = 10
+
+
+def _fab_run(model, X, y, target, *, epsilon, n_steps, norm, box, alpha_max, eta, beta, start,
+             n_samples=None):
     """One FAB-T run on a batch; model in eval mode. Returns (closest adversarial, its norm).
 
-    A sample leaves the run once it has an adversarial example within
-    ``epsilon``: whether it is robust is then settled. Each step costs one
-    forward and backward pass for the gradient and one forward pass to see
-    whether the new point is adversarial.
+    A row that has an adversarial example within ``epsilon`` is settled (whether it is
+    robust is known); settled rows leave the run at the next check, every
+    :data:`SETTLE_EVERY` steps, so that the host does not wait for the device at every
+    step. Each step costs one forward and backward pass for the gradient and one forward
+    pass to see whether the new point is adversarial. With ``n_samples``, row ``r``
+    attacks sample ``r % n_samples``, and all the rows of a sample leave once one settled it.
     """
     n = X.shape[0]
     flat = lambda t: t.reshape(len(t), -1)  # noqa: E731
@@ -118,7 +128,7 @@ def _fab_run(model, X, y, target, *, epsilon, n_steps, norm, box, alpha_max, eta
     s = {"rows": torch.arange(n, device=X.device), "X": X, "y": y, "target": target,
          "low": None if box is None else box[0], "high": None if box is None else box[1]}
     x = X.clone() if start is None else clip(X + start, box)
-    for _ in range(n_steps):
+    for step in range(1, n_steps + 1):
         with torch.enable_grad():
             x_var = x.clone().requires_grad_(True)
             logits = logits_of(model, x_var)
@@ -143,12 +153,18 @@ def _fab_run(model, X, y, target, *, epsilon, n_steps, norm, box, alpha_max, eta
             x = clip((x + eta * d_x) * (1 - alpha) + (X_now + eta * d_0) * alpha, box_now)
             adversarial = predict(model, x) != s["y"]
             distance = norms(x - X_now, norm)
-            closer = adversarial & (distance < best_norm[s["rows"]])
-            best[s["rows"][closer]] = x[closer]
-            best_norm[s["rows"][closer]] = distance[closer]
+            known = best_norm[s["rows"]]
+            closer = adversarial & (distance < known)
+            # Masked writes, not boolean indexing: the host learns no count.
+            best[s["rows"]] = torch.where(sample_view(closer, x), x, best[s["rows"]])
+            best_norm[s["rows"]] = torch.where(closer, distance, known)
             # Step back towards X from an adversarial point, to look for a closer one.
             x = torch.where(sample_view(adversarial, x), X_now + beta * (x - X_now), x)
+            if step % SETTLE_EVERY:
+                continue
             settled = best_norm[s["rows"]] <= epsilon
+            if n_samples is not None:
+                settled = settled_siblings(settled, s["rows"], n_samples)
             if settled.any():
                 keep = ~settled
                 x = x[keep]
@@ -172,6 +188,7 @@ def fab_attack(
     alpha_max=0.1,
     eta=1.05,
     beta=0.9,
+    batch_size=None,
 ):
     """Targeted FAB (FAB-T), with AutoAttack's settings as defaults.
 
@@ -202,6 +219,9 @@ def fab_attack(
         Valid data range, widened to contain ``X``.
     alpha_max, eta, beta : float, default=0.1, 1.05, 0.9
         The largest pull towards ``X``, the overshoot and the backward step.
+    batch_size : int or None, default=None
+        The most rows (one per sample and target) attacked in one pass; None:
+        one target at a time (see :func:`apgd_targeted_attack`).
 
     Returns
     -------
@@ -219,14 +239,14 @@ def fab_attack(
     """
     validate_attack_args("fab_attack", not_none=("n_steps", "n_targets"), epsilon=epsilon,
                          n_steps=n_steps, n_targets=n_targets, n_restarts=n_restarts, norm=norm,
-                         alpha_max=alpha_max, eta=eta, beta=beta)
+                         alpha_max=alpha_max, eta=eta, beta=beta, batch_size=batch_size)
     return _fab_attack(model, X, y, epsilon=epsilon, n_steps=n_steps, n_targets=n_targets,
                        n_restarts=n_restarts, norm=norm, bounds=bounds, alpha_max=alpha_max,
-                       eta=eta, beta=beta)
+                       eta=eta, beta=beta, batch_size=batch_size)
 
 
 def _fab_attack(model, X, y, *, epsilon, n_steps, n_targets, n_restarts, norm, bounds,
-                alpha_max=0.1, eta=1.05, beta=0.9):
+                alpha_max=0.1, eta=1.05, beta=0.9, batch_size=None):
     X = X.detach()
     y = check_labels(y, X)
     with eval_mode(model), torch.no_grad():
@@ -235,16 +255,17 @@ def _fab_attack(model, X, y, *, epsilon, n_steps, n_targets, n_restarts, norm, b
     if epsilon == 0:
         return X
 
-    def towards(rank, restart, X_part, y_part):
-        target = target_classes(logits_of(model, X_part), rank)
-        start = None if restart == 0 else random_perturbation(X_part, epsilon / 2, norm)
-        best, distance = _fab_run(model, X_part, y_part, target, epsilon=epsilon,
-                                  n_steps=n_steps, norm=norm, box=threat_box(X_part, bounds),
-                                  alpha_max=alpha_max, eta=eta, beta=beta, start=start)
-        within = sample_view(distance <= epsilon, X_part)
-        return torch.where(within, best, X_part)
+    def towards(restart, ranks, X_part, y_part):
+        X_rows = stacked(X_part, len(ranks))
+        target = target_classes(logits_of(model, X_part), ranks)
+        start = None if restart == 0 else random_perturbation(X_rows, epsilon / 2, norm)
+        best, distance = _fab_run(model, X_rows, y_part.repeat(len(ranks)), target,
+                                  epsilon=epsilon, n_steps=n_steps, norm=norm,
+                                  box=threat_box(X_rows, bounds), alpha_max=alpha_max, eta=eta,
+                                  beta=beta, start=start, n_samples=len(X_part))
+        within = sample_view(distance <= epsilon, X_rows)
+        return first_fooled(model, torch.where(within, best, X_rows), y_part)
 
-    runs = [partial(towards, rank, restart) for rank in range(1, n_targets + 1)
-            for restart in range(n_restarts)]
     with eval_mode(model), torch.no_grad():
-        return attack_survivors(model, X, y, runs)
+        return attack_survivors(model, X, y, targeted_runs(towards, n_targets, n_restarts,
+                                                           batch_size))

@@ -171,7 +171,9 @@ def robust_predict(estimator, X, y, *, attack="pgd", worst_case=False, epsilon=N
         Target classes of APGD-T and FAB-T; ``None``: 9 (or every wrong class).
     batch_size : int or None, default=None
         The most samples attacked together; ``None``: 250, as AutoAttack
-        evaluates. Lower it when the device runs out of memory.
+        evaluates. Lower it when the device runs out of memory; raise it on a
+        GPU: APGD-T and FAB-T attack as many targets of each sample still
+        standing in one pass as fit in ``batch_size`` rows.
     perturbable_features : mask, indices or column names, or None
         The columns this evaluation may change (None: the classifier's
         ``perturbable_features``). When transformers come before the
