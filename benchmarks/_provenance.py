@@ -30,8 +30,12 @@ def code_version():
     return commit + ("+changes" if changed else "")
 
 
-def machine():
-    """``{"cpu", "torch_threads", "torch", "srat_sklearn", "commit"}`` of this run."""
-    return {"cpu": platform.processor() or platform.machine(),
-            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "srat_sklearn": srat_sklearn.__version__, "commit": code_version()}
+def machine(device=None):
+    """``{"cpu", "torch_threads", "torch", "srat_sklearn", "commit"}`` of this run, and
+    ``"gpu"``, its name, when ``device`` is a CUDA device."""
+    record = {"cpu": platform.processor() or platform.machine(),
+              "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+              "srat_sklearn": srat_sklearn.__version__, "commit": code_version()}
+    if device is not None and torch.device(device).type == "cuda":
+        record["gpu"] = torch.cuda.get_device_name(device)
+    return record

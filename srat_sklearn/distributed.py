@@ -109,6 +109,11 @@ class AcceleratedSRATClassifier(AccelerateMixin, SRATClassifier):
     def _compute_device(self):
         return self.accelerator.device  # device=None: Accelerate places the module
 
+    def _whole_batch_reads(self):
+        # On one process Accelerate fails to prepare a loader whose sampler yields whole
+        # batches ("DataLoaderShard() got multiple values for keyword argument 'batch_size'").
+        return self.accelerator.num_processes > 1
+
     def _bare_module(self):
         return self.accelerator.unwrap_model(self.module_, keep_fp32_wrapper=False)
 

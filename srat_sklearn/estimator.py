@@ -517,9 +517,13 @@ class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, CompileMi
         if reuse and (store is None or store.n_samples != len(dataset)):
             self.perturbation_store_ = PerturbationStore(len(dataset), radius(self.epsilon),
                                                          self.norm, self.random_start)
-        return make_loader(getattr(self, prefix), dataset, **kwargs, with_indices=reuse)
+        return make_loader(getattr(self, prefix), dataset, **kwargs, with_indices=reuse,
+                           whole_batches=self._whole_batch_reads())
 
     # ------------------------------------------------------------------ the SRAT step
+
+    def _whole_batch_reads(self):
+        return True  # see make_loader; data-parallel subclasses may not
 
     def _bare_module(self):
         """The module itself, for the attack and the feature hook.

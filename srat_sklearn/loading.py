@@ -73,7 +73,7 @@ def _indexes_whole_batches(iterator, dataset, kwargs):
             and "batch_sampler" not in kwargs and "collate_fn" not in kwargs)
 
 
-def make_loader(iterator, dataset, *, with_indices=False, **kwargs):
+def make_loader(iterator, dataset, *, with_indices=False, whole_batches=True, **kwargs):
     """``iterator(dataset, **kwargs)``, reading a batch of in-memory rows with one index.
 
     PyTorch's DataLoader asks the dataset for each row of a batch in turn and
@@ -97,6 +97,9 @@ def make_loader(iterator, dataset, *, with_indices=False, **kwargs):
     with_indices : bool, default=False
         Batches are ``(X, y, indices)``, with the position of each sample in
         ``dataset`` as a tensor of int64.
+    whole_batches : bool, default=True
+        False: always ``iterator(dataset, **kwargs)``, for consumers of the
+        loader that cannot take a sampler of whole batches.
     **kwargs
         DataLoader arguments; ``batch_size`` is required.
 
@@ -113,7 +116,7 @@ def make_loader(iterator, dataset, *, with_indices=False, **kwargs):
     >>> [y.tolist() for _, y in make_loader(DataLoader, data, batch_size=2)]
     [[0, 1], [2, 3], [4]]
     """
-    if not _indexes_whole_batches(iterator, dataset, kwargs):
+    if not (whole_batches and _indexes_whole_batches(iterator, dataset, kwargs)):
         return iterator(_WithIndices(dataset) if with_indices else dataset, **kwargs)
     batch_size = kwargs.pop("batch_size")
     drop_last = kwargs.pop("drop_last", False)

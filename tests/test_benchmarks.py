@@ -109,6 +109,32 @@ def test_records_name_the_commit_they_ran(monkeypatch):
     assert provenance.code_version() is None
 
 
+def test_records_name_a_gpu_only_for_cuda_devices():
+    provenance = load_script("_provenance")
+    assert "gpu" not in provenance.machine("cpu") and "gpu" not in provenance.machine()
+
+
+@pytest.fixture(scope="module")
+def study():
+    return load_script("study")
+
+
+@pytest.mark.parametrize("setting", ["mnist-step", "mnist-exp"])
+def test_mnist_settings_warm_every_methods_budget_up_alike(study, setting):
+    # At eps 0.3 from the first epoch AT collapsed to one class; RobustLT's own warm-up
+    # (a tenth of training) would give one method a shorter one.
+    _, _, recipe, methods = study.settings()[setting]
+    assert {name: {**recipe, **params}["epsilon_warmup"] for name, params in methods.items()} \
+        == dict.fromkeys(methods, 10)
+
+
+def test_study_models_run_on_the_requested_device(study):
+    _, _, recipe, methods = study.settings()["page-blocks"]
+    model, clf = study.build_model("page-blocks", recipe, methods["SRAT"], seed=0,
+                                   device="cuda")
+    assert clf.device == "cuda" and model.steps[-1][1] is clf
+
+
 def test_demo_table_in_the_docs_comes_from_its_run():
     runs = SCRIPT.with_name("demo.json")
     for path, text in load_script("demo_table").generated_docs(runs).items():

@@ -169,3 +169,33 @@ def test_ddp_refuses_reused_perturbations(tabular):
     with pytest.raises(ValueError, match="reuse_perturbations=True is not supported"):
         clf.fit(X, y)
     assert not clf.initialized_
+
+
+def test_accelerated_fit_runs_on_one_process(tabular):
+    # The common single-GPU use (Accelerator(mixed_precision=...)): Accelerate could not
+    # prepare the loader of whole-batch reads on one process.
+    from accelerate import Accelerator
+
+    from srat_sklearn.distributed import AcceleratedSRATClassifier
+
+    X, y = tabular
+    clf = AcceleratedSRATClassifier(accelerator=Accelerator(cpu=True), device=None, max_epochs=1,
+                                    n_steps=2, verbose=0).fit(X, y)
+    assert len(clf.history) == 1 and clf.predict(X).shape == y.shape
+
+
+def test_accelerated_compiled_fit_ends_with_the_eager_weights(tabular):
+    from accelerate import Accelerator
+
+    from srat_sklearn.distributed import AcceleratedSRATClassifier
+
+    X, y = tabular
+    params = dict(device=None, max_epochs=2, epsilon=0.3, n_steps=2, random_state=0, verbose=0,
+                  reweight_epoch=0.5)
+    eager = AcceleratedSRATClassifier(accelerator=Accelerator(cpu=True), **params).fit(X, y)
+    compiled = AcceleratedSRATClassifier(accelerator=Accelerator(cpu=True), compile=True,
+                                         compile__backend="eager", **params).fit(X, y)
+    assert compiled._compiled_steps().failure is None  # it ran compiled, not after a fallback
+    for (name, p), q in zip(eager.module_.state_dict().items(),
+                            compiled.module_.state_dict().values()):
+        torch.testing.assert_close(q, p, rtol=0, atol=0, msg=name)
