@@ -24,6 +24,7 @@ from srat_sklearn.attacks import (
 from srat_sklearn.attacks._common import attack_survivors, even_chunks, settled_siblings
 from srat_sklearn.attacks.apgd import _apgd_run
 from srat_sklearn.attacks.fab import SETTLE_EVERY, _fab_run
+from srat_sklearn.attacks.square import DROP_EVERY
 
 
 def linear_model(n_features=6, n_classes=5, seed=0):
@@ -240,6 +241,34 @@ def test_targeted_attacks_read_the_device_not_at_every_step(attack, data):
             attack(model, X, y, epsilon=1e-6, n_steps=n_steps, n_targets=3, batch_size=3 * len(X))
         reads[n_steps] = counter.count
     assert reads[60] - reads[20] <= 40 // 5
+
+
+def test_square_reads_the_device_not_at_every_query(data):
+    model = linear_model()
+    X, _ = data
+    y = labelled_by(model, X)
+    reads = {}
+    for n_queries in (100, 300):
+        with DeviceReads() as counter:
+            square_attack(model, X, y, epsilon=1e-6, n_queries=n_queries)
+        reads[n_queries] = counter.count
+    assert reads[300] - reads[100] <= 200 // 10  # at most one read per 10 queries
+
+
+def test_square_keeps_the_first_adversarial_example(data):
+    # A sample fooled between two drops stays in the batch: its point must not move again.
+    model = linear_model()
+    X, _ = data
+    y = labelled_by(model, X)
+    torch.manual_seed(0)
+    X_adv = square_attack(model, X, y, epsilon=0.3, n_queries=DROP_EVERY - 1)
+    fooled = labelled_by(model, X_adv) != y
+    assert fooled.any()
+    torch.manual_seed(0)
+    first = square_attack(model, X, y, epsilon=0.3, n_queries=1)
+    once = labelled_by(model, first) != y
+    assert once.any()  # fooled at the first query ...
+    assert torch.equal(X_adv[once], first[once])  # ... and kept through the later ones
 
 
 # ----------------------------------------------------------------- FAB's projection

@@ -16,10 +16,21 @@ import math
 import torch
 
 from .._torch import eval_mode
-from ._common import check_labels, clip, logits_of, norms, threat_box, unit, validate_attack_args
+from ._common import (
+    check_labels,
+    clip,
+    logits_of,
+    norms,
+    sample_view,
+    threat_box,
+    unit,
+    validate_attack_args,
+)
 
 #: Queries (of a 5000-query budget) after which p halves (AutoAttack's schedule).
 HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
+#: Queries between two drops of the fooled samples: the only times the host reads the device.
+DROP_EVERY = 20
 
 
 def _window_fraction(query, n_queries, p_init):
@@ -140,9 +151,10 @@ def _square_run(model, X, y, *, epsilon, n_queries, norm, p_init, box):
         x_best = clip(X + epsilon * unit(layout.l2_start(X), "l2"), box)
     margin = _margins(model, x_best, y)
     for query in range(n_queries):
-        active = (margin > 0).nonzero().squeeze(1)
-        if active.numel() == 0:
-            break
+        if query % DROP_EVERY == 0:  # fooled samples stay in the batch until here, unchanged
+            active = (margin > 0).nonzero().squeeze(1)
+            if active.numel() == 0:
+                break
         p = _window_fraction(query, n_queries, p_init)
         X_a, x_a = X[active], x_best[active]
         box_a = None if box is None else (box[0][active], box[1][active])
@@ -171,9 +183,12 @@ def _square_run(model, X, y, *, epsilon, n_queries, norm, p_init, box):
             x_new = X_a + epsilon * unit(delta, "l2")
         x_new = clip(x_new, box_a)
         margin_new = _margins(model, x_new, y[active])
-        better = (margin_new < margin[active]) | (margin_new <= 0)
-        x_best[active[better]] = x_new[better]
-        margin[active[better]] = margin_new[better]
+        margin_a = margin[active]
+        # Masked writes, not boolean indexing: the host learns no count. A sample fooled
+        # since the last drop keeps its first adversarial example.
+        better = ((margin_new < margin_a) | (margin_new <= 0)) & (margin_a > 0)
+        x_best[active] = torch.where(sample_view(better, x_new), x_new, x_a)
+        margin[active] = torch.where(better, margin_new, margin_a)
     return x_best
 
 
