@@ -170,7 +170,7 @@ class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, CompileMi
         Channels-last memory order for 4-D weights and image batches.
         ``"auto"``: for networks with convolutions on the CPU (where oneDNN
         runs gradient-free attack queries about twice as fast this way, and
-        standard AutoAttack on digits 1.3x as fast) or in bfloat16.
+        standard AutoAttack on digits 1.3-1.9x as fast) or in bfloat16.
     compile : bool, default=False
         skorch's parameter, for adversarial training: the attacks' ascent step
         and the training forward pass run under ``torch.compile`` (options

@@ -116,6 +116,15 @@ def test_targeted_attacks_need_a_target(attack, data, n_targets):
         attack(linear_model(), X, y, epsilon=0.1, n_steps=2, n_targets=n_targets)
 
 
+@pytest.mark.parametrize("attack", [apgd_targeted_attack, fab_attack])
+@pytest.mark.parametrize("batch_size, error", [(0, ValueError), (-3, ValueError),
+                                                (2.5, TypeError)])
+def test_targeted_attacks_need_a_positive_whole_batch_size(attack, data, batch_size, error):
+    X, y = data
+    with pytest.raises(error, match="batch_size"):
+        attack(linear_model(), X, y, epsilon=0.1, n_steps=2, batch_size=batch_size)
+
+
 # ----------------------------------------------------------------- several targets in one pass
 
 class RowCounter(nn.Module):

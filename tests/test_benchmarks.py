@@ -60,10 +60,13 @@ def test_autoattack_benchmark_runs_end_to_end(tmp_path):
     assert record["autoattack_settings"].startswith("AutoAttack, standard")
 
 
-def test_autoattack_speed_table_in_the_docs_comes_from_its_run():
-    runs = SCRIPT.with_name("bench_autoattack.json")
-    for path, text in load_script("bench_autoattack").generated_docs(runs).items():
-        assert path.read_text() == text, "python benchmarks/bench_autoattack.py --write-docs"
+@pytest.mark.parametrize("script, runs", [("bench_autoattack", "bench_autoattack.json"),
+                                          ("bench_compile", "bench_compile.json"),
+                                          ("demo_table", "demo.json")])
+def test_tables_in_the_docs_come_from_their_runs(script, runs):
+    runs = SCRIPT.with_name(runs)
+    for path, text in load_script(script).generated_docs(runs).items():
+        assert path.read_text() == text, f"python benchmarks/{script}.py --write-docs"
 
 
 def test_autoattack_speed_benchmark_runs_end_to_end(tmp_path):
@@ -75,12 +78,6 @@ def test_autoattack_speed_benchmark_runs_end_to_end(tmp_path):
             "targets together"} <= set(record["ways"])
     assert record["n_test"] == 30 and record["n_steps"] == 2
     assert all(way["samples_per_second"] > 0 for way in record["ways"].values())
-
-
-def test_compile_speed_table_in_the_docs_comes_from_its_run():
-    runs = SCRIPT.with_name("bench_compile.json")
-    for path, text in load_script("bench_compile").generated_docs(runs).items():
-        assert path.read_text() == text, "python benchmarks/bench_compile.py --write-docs"
 
 
 def test_compile_benchmark_runs_end_to_end(tmp_path):
@@ -133,12 +130,6 @@ def test_study_models_run_on_the_requested_device(study):
     model, clf = study.build_model("page-blocks", recipe, methods["SRAT"], seed=0,
                                    device="cuda")
     assert clf.device == "cuda" and model.steps[-1][1] is clf
-
-
-def test_demo_table_in_the_docs_comes_from_its_run():
-    runs = SCRIPT.with_name("demo.json")
-    for path, text in load_script("demo_table").generated_docs(runs).items():
-        assert path.read_text() == text, "python benchmarks/demo_table.py --write-docs"
 
 
 def test_gpu_check_runs_its_code_path_on_the_cpu(tmp_path):

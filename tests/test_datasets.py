@@ -205,7 +205,7 @@ def test_make_loader_reads_tensors(array_dataset):
 
 
 @pytest.mark.parametrize("case", ["collate_fn", "batch_sampler", "dataset subclass", "dict X",
-                                  "other iterator"])
+                                  "other iterator", "whole_batches=False"])
 def test_make_loader_passes_other_setups_through(array_dataset, case):
     class RowDataset(SkorchDataset):
         pass
@@ -225,9 +225,10 @@ def test_make_loader_passes_other_setups_through(array_dataset, case):
         dataset = RowDataset(array_dataset.X, array_dataset.y)
     elif case == "dict X":
         dataset = SkorchDataset({"a": array_dataset.X}, array_dataset.y)
-    else:
+    elif case == "other iterator":
         loader_cls = iterator
-    loader = make_loader(loader_cls, dataset, **kwargs)
+    loader = make_loader(loader_cls, dataset, **kwargs,
+                         whole_batches=case != "whole_batches=False")
     assert loader.dataset is dataset
     assert calls == ([dict(batch_size=8)] if case == "other iterator" else [])
 

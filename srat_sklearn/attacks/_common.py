@@ -280,6 +280,8 @@ def first_fooled(model, candidates, y):
     """
     n = len(y)
     k = len(candidates) // n
+    if k == 1:  # the caller's own check of the result will do
+        return candidates
     fooled = (predict(model, candidates) != y.repeat(k)).view(k, n)
     pick = torch.where(fooled.any(dim=0), fooled.int().argmax(dim=0), 0)
     return candidates.view(k, n, *candidates.shape[1:])[pick, torch.arange(n, device=y.device)]
