@@ -98,7 +98,9 @@ class ObjectiveMixin:
             if self.lambda_sep == 0:
                 return super().train_step(batch, **fit_params)
             second_view = clean if self.separation_views == "adversarial+clean" else None
-            with self._separation_term().step(clean=second_view):
+            # TRADES' loss reuses the clean view's pass: it moves batch norm's statistics.
+            with self._separation_term().step(
+                    clean=second_view, clean_statistics=self.adversarial_loss == "trades"):
                 return super().train_step(batch, **fit_params)
 
     def on_batch_end(self, net, batch=None, training=False, loss=None, **kwargs):
@@ -121,11 +123,14 @@ class ObjectiveMixin:
                 f"(batch, {len(self.classes_)}) are needed, one column per class.")
         # The separation loss first: it reads the features of the adversarial forward pass,
         # which TRADES' clean forward pass below would record over.
+        separating = training and self.lambda_sep > 0
         separation = (self.lambda_sep * self.separation_.loss(y_true, self.temperature)
-                      if training and self.lambda_sep > 0 else 0.0)
+                      if separating else 0.0)
         clean = self.__dict__.get("_clean_batch") if training else None
         if clean is not None and self.adversarial_loss == "trades":
-            clean_logits = self._forward_clean(clean).float()
+            # With the clean view, the separation loss has just run the clean batch.
+            shared = self.separation_.clean_output if separating else None
+            clean_logits = (self._forward_clean(clean) if shared is None else shared).float()
             loss = (self.criterion_(clean_logits, y_true)
                     + self.trades_beta * trades_kl_divergence(clean_logits, y_pred))
         else:

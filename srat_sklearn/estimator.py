@@ -118,7 +118,7 @@ class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, CompileMi
     separation_views : {"adversarial", "adversarial+clean"}, default="adversarial"
         "adversarial" contrasts the adversarial batch (the paper's);
         "adversarial+clean" adds the clean batch as a second view (one more
-        forward pass), so that every sample has a positive.
+        forward pass; TRADES reuses it), so that every sample has a positive.
     class_weight : None, "balanced", "effective" or dict, default="balanced"
         Class weights switched on at ``reweight_epoch`` (see
         :func:`~srat_sklearn.weighting.compute_class_weights`), from

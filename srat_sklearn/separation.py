@@ -7,7 +7,7 @@ features come from the same forward pass as the logits, through a hook on the fe
 one more forward pass that leaves batch-norm running statistics alone.
 """
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 
@@ -77,27 +77,34 @@ class SeparationTerm:
         self.layer, self.use_input = find_feature_layer(module, feature_layer)
         self.forward = module if forward is None else forward
         self.gather = (lambda t: t) if gather is None else gather
-        self._features = self._clean = None
+        self._features = self._clean = self.clean_output = None
+        self._clean_statistics = False
 
     @contextmanager
-    def step(self, clean=None):
+    def step(self, clean=None, clean_statistics=False):
         """Record the features of the forward passes inside: one training step.
 
-        ``clean``, the clean batch, is contrasted too (``"adversarial+clean"``).
+        ``clean``, the clean batch, is contrasted too (``"adversarial+clean"``); the output of
+        its forward pass is kept as ``clean_output`` for the step's loss (TRADES needs the
+        clean logits). ``clean_statistics=True`` lets that pass move the running statistics
+        of batch norm, as the loss's own clean pass would.
         """
         with record_features(self.layer, self.use_input) as features:
             self._features, self._clean = features, clean
+            self._clean_statistics = clean_statistics
             try:
                 yield self
             finally:
-                self._features = self._clean = None
+                self._features = self._clean = self.clean_output = None
 
     def loss(self, labels, temperature):
         """The supervised contrastive loss of the step's batch (and clean view)."""
         features = self._features[-1]
         if self._clean is not None:
-            with frozen_running_statistics(self.module):
-                self.forward(self._clean)  # the hook appends the clean features
+            with nullcontext() if self._clean_statistics else \
+                    frozen_running_statistics(self.module):
+                # The hook appends the clean features.
+                self.clean_output = self.forward(self._clean)
             features = torch.cat([features, self._features[-1]])
             labels = torch.cat([labels, labels])
         return supervised_contrastive_loss(self.gather(features.float()), self.gather(labels),

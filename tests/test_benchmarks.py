@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import load_benchmark
@@ -130,6 +131,69 @@ def test_study_models_run_on_the_requested_device(study):
     model, clf = study.build_model("page-blocks", recipe, methods["SRAT"], seed=0,
                                    device="cuda")
     assert clf.device == "cuda" and model.steps[-1][1] is clf
+
+
+@pytest.mark.parametrize("name", ["page-blocks", "yeast", "hypothyroid"])
+def test_validation_twins_never_see_the_test_split(study, name):
+    X_fit, X_val, y_fit, y_val = study.settings()[name + "-val"][0]()
+    X_train, X_test, y_train, _ = study.uci_data(name)
+    rows = {tuple(np.nan_to_num(row, nan=-1.0)) for row in X_train}
+    assert len(X_fit) + len(X_val) == len(X_train)
+    assert all(tuple(np.nan_to_num(row, nan=-1.0)) in rows for row in np.vstack([X_fit, X_val]))
+    assert set(np.unique(y_val)) == set(np.unique(y_train))  # stratified: every class seen
+
+
+@pytest.mark.parametrize("name", ["page-blocks", "hypothyroid"])
+def test_validation_twins_train_as_their_setting(study, name):
+    def build(setting):
+        _, _, recipe, methods = study.settings()[setting]
+        model, clf = study.build_model(setting, recipe, methods["SRAT"], seed=0)
+        params = {k: v for k, v in clf.get_params(deep=False).items() if k != "callbacks"}
+        decay = dict(clf.callbacks)["lr_decay"].kwargs
+        return params, decay, str(model[:-1])
+
+    assert build(name + "-val") == build(name)
+
+
+def run_of(method, seed, rare, common, fit_seconds=10.0):
+    """A study record with AutoAttack accuracies of one rare and one common class (in %)."""
+    per_class = {"0": {"clean": 0.9, "robust": rare / 100},
+                 "1": {"clean": 0.9, "robust": common / 100}}
+    part = {"groups": {"under": {"robust": rare / 100}, "well": {"robust": common / 100}},
+            "per_class": per_class}
+    return {"setting": "s-val", "method": method, "seed": seed, "train_counts": [10, 100],
+            "fit_seconds": fit_seconds, **part, "autoattack": part}
+
+
+@pytest.fixture(scope="module")
+def summarize():
+    return load_script("summarize")
+
+
+def ranked(summarize, accuracies):
+    runs = [run_of(method, seed, rare, common) for method, (rare, common) in accuracies.items()
+            for seed in (0, 1)]
+    return [row[0] for row in summarize.validation_ranking({"s-val": runs}, ["s-val"])]
+
+
+def test_default_is_chosen_by_the_target_before_the_balanced_accuracy(summarize):
+    # "wide" has the best balanced accuracy but loses the common classes against AT-DRW.
+    order = ranked(summarize, {"AT-DRW": (50, 60), "AT-BSL": (60, 55), "AT-BSL+RobustLT":
+                               (60, 50), "wide": (80, 59), "fits": (61, 60)})
+    assert order[:2] == ["fits", "wide"]
+
+
+def test_default_ties_go_to_the_higher_balanced_accuracy(summarize):
+    order = ranked(summarize, {"AT-DRW": (50, 60), "AT-BSL": (60, 55), "AT-BSL+RobustLT":
+                               (60, 50), "first": (62, 61), "second": (61, 61)})
+    assert order[:2] == ["first", "second"]
+
+
+def test_results_page_is_written_from_the_runs_file(summarize, tmp_path):
+    output = tmp_path / "results.md"
+    summarize.main(["--output", str(output)])
+    docs = Path(summarize.__file__).parents[1] / "docs" / "results.md"
+    assert output.read_text() == docs.read_text()
 
 
 def test_gpu_check_runs_its_code_path_on_the_cpu(tmp_path):

@@ -133,3 +133,57 @@ def test_cli_trains_trades(tmp_path):
     config = json.loads((tmp_path / "out" / "config.json").read_text())
     assert config["estimator"]["adversarial_loss"] == "trades"
 
+
+
+class CountingBatchNormMLP(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.BatchNorm1d(16),
+                                        torch.nn.ReLU())
+        self.head = torch.nn.Linear(16, 3)
+        self.calls = 0
+
+    def forward(self, X):
+        self.calls += 1
+        return self.head(self.body(X))
+
+
+def fit_trades(tabular, views, module=CountingBatchNormMLP, **params):
+    return SRATClassifier(module, adversarial_loss="trades", separation_views=views,
+                          epsilon=0.1, n_steps=2, max_epochs=1, batch_size=60, verbose=0,
+                          random_state=0, **params).fit(*tabular)
+
+
+def test_clean_view_is_the_clean_pass_of_trades(tabular):
+    # Regression: the clean view and TRADES' loss each ran the clean batch.
+    calls = {views: fit_trades(tabular, views).module_.calls
+             for views in ("adversarial", "adversarial+clean")}
+    assert calls["adversarial+clean"] == calls["adversarial"]
+
+
+@pytest.mark.parametrize("views", ["adversarial", "adversarial+clean"])
+def test_batchnorm_statistics_move_with_each_trades_pass(tabular, views):
+    # The adversarial and the clean pass of each of the 4 steps, as in TRADES.
+    clf = fit_trades(tabular, views)
+    assert int(clf.module_.body[1].num_batches_tracked) == 8
+
+
+def test_shared_clean_pass_trains_as_a_pass_of_its_own(tabular, monkeypatch):
+    from srat_sklearn.separation import SeparationTerm
+
+    def weights(clf):
+        return {k: v.clone() for k, v in clf.module_.state_dict().items()}
+
+    shared = weights(fit_trades(tabular, "adversarial+clean", module=None))
+    original = SeparationTerm.loss
+
+    def own_pass(self, labels, temperature):
+        loss = original(self, labels, temperature)
+        self.clean_output = None  # TRADES' loss runs the clean batch again
+        return loss
+
+    monkeypatch.setattr(SeparationTerm, "loss", own_pass)
+    separate = weights(fit_trades(tabular, "adversarial+clean", module=None))
+    # One graph with both outputs sums the gradients in another order than two: rounding only.
+    for name in shared:
+        torch.testing.assert_close(shared[name], separate[name], rtol=0, atol=1e-6)
