@@ -53,9 +53,8 @@ Settings (all evaluated with L-inf PGD-20 on a balanced or stratified test split
   ``mnist-exp-val``: the validation twins, for the choice of the library's default without the
   test split: the training split of the setting of that name split again, stratified 75/25
   (random_state the seed: one split per seed); the models train on the 75% and are evaluated
-  on the 25% as above. Their
-  methods are the candidates for the default and the references of the target
-  (``VALIDATION_METHODS``).
+  on the 25% as above. Their methods are the candidates for the default and the references of
+  the target (``VALIDATION_METHODS``).
 - ``tradeoff``: ``step`` with the class weight of the under-represented classes swept from 1 to
   20 from epoch 0, for AT and SRAT.
 - ``lambda``: ``step`` with SRAT's lambda_sep in {0, 0.1, 0.5, 1, 2}.

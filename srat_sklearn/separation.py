@@ -4,7 +4,8 @@ SRAT adds ``lambda_sep`` times a supervised contrastive loss of the L2-normalise
 features of the training batch (the adversarial examples) to the classification loss. The
 features come from the same forward pass as the logits, through a hook on the feature layer;
 ``separation_views="adversarial+clean"`` adds the clean batch as a second view, at the cost of
-one more forward pass that leaves batch-norm running statistics alone.
+one more forward pass that leaves batch-norm running statistics alone; under TRADES, whose loss
+needs the clean logits anyway, that pass serves both and moves the statistics as TRADES' own.
 """
 
 from contextlib import contextmanager, nullcontext

@@ -12,7 +12,6 @@ one. The attack returns the closest adversarial example if it lies within
 ``epsilon``, as AutoAttack counts it, and the clean input otherwise.
 """
 
-
 import torch
 
 from .._torch import eval_mode
