@@ -54,7 +54,8 @@ Settings (all evaluated with L-inf PGD-20 on a balanced or stratified test split
   test split: the training split of the setting of that name split again, stratified 75/25
   (random_state the seed: one split per seed); the models train on the 75% and are evaluated
   on the 25% as above. Their methods are the candidates for the default and the references of
-  the target (``VALIDATION_METHODS``).
+  the target (``VALIDATION_METHODS``); SRAT with RobustLT's plug-ins is a candidate on these
+  twins only (``VALIDATION_CANDIDATES``), the test splits see only what the twins choose.
 - ``tradeoff``: ``step`` with the class weight of the under-represented classes swept from 1 to
   20 from epoch 0, for AT and SRAT.
 - ``lambda``: ``step`` with SRAT's lambda_sep in {0, 0.1, 0.5, 1, 2}.
@@ -146,6 +147,9 @@ FAST_METHODS = {
     "SRAT PGD-2, reused": {**PAPER_METHODS["SRAT-CE"], "n_steps": 2, "step_size": 0.1,
                            "reuse_perturbations": True},
 }
+#: RobustLT's plug-ins as AT-BSL+RobustLT has them.
+ROBUSTLT_PLUGINS = {key: BASELINES["AT-BSL+RobustLT"][key]
+                    for key in ("class_epsilon_mix", "epsilon_warmup")}
 #: The methods of the real-data settings: today's baselines, SRAT with the library's defaults
 #: (lambda_sep 1, cross-entropy, deferred balanced weights), and its variants.
 REAL_METHODS = {
@@ -161,14 +165,26 @@ REAL_METHODS = {
     "AT-DRW, weights-normalised": {**PAPER_METHODS["AT-DRW"], "weight_normalization": "weights"},
     "SRAT, weights-normalised": {**PAPER_METHODS["SRAT-CE"], "weight_normalization": "weights"},
 }
+#: Candidates for the default tried on the validation twins only: RobustLT's plug-ins
+#: (larger budgets for rarer classes, the epsilon warm-up) on SRAT, for the margin that
+#: AT-BSL+RobustLT buys the rare classes with SRAT's common-class accuracy.
+VALIDATION_CANDIDATES = {f"{name}+RobustLT": {**REAL_METHODS[name], **ROBUSTLT_PLUGINS}
+                         for name in ("SRAT", "SRAT-BSL", "SRAT, weights-normalised")}
 #: The validation twins' methods: the candidates for the default and the target's references
 #: (AT and TRADES, far behind on every real setting, and the normalisation study's AT-DRW, left
 #: out).
 VALIDATION_METHODS = ("AT-DRW", "AT-BSL", "AT-BSL+RobustLT", "SRAT", "SRAT-BSL", "SRAT+clean",
-                      "SRAT, weights-normalised")
-#: MNIST's methods: one warm-up for all, in place of RobustLT's shorter own.
-MNIST_METHODS = {name: {**params, "epsilon_warmup": MNIST_RECIPE["epsilon_warmup"]}
-                 for name, params in REAL_METHODS.items()}
+                      "SRAT, weights-normalised", "SRAT+RobustLT", "SRAT-BSL+RobustLT",
+                      "SRAT, weights-normalised+RobustLT")
+
+
+def mnist_methods(methods):
+    """MNIST's methods: one warm-up for all, in place of RobustLT's shorter own."""
+    return {name: {**params, "epsilon_warmup": MNIST_RECIPE["epsilon_warmup"]}
+            for name, params in methods.items()}
+
+
+MNIST_METHODS = mnist_methods(REAL_METHODS)
 #: Settings evaluated with standard AutoAttack as well as PGD-20.
 AUTOATTACK_SETTINGS = (*TARGET_SETTINGS, *(name + VALIDATION_SUFFIX for name in TARGET_SETTINGS))
 TRADEOFF_WEIGHTS = (1, 2, 5, 10, 20)
@@ -261,9 +277,11 @@ def settings():
     }
     for name in TARGET_SETTINGS:
         make_data, under, recipe, methods = table[name]
+        candidates = {**methods, **(mnist_methods(VALIDATION_CANDIDATES)
+                                    if methods is MNIST_METHODS else VALIDATION_CANDIDATES)}
         # The data of a twin is a function of the seed.
         table[name + VALIDATION_SUFFIX] = (lambda seed, make_data=make_data: validation_split(
-            make_data(), seed), under, recipe, {m: methods[m] for m in VALIDATION_METHODS})
+            make_data(), seed), under, recipe, {m: candidates[m] for m in VALIDATION_METHODS})
     return table
 
 

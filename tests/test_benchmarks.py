@@ -117,13 +117,22 @@ def study():
     return load_script("study")
 
 
-@pytest.mark.parametrize("setting", ["mnist-step", "mnist-exp"])
+@pytest.mark.parametrize("setting", ["mnist-step", "mnist-exp", "mnist-step-val"])
 def test_mnist_settings_warm_every_methods_budget_up_alike(study, setting):
     # At eps 0.3 from the first epoch AT collapsed to one class; RobustLT's own warm-up
     # (a tenth of training) would give one method a shorter one.
     _, _, recipe, methods = study.settings()[setting]
     assert {name: {**recipe, **params}["epsilon_warmup"] for name, params in methods.items()} \
         == dict.fromkeys(methods, 10)
+
+
+@pytest.mark.parametrize("base", ["SRAT", "SRAT-BSL", "SRAT, weights-normalised"])
+def test_robustlt_variants_add_only_the_plug_ins_that_at_bsl_gets(study, base):
+    methods = study.REAL_METHODS
+    plug_ins = {k: v for k, v in methods["AT-BSL+RobustLT"].items()
+                if methods["AT-BSL"].get(k) != v}
+    assert plug_ins and study.VALIDATION_CANDIDATES[base + "+RobustLT"] == \
+        {**methods[base], **plug_ins}
 
 
 def test_study_models_run_on_the_requested_device(study):
