@@ -46,7 +46,13 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 from _docs import replace_block, write_docs  # noqa: E402
 from _provenance import machine  # noqa: E402
-from bench_fit import MALLOC_ENV, data, estimator_fit, new_model, plain_fit  # noqa: E402
+from bench_fit import (  # noqa: E402
+    data,
+    estimator_fit,
+    new_model,
+    plain_fit,
+    restart_keeping_freed_memory,
+)
 
 DOC, MARKER = ROOT / "docs" / "performance.md", "compile-speed"
 # Six implementations share one network's code in this process; torch's default limit of 8
@@ -225,8 +231,7 @@ def main():
     if args.write_docs:
         write_docs(generated_docs(args.output), ROOT)
         return
-    if MALLOC_ENV.items() - os.environ.items():  # as bench_fit: steadier timings
-        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **MALLOC_ENV})
+    restart_keeping_freed_memory()  # as bench_fit: steadier timings
     torch.set_num_threads(args.threads)
     X_train, y_train = training_data(args.smoke)
     if args.smoke:

@@ -62,6 +62,16 @@ EPSILON, STEP, N_STEPS, BATCH, LR = 0.2, 0.05, 10, 64, 0.05
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "1000000000", "MALLOC_TRIM_THRESHOLD_": "100000000000"}
 
 
+def restart_keeping_freed_memory():
+    """Restart this script with malloc keeping freed memory (``MALLOC_ENV``); no-op once it has.
+
+    glibc otherwise hands freed memory back to the kernel and faults it in again, at a cost
+    that varied by 10-20% between runs on this project's machines.
+    """
+    if MALLOC_ENV.items() - os.environ.items():
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **MALLOC_ENV})
+
+
 def data():
     return load_imbalanced_digits()
 
@@ -346,10 +356,8 @@ def main():
                         help="keep glibc's default thresholds (noisier timings)")
     parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if not (args.system_malloc or args.memory_child) and MALLOC_ENV.items() - os.environ.items():
-        # Restart with malloc keeping freed memory: glibc otherwise hands it back to the
-        # kernel and faults it in again, at a cost that varied by 10-20% between runs here.
-        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **MALLOC_ENV})
+    if not (args.system_malloc or args.memory_child):
+        restart_keeping_freed_memory()
     if args.memory_child:
         return peak_memory_child(args.memory_child, args.epochs, args.threads)
     torch.set_num_threads(args.threads)

@@ -2,7 +2,9 @@
 
 Every run appends one JSON line to the output file (default ``benchmarks/runs.jsonl``); runs
 already in the file are skipped, so the study can be stopped and continued. Then
-``python benchmarks/summarize.py`` turns the lines into ``docs/results.md``.
+``python benchmarks/summarize.py`` turns the lines into ``docs/results.md``. The runs record
+their fit times, but runs of one setting lie far apart in time; the target's fit-time
+criterion reads ``benchmarks/bench_methods.py``'s interleaved pairs where they ran.
 
     python benchmarks/study.py --setting step --seeds 0 1 2 3 4
     python benchmarks/study.py --setting tradeoff --seeds 0 1 2

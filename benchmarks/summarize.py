@@ -45,6 +45,7 @@ TITLES = {
 #: The real-data settings' reference (today's baseline), the library's default configuration,
 #: and the reference of its time and of its common classes.
 BASELINE, DEFAULT, TIME_REFERENCE = "AT-BSL", "SRAT", "AT-DRW"
+VALIDATION_SUFFIX = "-val"
 
 
 def load(path):
@@ -264,12 +265,23 @@ def time_ratio(seeds, reference):
     return "-" if ratio is None else f"{ratio:.2f}x"
 
 
-def target_misses(runs, method):
+def fit_time_ratios(record):
+    """``{setting: {method: median ratio}}`` of ``bench_methods.py``'s interleaved pairs."""
+    return {setting: {method: float(np.median(row["ratios"])) for method, row in rows.items()}
+            for setting, rows in record.get("settings", {}).items()}
+
+
+def target_misses(runs, method, fit_times=None):
     """What keeps ``method`` from the target of the baselines issue on one setting (means over
     seeds under AutoAttack): rare-class robust accuracy at least AT-BSL's and AT-BSL+RobustLT's,
     balanced robust accuracy at most 1 point below AT-BSL's, common-class robust accuracy at
-    least AT-DRW's, no collapsed seed, at most 1.25x AT-DRW's fit time."""
+    least AT-DRW's, no collapsed seed, at most 1.25x AT-DRW's fit time.
+
+    The fit time is the interleaved pairs' (``fit_times``, :func:`fit_time_ratios`) where they
+    ran for the setting (a validation twin takes its setting's), else the study's own runs'."""
     grouped = by_method(runs)
+    paired_ratios = (fit_times or {}).get(
+        runs[0]["setting"].removesuffix(VALIDATION_SUFFIX), {})
 
     def mean(name, group):
         return np.mean([accuracy(r, "autoattack", group) for r in grouped[name].values()])
@@ -285,7 +297,9 @@ def target_misses(runs, method):
         if mean(method, "common") < mean(TIME_REFERENCE, "common"):
             misses.append(f"common {mean(method, 'common'):.1f} < {TIME_REFERENCE} "
                           f"{mean(TIME_REFERENCE, 'common'):.1f}")
-        ratio = median_time_ratio(grouped[method], grouped[TIME_REFERENCE])
+        ratio = paired_ratios.get(method)
+        if ratio is None:
+            ratio = median_time_ratio(grouped[method], grouped[TIME_REFERENCE])
         if ratio is not None and ratio > 1.25:
             misses.append(f"fit time {ratio:.2f}x {TIME_REFERENCE}'s")
     if any(map(collapsed, grouped[method].values())):
@@ -293,11 +307,41 @@ def target_misses(runs, method):
     return misses
 
 
-VALIDATION_SUFFIX = "-val"
 TARGET = (f"rare-class robust accuracy at least {BASELINE}'s and {BASELINE}+RobustLT's, "
           f"balanced robust accuracy at most 1 point below {BASELINE}'s, common-class robust "
           f"accuracy at least {TIME_REFERENCE}'s, no collapsed seed, median fit time at most "
-          f"1.25x {TIME_REFERENCE}'s")
+          f"1.25x {TIME_REFERENCE}'s (in the interleaved pairs of `bench_methods.py` where "
+          "they ran, else over the study's runs)")
+
+
+def fit_time_section(record):
+    """The table of ``bench_methods.py``'s interleaved fit-time pairs."""
+    if not record.get("settings"):
+        return []
+    settings = list(record["settings"])
+    methods = list(dict.fromkeys(m for rows in record["settings"].values() for m in rows))
+    machine = record["machine"]
+    lines = [f"## Fit time against {record['reference']}, in interleaved pairs", "",
+             f"`{record['command']}`: each method trains on the setting's training split with "
+             f"the study's recipe, shortened to {record['epochs']} epochs, in a pair with "
+             f"{record['reference']} run right before or after it; the median over "
+             f"{record['repeats']} pairs of the method's fit time over {record['reference']}'s, "
+             "the lowest and highest pair, and the fastest run of the method over the fastest "
+             f"of {record['reference']} (the machine only slows a run down). The study's own "
+             "fit-time ratios compare runs made minutes to hours apart. Machine: "
+             f"{machine.get('cpu', '?')}, {machine.get('torch_threads', '?')} torch threads, "
+             f"commit {machine.get('commit', '?')}.", "",
+             "| method | " + " | ".join(settings) + " |", "|---" * (len(settings) + 1) + "|"]
+    for method in methods:
+        cells = []
+        for setting in settings:
+            row = record["settings"][setting].get(method)
+            cells.append("-" if row is None else
+                         f"{np.median(row['ratios']):.2f}x ({min(row['ratios']):.2f}-"
+                         f"{max(row['ratios']):.2f}; fastest "
+                         f"{min(row['seconds']) / min(row['reference_seconds']):.2f}x)")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def real_settings(by_setting, validation):
@@ -306,20 +350,20 @@ def real_settings(by_setting, validation):
             and s.endswith(VALIDATION_SUFFIX) == validation]
 
 
-def target_cells(by_setting, settings, method):
+def target_cells(by_setting, settings, method, fit_times=None):
     """``(one cell per setting, settings met)`` of ``method``'s misses of the target."""
     cells, met = [], 0
     for setting in settings:
         if method not in by_method(by_setting[setting]):
             cells.append("-")
             continue
-        misses = target_misses(by_setting[setting], method)
+        misses = target_misses(by_setting[setting], method, fit_times)
         met += not misses
         cells.append("met" if not misses else "; ".join(misses))
     return cells, met
 
 
-def real_summary(by_setting):
+def real_summary(by_setting, fit_times=None):
     """Which configuration meets the target on most real-data settings."""
     settings = real_settings(by_setting, validation=False)
     if not settings:
@@ -331,12 +375,12 @@ def real_summary(by_setting):
              "| method | " + " | ".join(settings) + " | settings met |",
              "|---" * (len(settings) + 2) + "|"]
     for method in methods:
-        cells, met = target_cells(by_setting, settings, method)
+        cells, met = target_cells(by_setting, settings, method, fit_times)
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {met} of {len(settings)} |")
     return lines + [""]
 
 
-def validation_ranking(by_setting, settings):
+def validation_ranking(by_setting, settings, fit_times=None):
     """The candidates for the default, best first, by the rule of :func:`validation_choice`:
     ``[(method, per-setting cells, settings met, criteria missed, balanced gain)]``, where
     the gain is the mean over settings of the AutoAttack balanced accuracy minus
@@ -345,8 +389,8 @@ def validation_ranking(by_setting, settings):
     candidates = [m for m in groups[0] if all(m in g for g in groups)]
     rows = []
     for method in candidates:
-        cells, met = target_cells(by_setting, settings, method)
-        missed = sum(len(target_misses(by_setting[s], method)) for s in settings)
+        cells, met = target_cells(by_setting, settings, method, fit_times)
+        missed = sum(len(target_misses(by_setting[s], method, fit_times)) for s in settings)
         gain = np.mean([np.mean([accuracy(r, "autoattack", "balanced")
                                  for r in g[method].values()])
                         - np.mean([accuracy(r, "autoattack", "balanced")
@@ -355,13 +399,13 @@ def validation_ranking(by_setting, settings):
     return sorted(rows, key=lambda row: (-row[2], row[3], -row[4]))
 
 
-def validation_choice(by_setting):
+def validation_choice(by_setting, fit_times=None):
     """The default chosen on the validation twins of the real-data settings, never on a test
     split."""
     settings = real_settings(by_setting, validation=True)
     if not settings:
         return []
-    ranking = validation_ranking(by_setting, settings)
+    ranking = validation_ranking(by_setting, settings, fit_times)
     lines = ["## Choosing the default on validation splits", "",
              "The configuration of the library's defaults is chosen without the test splits: "
              "on the validation twins of the real-data settings (each setting's training split "
@@ -470,6 +514,8 @@ def main(argv=None):
     parser.add_argument("--runs", default=str(Path(__file__).with_name("runs.jsonl")))
     parser.add_argument("--output", default=str(Path(__file__).parents[1] / "docs" /
                                                 "results.md"))
+    parser.add_argument("--fit-times", default=str(Path(__file__).with_name(
+        "bench_methods.json")), help="fit-time pairs of benchmarks/bench_methods.py")
     parser.add_argument("--theory", default=str(Path(__file__).with_name("theory.json")),
                         help="figures of examples/theory_gaussian_mixture.py")
     args = parser.parse_args(argv)
@@ -535,8 +581,12 @@ def main(argv=None):
                           f"{positive_share(setting_runs):.0f}% of the batches on average; the "
                           "others are left out of the paper's separation loss as anchors "
                           "(SRAT+clean gives each one its clean original as a positive).", ""]
-    parts += real_summary(by_setting)
-    parts += validation_choice(by_setting)
+    fit_record = json.loads(Path(args.fit_times).read_text()) \
+        if Path(args.fit_times).exists() else {}
+    fit_times = fit_time_ratios(fit_record)
+    parts += fit_time_section(fit_record)
+    parts += real_summary(by_setting, fit_times)
+    parts += validation_choice(by_setting, fit_times)
     if Path(args.theory).exists():
         parts += theory_section(json.loads(Path(args.theory).read_text()))
     output.write_text("\n".join(parts))

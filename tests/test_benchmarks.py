@@ -206,11 +206,57 @@ def test_default_ties_go_to_the_higher_balanced_accuracy(summarize):
     assert order[:2] == ["first", "second"]
 
 
+@pytest.mark.parametrize("fit_times, srat_seconds, missed", [
+    ({"s": {"SRAT": 1.0}}, 20.0, False),  # the pairs clear what far-apart runs would fail
+    ({"s": {"SRAT": 1.3}}, 10.0, True),  # and fail what they would clear
+    ({}, 20.0, True),  # without pairs for the setting, the study's runs decide
+])
+def test_target_reads_the_fit_time_from_interleaved_pairs(summarize, fit_times, srat_seconds,
+                                                          missed):
+    runs = [run_of(method, seed, 60, 60, fit_seconds=srat_seconds if method == "SRAT" else 10.0)
+            for method in ("AT-DRW", "AT-BSL", "SRAT") for seed in (0, 1)]
+    misses = summarize.target_misses(runs, "SRAT", fit_times)
+    assert any(miss.startswith("fit time") for miss in misses) == missed
+
+
 def test_results_page_is_written_from_the_runs_file(summarize, tmp_path):
     output = tmp_path / "results.md"
     summarize.main(["--output", str(output)])
     docs = Path(summarize.__file__).parents[1] / "docs" / "results.md"
     assert output.read_text() == docs.read_text()
+
+
+@pytest.fixture(scope="module")
+def bench_methods():
+    return load_script("bench_methods")
+
+
+@pytest.mark.parametrize("epochs, expected", [(8, {"reweight_epoch": 6, "epsilon_warmup": 1}),
+                                              (2, {"reweight_epoch": 1, "epsilon_warmup": 1})])
+def test_shortened_training_keeps_both_phases_of_the_deferred_methods(bench_methods, epochs,
+                                                                      expected):
+    params = {"max_epochs": 40, "reweight_epoch": 30, "epsilon_warmup": 4, "lr": 0.1}
+    assert bench_methods.shortened(params, 40, epochs) == {**params, "max_epochs": epochs,
+                                                          **expected}
+
+
+def test_fraction_of_training_is_not_scaled(bench_methods):
+    params = {"max_epochs": 40, "reweight_epoch": 0.75, "epsilon_warmup": 0.1}
+    assert bench_methods.shortened(params, 40, 8) == {**params, "max_epochs": 8}
+
+
+def test_fit_time_pairs_run_end_to_end(bench_methods, tmp_path):
+    output = tmp_path / "pairs.json"
+    bench_methods.main(["--settings", "yeast", "--methods", "SRAT", "--epochs", "2",
+                        "--repeats", "2", "--output", str(output)])
+    row = json.loads(output.read_text())["settings"]["yeast"]["SRAT"]
+    assert len(row["ratios"]) == 2 and row["ratios"] == pytest.approx(
+        [s / r for s, r in zip(row["seconds"], row["reference_seconds"])])
+
+
+def test_fit_time_pairs_refuse_a_method_the_setting_lacks(bench_methods, tmp_path):
+    with pytest.raises(ValueError, match="no methods"):
+        bench_methods.measure("yeast", 2, 1, ["SRAT-LDAM"])
 
 
 def test_gpu_check_runs_its_code_path_on_the_cpu(tmp_path):

@@ -1,0 +1,121 @@
+"""Fit time of the study's real-data methods against AT-DRW's, from interleaved pairs.
+
+    python benchmarks/bench_methods.py [--settings page-blocks yeast hypothyroid]
+                                       [--epochs 8] [--repeats 7] [--threads 2]
+
+The target of the baselines study allows the recommended configuration at most 1.25x AT-DRW's
+fit time. The study records every run's fit time, but the runs of one setting lie minutes to
+hours apart, and this project's machines slowed single runs by up to 1.8x in between, so a
+study's ratio of two fit times mixes the methods' cost with the machine's mood. Here each
+method of a setting (its test split's and its validation twin's) trains on the setting's
+training split with the study's recipe and model, in a pair with AT-DRW run right before or
+after it (the order alternates with the repeat), after one warm-up fit of each; the ratio of
+each pair, and its median over repeats, is the method's fit time over AT-DRW's. Training is
+shortened to ``--epochs`` epochs, each of the recipe's epoch counts (the deferred reweighting,
+the epsilon warm-up) scaled with it, so both phases of the deferred methods are timed. Like
+``bench_fit.py``, the script restarts itself with glibc's malloc told to keep freed memory.
+
+Writes ``benchmarks/bench_methods.json``; ``summarize.py`` reads it for the fit-time
+criterion of the target and the table on ``docs/results.md``.
+"""
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import study  # noqa: E402
+from _provenance import machine  # noqa: E402
+from bench_fit import restart_keeping_freed_memory, timed  # noqa: E402
+
+REFERENCE = "AT-DRW"
+#: The recipe's parameters that count epochs (ints) or fractions of training (floats < 1).
+EPOCH_PARAMS = ("reweight_epoch", "epsilon_warmup")
+
+
+def shortened(params, max_epochs, epochs):
+    """``params`` for ``epochs`` epochs: epoch counts scaled from ``max_epochs``."""
+    params = {**params, "max_epochs": epochs}
+    for name in EPOCH_PARAMS:
+        value = params.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            # Still inside training, so that the deferred phase is timed too.
+            params[name] = max(1, min(epochs - 1, round(value * epochs / max_epochs)))
+    return params
+
+
+def setting_methods(setting):
+    """The methods of a setting's test split and of its validation twin, with its recipe."""
+    table = study.settings()
+    make_data, _, recipe, methods = table[setting]
+    twin = table.get(setting + study.VALIDATION_SUFFIX)
+    return make_data, recipe, {**methods, **(twin[3] if twin else {})}
+
+
+def fit_seconds(setting, recipe, params, data, epochs, seed):
+    X_train, _, y_train, _ = data
+    merged = shortened({**recipe, **params}, recipe["max_epochs"], epochs)
+    model, _ = study.build_model(setting, {}, merged, seed)
+    return timed(lambda: model.fit(X_train, y_train))[0]
+
+
+def measure(setting, epochs, repeats, names=None):
+    """``{method: {"seconds", "reference_seconds", "ratios"}}`` of one setting's methods
+    (``names``; None: all)."""
+    make_data, recipe, methods = setting_methods(setting)
+    names = [m for m in (names or methods) if m != REFERENCE]
+    unknown = set(names) - set(methods)
+    if unknown:
+        raise ValueError(f"{setting} has no methods {sorted(unknown)}; it has {list(methods)}")
+    data = make_data()
+    for method in (REFERENCE, *names):  # warm-up
+        fit_seconds(setting, recipe, methods[method], data, 2, seed=0)
+    rows = {}
+    for method in names:
+        params = methods[method]
+        seconds, reference = [], []
+        for repeat in range(repeats):
+            pair = [(reference, methods[REFERENCE]), (seconds, params)]
+            for times, run_params in (pair if repeat % 2 == 0 else pair[::-1]):
+                times.append(fit_seconds(setting, recipe, run_params, data, epochs, repeat))
+        rows[method] = {"seconds": seconds, "reference_seconds": reference,
+                        "ratios": [s / r for s, r in zip(seconds, reference)]}
+        print(f"{setting:12s} {method:34s} {statistics.median(rows[method]['ratios']):.2f}x "
+              f"{REFERENCE} ({min(rows[method]['ratios']):.2f}-"
+              f"{max(rows[method]['ratios']):.2f})", flush=True)
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--settings", nargs="+", default=list(study.UCI_PERTURBABLE))
+    parser.add_argument("--methods", nargs="+", default=None,
+                        help="methods to pair with AT-DRW (default: all of each setting)")
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--output", default=str(HERE / "bench_methods.json"))
+    args = parser.parse_args(argv)
+    if args.epochs < 2:
+        parser.error("--epochs must be at least 2: the deferred methods switch in between")
+    if argv is None:
+        restart_keeping_freed_memory()
+    torch.set_num_threads(args.threads)
+    record = {"command": "python benchmarks/bench_methods.py " + " ".join(
+                  [f"--settings {' '.join(args.settings)}", f"--epochs {args.epochs}",
+                   f"--repeats {args.repeats}", f"--threads {args.threads}"]),
+              "reference": REFERENCE, "epochs": args.epochs, "repeats": args.repeats,
+              "machine": machine(),
+              "settings": {s: measure(s, args.epochs, args.repeats, args.methods)
+                           for s in args.settings}}
+    Path(args.output).write_text(json.dumps(record, indent=1) + "\n")
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
