@@ -1,6 +1,7 @@
 """A threat model named in a pipeline's input columns and units, carried to the classifier."""
 
 import pickle
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from sklearn.preprocessing import (
     StandardScaler,
 )
 
-from srat_sklearn import SRATClassifier, robust_report
+from srat_sklearn import SRATClassifier, audit_robustness, robust_report
 from srat_sklearn.metrics import make_group_scorer, robust_predict
 from srat_sklearn.metrics._pipeline_threat import classifier_threat, input_budget
 
@@ -37,10 +38,10 @@ def pipeline(mixed_table):
     return make_pipeline(columns(), clf).fit(frame, y)
 
 
-@pytest.fixture
-def attacked(pipeline, monkeypatch):
+@contextmanager
+def recorded_attacks(classifier):
     """The classifier's input and adversarial examples of each generate_adversarial call."""
-    classifier, calls = pipeline[-1], []
+    calls = []
     generate = type(classifier).generate_adversarial
 
     def recording(self, X, y, **kwargs):
@@ -48,8 +49,15 @@ def attacked(pipeline, monkeypatch):
         calls.append((np.asarray(X, dtype=np.float32), X_adv))
         return X_adv
 
-    monkeypatch.setattr(type(classifier), "generate_adversarial", recording)
-    return calls
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(type(classifier), "generate_adversarial", recording)
+        yield calls
+
+
+@pytest.fixture
+def attacked(pipeline):
+    with recorded_attacks(pipeline[-1]) as calls:
+        yield calls
 
 
 @pytest.mark.parametrize("epsilon, features, expected", [
@@ -194,3 +202,67 @@ def test_a_binary_report_states_the_one_target_there_is(pipeline, mixed_table):
     frame, y = mixed_table
     report = robust_report(pipeline, frame[:40], y[:40], attack="apgd-t", n_steps=2, verbose=0)
     assert "1 target class," in report.to_markdown().splitlines()[0]
+
+
+# ----------------------------------------------------------------- the audit
+
+AUDIT_BUDGET = dict(n_steps=4, n_restarts=2, n_queries=20, verbose=0)
+
+
+@pytest.fixture(scope="module")
+def column_audit(pipeline, mixed_table):
+    """The audit of a threat model in input columns, and the inputs of each of its attacks."""
+    frame, y = mixed_table
+    with recorded_attacks(pipeline[-1]) as calls:
+        audit = audit_robustness(pipeline, frame[:60], y[:60],
+                                 epsilon={"amount": 30.0, "hour": 2.0}, **AUDIT_BUDGET)
+    budget = np.array([30.0, 2.0]) / pipeline[0].named_transformers_["num"].scale_[:2]
+    return audit, calls, budget
+
+
+def test_audit_attacks_move_only_the_named_input_columns(column_audit):
+    _, calls, budget = column_audit
+    for X, X_adv in calls:
+        moved = np.abs(X_adv - X).max(axis=0)
+        assert np.all(moved[2:] == 0) and np.all(moved[:2] <= budget + 1e-5)
+
+
+def test_audit_scales_every_input_budget_alike(column_audit):
+    _, calls, budget = column_audit
+    # The calls after the one at radius 0: the growing radii, a quarter of each budget first.
+    for factor, (X, X_adv) in zip((0.25, 0.5, 0.75, 1.0), calls[1:5]):
+        moved = np.abs(X_adv - X).max(axis=0)[:2]
+        assert np.all(moved <= factor * budget + 1e-5)
+        assert np.all(moved > 0.5 * factor * budget)  # each budget used, not only the largest
+
+
+def test_audit_of_input_columns_states_them_and_skips_the_whole_box(column_audit):
+    audit, _, _ = column_audit
+    assert audit.settings["features"].startswith(f"2 of {N_FEATURES} features perturbable")
+    assert f"2 of {N_FEATURES} features perturbable" in audit.to_markdown().splitlines()[0]
+    assert "unbounded attack leaves at most chance" not in [c.name for c in audit.checks]
+
+
+def test_audit_of_the_bare_classifier_reaches_the_box_in_each_features_budget(mixed_table):
+    frame, y = mixed_table
+    numeric = frame[NUMERIC].to_numpy(np.float64)
+    numeric = (numeric - numeric.mean(0)) / numeric.std(0)
+    clf = SRATClassifier(max_epochs=5, epsilon=0.1, n_steps=2, random_state=0, verbose=0,
+                         module__hidden_units=(16,)).fit(numeric, y)
+    audit = audit_robustness(clf, numeric[:80], y[:80], epsilon=[0.1, 0.2, 0.1, 0.1, 0.4],
+                             **AUDIT_BUDGET)
+    box = next(c for c in audit.checks if c.name == "unbounded attack leaves at most chance")
+    assert box.passed, audit.to_markdown()
+    assert audit.settings["epsilon"] == 0.4
+    assert "epsilon per feature" in audit.settings["features"]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(epsilon={"amount": 0.0}), "changes no feature"),
+    (dict(perturbable_features=["amount"]), "give epsilon in their units"),
+    (dict(epsilon=1.0, perturbable_features=["country"]), "OneHotEncoder"),
+])
+def test_audit_refuses_a_threat_model_of_no_use(pipeline, mixed_table, kwargs, match):
+    frame, y = mixed_table
+    with pytest.raises(ValueError, match=match):
+        audit_robustness(pipeline, frame[:20], y[:20], **kwargs, **AUDIT_BUDGET)

@@ -11,9 +11,17 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
-from .._feature_threat import radius
+from .._feature_threat import describe_features, evaluation_threat, radius
 from .._validation import check_int, check_real
-from ._robust import attack_request, check_verbose, predict_under_attack, split_pipeline, transform
+from ._pipeline_threat import is_per_feature
+from ._robust import (
+    _feature_budgets,
+    attack_request,
+    check_verbose,
+    predict_under_attack,
+    split_pipeline,
+    transform,
+)
 
 #: Fractions of epsilon at which robust accuracy must not rise.
 RADII = (0.25, 0.5, 0.75, 1.0)
@@ -60,11 +68,12 @@ class RobustnessAudit:
         """The audit as a Markdown table, with its verdict and settings."""
         s = self.settings
         norm = {"linf": "L-inf", "l2": "L2"}[s["norm"]]
+        features = f"; {s['features']}" if "features" in s else ""
         lines = [f"Robustness audit: {'passed' if self.passed else 'FAILED'} "
                  f"({sum(c.passed for c in self.checks)} of {len(self.checks)} checks); "
                  f"{norm}, epsilon {s['epsilon']:g}, {s['n_samples']} samples, tolerance "
                  f"{100 * s['tolerance']:.1f} points, {s['n_steps']} iterations, "
-                 f"{s['n_queries']} queries, {s['n_restarts']} restarts", "",
+                 f"{s['n_queries']} queries, {s['n_restarts']} restarts{features}", "",
                  "| check | measured | result | why it matters |", "|---|---|---|---|"]
         for c in self.checks:
             lines.append(f"| {c.name} | {c.measured} | {'pass' if c.passed else 'FAIL'} | "
@@ -87,10 +96,11 @@ def _not_rising(scores, tolerance):
     return all(later <= earlier + tolerance for earlier, later in zip(scores, scores[1:]))
 
 
-def _box_diameter(classifier, X, norm):
+def _box_diameter(classifier, X, norm, threat):
     """The radius that lets an attack reach every point of the data's box from any input.
 
-    None when the classifier's threat model freezes features: no radius reaches every point.
+    ``threat`` is the evaluation's :class:`~srat_sklearn._feature_threat.FeatureThreat` (or
+    None); None when it freezes features: no radius reaches every point.
     """
     low, high = X.min(axis=0), X.max(axis=0)
     bounds = getattr(classifier, "bounds_", None)
@@ -98,7 +108,6 @@ def _box_diameter(classifier, X, norm):
         low = np.minimum(low, np.broadcast_to(bounds[0], low.shape))
         high = np.maximum(high, np.broadcast_to(bounds[1], high.shape))
     width = (high - low).astype(np.float64)
-    threat = getattr(classifier, "feature_threat_", None)
     if threat is not None:  # its attacks measure the radius in units of each feature's budget
         if threat.frozen.any():
             return None
@@ -106,8 +115,8 @@ def _box_diameter(classifier, X, norm):
     return float(width.max() if norm == "linf" else np.sqrt((width ** 2).sum()))
 
 
-def audit_robustness(estimator, X, y, *, epsilon=None, norm=None, n_steps=20, n_queries=None,
-                     n_restarts=5, tolerance=None, verbose=1):
+def audit_robustness(estimator, X, y, *, epsilon=None, norm=None, perturbable_features=None,
+                     n_steps=20, n_queries=None, n_restarts=5, tolerance=None, verbose=1):
     """Run the robustness-evaluation checklist on a fitted model and test data.
 
     The checks, on ``(X, y)`` at the threat model ``(epsilon, norm)``:
@@ -119,7 +128,7 @@ def audit_robustness(estimator, X, y, *, epsilon=None, norm=None, n_steps=20, n_
       nor with the number of iterations (a quarter, half and all of ``n_steps``);
     - a radius that reaches every point of the data's box leaves at most
       chance accuracy (the share of the most frequent class of ``y``); not
-      when the classifier freezes features (``perturbable_features``);
+      when the threat model freezes features (``perturbable_features``);
     - PGD is at least as strong as FGSM, its first step;
     - ``n_restarts`` random restarts of APGD-CE do not raise robust accuracy;
     - AutoAttack's gradient members (APGD-CE, APGD-T, FAB-T) are at least as
@@ -134,7 +143,15 @@ def audit_robustness(estimator, X, y, *, epsilon=None, norm=None, n_steps=20, n_
         A Pipeline's transformers are applied to X first, as for the scorers.
     X, y : test data
     epsilon, norm : optional
-        The threat model; ``None`` uses the classifier's.
+        The threat model; ``None`` uses the classifier's. For rows of
+        features, ``epsilon`` may hold one budget per feature (or, behind a
+        Pipeline, per input column, or a mapping ``{column: budget}``), as for
+        :func:`~srat_sklearn.metrics.robust_report`; the checks that scale
+        the radius scale every budget alike.
+    perturbable_features : mask, indices or column names, or None
+        The features the audit's attacks may change, as for
+        :func:`~srat_sklearn.metrics.robust_report` (behind a Pipeline: its
+        input columns); None keeps the classifier's.
     n_steps : int, default=20
         Iterations of the gradient attacks (at least 4).
     n_queries : int or None, default=None
@@ -158,21 +175,44 @@ def audit_robustness(estimator, X, y, *, epsilon=None, norm=None, n_steps=20, n_
     >>> audit.passed, print(audit.to_markdown())  # doctest: +SKIP
     """
     transformers, classifier = split_pipeline(estimator)
-    epsilon = radius(classifier.epsilon) if epsilon is None else epsilon
+    per_feature = perturbable_features is not None or is_per_feature(epsilon)
+    if not per_feature:
+        epsilon = radius(classifier.epsilon) if epsilon is None else epsilon
+        check_real(epsilon, "epsilon", min_val=0, include_boundaries="neither")
     norm = classifier.norm if norm is None else norm
-    check_real(epsilon, "epsilon", min_val=0, include_boundaries="neither")
     check_int(n_steps, "n_steps", min_val=4)
     check_int(n_restarts, "n_restarts", min_val=2)
     check_real(tolerance, "tolerance", min_val=0, max_val=1, allow_none=True)
-    attack_request("square", epsilon=epsilon, norm=norm, n_queries=n_queries)  # validates
+    attack_request("square", epsilon=epsilon, norm=norm, n_queries=n_queries,
+                   perturbable_features=perturbable_features)  # validates
     verbose = check_verbose(verbose)
+    features = None
+    if per_feature:
+        # The budgets of the classifier's own features, once: the checks scale them.
+        budgets = _feature_budgets(transformers, classifier, X, dict(
+            epsilon=epsilon, perturbable_features=perturbable_features))
+        epsilon = budgets.get("epsilon", classifier.epsilon if epsilon is None else epsilon)
+        perturbable_features = budgets.get("perturbable_features", perturbable_features)
+        _, threat = evaluation_threat(classifier, epsilon, perturbable_features)
+        features = describe_features(classifier, epsilon, ~threat.frozen)
+        if radius(epsilon) <= 0 or threat.frozen.all():
+            raise ValueError("The audit's threat model changes no feature: epsilon is 0 on "
+                             "every perturbable feature.")
+    else:
+        threat = getattr(classifier, "feature_threat_", None)
+    largest = radius(epsilon)
+
+    def scaled(factor):
+        """The threat model with every budget times ``factor``."""
+        return factor * epsilon if np.ndim(epsilon) == 0 else factor * np.asarray(epsilon)
+
     X = transform(transformers, X)
     y = np.asarray(y)
     n = len(y)
     if n == 0:
         raise ValueError("The audit needs at least one test sample.")
     tolerance = max(0.01, 2 / n) if tolerance is None else tolerance
-    base = dict(epsilon=epsilon, norm=norm)
+    base = dict(epsilon=epsilon, norm=norm, perturbable_features=perturbable_features)
 
     def accuracy(**attack):
         request = attack_request(**{**base, **attack})
@@ -199,12 +239,12 @@ def audit_robustness(estimator, X, y, *, epsilon=None, norm=None, n_steps=20, n_
             "randomness differ between the attack and the score")
 
     def growing_radius():
-        scores = [accuracy(attack="apgd-ce", epsilon=f * epsilon, n_steps=n_steps)
+        scores = [accuracy(attack="apgd-ce", epsilon=scaled(f), n_steps=n_steps)
                   for f in RADII]
         ok = _not_rising(scores, tolerance)
         return AuditCheck(
             "robust accuracy falls as epsilon grows",
-            f"epsilon {', '.join(f'{f * epsilon:g}' for f in RADII)}: {_percent(scores)}", ok,
+            f"epsilon {', '.join(f'{f * largest:g}' for f in RADII)}: {_percent(scores)}", ok,
             "a larger ball never helps the model" if ok else
             "a larger radius left more samples robust: the attack fails to find adversarial "
             "examples that must exist (gradient masking, or too few iterations)")
@@ -219,11 +259,11 @@ def audit_robustness(estimator, X, y, *, epsilon=None, norm=None, n_steps=20, n_
             "longer attacks never help the model" if ok else
             "more iterations left more samples robust: the attack is not converging")
 
-    diameter = _box_diameter(classifier, X, norm)
+    diameter = _box_diameter(classifier, X, norm, threat)
 
     def whole_box():
         chance = float(np.unique(y, return_counts=True)[1].max() / n)
-        score = accuracy(attack="apgd-ce", epsilon=diameter, n_steps=n_steps)
+        score = accuracy(attack="apgd-ce", epsilon=scaled(diameter / largest), n_steps=n_steps)
         ok = score <= chance + tolerance
         return AuditCheck(
             "unbounded attack leaves at most chance", f"epsilon {diameter:.3g}: "
@@ -243,7 +283,7 @@ def audit_robustness(estimator, X, y, *, epsilon=None, norm=None, n_steps=20, n_
         return at_least_as_strong(
             "iterative at least as strong as single-step",
             (f"PGD-{n_steps}", accuracy(attack="pgd", n_steps=n_steps)),
-            ("FGSM", accuracy(attack="pgd", n_steps=1, step_size=epsilon, random_start=False)),
+            ("FGSM", accuracy(attack="pgd", n_steps=1, step_size=largest, random_start=False)),
             "iterating finds at least what one step finds",
             "PGD left more samples robust than its own first step: the loss surface defeats "
             "iteration (gradient masking)")
@@ -275,7 +315,9 @@ def audit_robustness(estimator, X, y, *, epsilon=None, norm=None, n_steps=20, n_
     checks = []
     for step in tqdm(steps, desc="robustness audit", unit="check", disable=verbose == 0):
         checks.append(step())
-    settings = dict(epsilon=float(epsilon), norm=norm, n_samples=n, tolerance=tolerance,
+    settings = dict(epsilon=largest, norm=norm, n_samples=n, tolerance=tolerance,
                     n_steps=n_steps, n_queries=5000 if n_queries is None else n_queries,
                     n_restarts=n_restarts)
+    if features is not None:
+        settings["features"] = features
     return RobustnessAudit(checks, settings)
