@@ -45,6 +45,8 @@ TITLES = {
 #: The real-data settings' reference (today's baseline), the library's default configuration,
 #: and the reference of its time and of its common classes.
 BASELINE, DEFAULT, TIME_REFERENCE = "AT-BSL", "SRAT", "AT-DRW"
+#: The methods the target compares with: a setting is judged only once all of them ran.
+TARGET_REFERENCES = (BASELINE, f"{BASELINE}+RobustLT", TIME_REFERENCE)
 VALIDATION_SUFFIX = "-val"
 
 
@@ -345,9 +347,12 @@ def fit_time_section(record):
 
 
 def real_settings(by_setting, validation):
-    """The settings evaluated with AutoAttack: the test splits', or their validation twins."""
+    """The settings evaluated with AutoAttack, the test splits' or their validation twins,
+    where every method the target compares with has runs (else a method would meet the
+    target against a reference that never ran)."""
     return [s for s in by_setting if "autoattack" in by_setting[s][0]
-            and s.endswith(VALIDATION_SUFFIX) == validation]
+            and s.endswith(VALIDATION_SUFFIX) == validation
+            and set(TARGET_REFERENCES) <= set(by_method(by_setting[s]))]
 
 
 def target_cells(by_setting, settings, method, fit_times=None):
@@ -419,14 +424,17 @@ def validation_choice(by_setting, fit_times=None):
         lines.append(f"| {method} | " + " | ".join(cells)
                      + f" | {met} of {len(settings)} | {missed} | {gain:+.1f} |")
     chosen = ranking[0][0]
+    ranked = [row[0] for row in ranking]
     verdict = (f"{chosen} comes first: it is the estimator's default configuration."
                if chosen == DEFAULT else
                f"{chosen} comes first; the estimator's default configuration is {DEFAULT}, "
-               f"ranked {[row[0] for row in ranking].index(DEFAULT) + 1} of {len(ranking)}.")
-    missing = [s for s in TITLES if s.endswith(VALIDATION_SUFFIX) and s not in by_setting]
+               + (f"ranked {ranked.index(DEFAULT) + 1} of {len(ranking)}." if DEFAULT in ranked
+                  else "not run on every twin."))
+    missing = [s for s in TITLES if s.endswith(VALIDATION_SUFFIX) and s not in settings]
     if missing:
-        verdict += (f" Not run yet: {', '.join(missing)}; the default changes only on a choice "
-                    "over the validation twins of every setting of the target.")
+        verdict += (f" Not run yet, or not with every method the target compares with: "
+                    f"{', '.join(missing)}; the default changes only on a choice over the "
+                    "validation twins of every setting of the target.")
     return lines + ["", verdict, ""]
 
 

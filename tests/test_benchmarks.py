@@ -219,6 +219,19 @@ def test_target_reads_the_fit_time_from_interleaved_pairs(summarize, fit_times, 
     assert any(miss.startswith("fit time") for miss in misses) == missed
 
 
+def test_twin_without_a_reference_is_not_judged(summarize):
+    def runs(methods):
+        return [run_of(method, seed, 60, 60) for method in methods for seed in (0, 1)]
+
+    # On hypothyroid-val AT-BSL+RobustLT never ran: SRAT would "meet" its rare-class bar.
+    lines = summarize.validation_choice({
+        "yeast-val": runs(["AT-DRW", "AT-BSL", "AT-BSL+RobustLT", "SRAT"]),
+        "hypothyroid-val": runs(["AT-DRW", "AT-BSL", "SRAT"])})
+    header = next(line for line in lines if line.startswith("| method |"))
+    assert "yeast-val" in header and "hypothyroid-val" not in header
+    assert "hypothyroid-val" in lines[-2].split("Not run yet")[1]
+
+
 def test_results_page_is_written_from_the_runs_file(summarize, tmp_path):
     output = tmp_path / "results.md"
     summarize.main(["--output", str(output)])
