@@ -142,6 +142,27 @@ def test_study_models_run_on_the_requested_device(study):
     assert clf.device == "cuda" and model.steps[-1][1] is clf
 
 
+@pytest.mark.parametrize("setting, seed", [("yeast-val", 1), ("yeast", 3)])
+def test_a_worker_builds_the_data_of_its_run(study, monkeypatch, setting, seed):
+    monkeypatch.setattr(study, "run_one", lambda setting, method, seed, data, *rest: data)
+    make_data = study.settings()[setting][0]
+    expected = make_data(seed) if setting.endswith("-val") else make_data()
+    built = study.run_spec(setting, "SRAT", seed)
+    assert all(np.array_equal(a, b) for a, b in zip(built, expected))
+
+
+def test_study_runs_in_parallel_processes_and_resumes(tmp_path):
+    output = tmp_path / "runs.jsonl"
+    command = [sys.executable, str(SCRIPT.with_name("study.py")),
+               "--setting", "tabular", "--methods", "AT", "--seeds", "0", "1", "--jobs", "2",
+               "--threads", "1", "--output", str(output)]
+    for _ in range(2):  # the second finds both runs done
+        subprocess.run(command, check=True, capture_output=True)
+        records = [json.loads(line) for line in output.read_text().splitlines()]
+        assert sorted((r["setting"], r["method"], r["seed"]) for r in records) == \
+            [("tabular", "AT", 0), ("tabular", "AT", 1)]
+
+
 @pytest.mark.parametrize("name", ["page-blocks", "yeast", "hypothyroid"])
 def test_validation_twins_never_see_the_test_split(study, name):
     X_train, _, y_train, _ = study.uci_data(name)
