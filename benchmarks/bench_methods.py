@@ -57,14 +57,14 @@ def setting_methods(setting):
     return make_data, recipe, {**methods, **(twin[3] if twin else {})}
 
 
-def fit_seconds(setting, recipe, params, data, epochs, seed):
+def fit_seconds(setting, recipe, params, data, epochs, seed, device="cpu"):
     X_train, _, y_train, _ = data
     merged = shortened({**recipe, **params}, recipe["max_epochs"], epochs)
-    model, _ = study.build_model(setting, {}, merged, seed)
+    model, _ = study.build_model(setting, {}, merged, seed, device)
     return timed(lambda: model.fit(X_train, y_train))[0]
 
 
-def measure(setting, epochs, repeats, names=None):
+def measure(setting, epochs, repeats, names=None, device="cpu"):
     """``{method: {"seconds", "reference_seconds", "ratios"}}`` of one setting's methods
     (``names``; None: all)."""
     make_data, recipe, methods = setting_methods(setting)
@@ -74,7 +74,7 @@ def measure(setting, epochs, repeats, names=None):
         raise ValueError(f"{setting} has no methods {sorted(unknown)}; it has {list(methods)}")
     data = make_data()
     for method in (REFERENCE, *names):  # warm-up
-        fit_seconds(setting, recipe, methods[method], data, 2, seed=0)
+        fit_seconds(setting, recipe, methods[method], data, 2, 0, device)
     rows = {}
     for method in names:
         params = methods[method]
@@ -82,7 +82,8 @@ def measure(setting, epochs, repeats, names=None):
         for repeat in range(repeats):
             pair = [(reference, methods[REFERENCE]), (seconds, params)]
             for times, run_params in (pair if repeat % 2 == 0 else pair[::-1]):
-                times.append(fit_seconds(setting, recipe, run_params, data, epochs, repeat))
+                times.append(fit_seconds(setting, recipe, run_params, data, epochs, repeat,
+                                         device))
         rows[method] = {"seconds": seconds, "reference_seconds": reference,
                         "ratios": [s / r for s, r in zip(seconds, reference)]}
         print(f"{setting:12s} {method:34s} {statistics.median(rows[method]['ratios']):.2f}x "
@@ -99,6 +100,7 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="torch device of the models (cuda...)")
     parser.add_argument("--output", default=str(HERE / "bench_methods.json"))
     args = parser.parse_args(argv)
     if args.epochs < 2:
@@ -108,10 +110,11 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     record = {"command": "python benchmarks/bench_methods.py " + " ".join(
                   [f"--settings {' '.join(args.settings)}", f"--epochs {args.epochs}",
-                   f"--repeats {args.repeats}", f"--threads {args.threads}"]),
+                   f"--repeats {args.repeats}", f"--threads {args.threads}",
+                   *([f"--device {args.device}"] if args.device != "cpu" else [])]),
               "reference": REFERENCE, "epochs": args.epochs, "repeats": args.repeats,
-              "machine": machine(),
-              "settings": {s: measure(s, args.epochs, args.repeats, args.methods)
+              "machine": machine(args.device),
+              "settings": {s: measure(s, args.epochs, args.repeats, args.methods, args.device)
                            for s in args.settings}}
     Path(args.output).write_text(json.dumps(record, indent=1) + "\n")
     print(f"wrote {args.output}")

@@ -331,7 +331,8 @@ def fit_time_section(record):
              "the lowest and highest pair, and the fastest run of the method over the fastest "
              f"of {record['reference']} (the machine only slows a run down). The study's own "
              "fit-time ratios compare runs made minutes to hours apart. Machine: "
-             f"{machine.get('cpu', '?')}, {machine.get('torch_threads', '?')} torch threads, "
+             f"{machine.get('gpu', machine.get('cpu', '?'))}, "
+             f"{machine.get('torch_threads', '?')} torch threads, "
              f"commit {machine.get('commit', '?')}.", "",
              "| method | " + " | ".join(settings) + " |", "|---" * (len(settings) + 1) + "|"]
     for method in methods:
