@@ -15,9 +15,9 @@ from .._feature_threat import describe_features, evaluation_threat, radius
 from .._validation import check_int, check_real
 from ._pipeline_threat import is_per_feature
 from ._robust import (
-    _feature_budgets,
     attack_request,
     check_verbose,
+    feature_budgets,
     predict_under_attack,
     split_pipeline,
     transform,
@@ -189,7 +189,7 @@ def audit_robustness(estimator, X, y, *, epsilon=None, norm=None, perturbable_fe
     features = None
     if per_feature:
         # The budgets of the classifier's own features, once: the checks scale them.
-        budgets = _feature_budgets(transformers, classifier, X, dict(
+        budgets = feature_budgets(transformers, classifier, X, dict(
             epsilon=epsilon, perturbable_features=perturbable_features))
         epsilon = budgets.get("epsilon", classifier.epsilon if epsilon is None else epsilon)
         perturbable_features = budgets.get("perturbable_features", perturbable_features)

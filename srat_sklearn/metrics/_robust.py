@@ -84,7 +84,7 @@ def predict_under_attack(estimator, X, y, request, verbose=0):
     if request["attack"] == WORST_CASE_ATTACKS and len(classifier.classes_) < 3:
         request["attack"] = WORST_CASE_ATTACKS[:2]  # the DLR loss needs 3 classes
     if request["perturbable_features"] is not None or is_per_feature(request["epsilon"]):
-        request.update(_feature_budgets(transformers, classifier, X, request))
+        request.update(feature_budgets(transformers, classifier, X, request))
     X = transform(transformers, X)
     y = np.asarray(y)
     X_adv = classifier.generate_adversarial(X, y, **request, verbose=verbose)
@@ -93,7 +93,7 @@ def predict_under_attack(estimator, X, y, request, verbose=0):
             classifier.attack_settings(**request))
 
 
-def _feature_budgets(transformers, classifier, X, request):
+def feature_budgets(transformers, classifier, X, request):
     """The classifier's ``epsilon`` and ``perturbable_features`` for an evaluation that names
     columns or budgets per column: of the pipeline's input when transformers come first."""
     epsilon, features = request["epsilon"], request["perturbable_features"]
