@@ -15,8 +15,10 @@ shortened to ``--epochs`` epochs, each of the recipe's epoch counts (the deferre
 the epsilon warm-up) scaled with it, so both phases of the deferred methods are timed. Like
 ``bench_fit.py``, the script restarts itself with glibc's malloc told to keep freed memory.
 
-Writes ``benchmarks/bench_methods.json``; ``summarize.py`` reads it for the fit-time
-criterion of the target and the table on ``docs/results.md``.
+Adds its pairs to ``benchmarks/bench_methods.json``, each (setting, method) with the command,
+machine and schedule that measured it, replacing only those it measured again (a run on the
+MNIST settings keeps the UCI ones); ``summarize.py`` reads the file for the fit-time criterion
+of the target and the table on ``docs/results.md``.
 """
 
 import argparse
@@ -66,7 +68,7 @@ def fit_seconds(setting, recipe, params, data, epochs, seed, device="cpu"):
 
 def measure(setting, epochs, repeats, names=None, device="cpu"):
     """``{method: {"seconds", "reference_seconds", "ratios"}}`` of one setting's methods
-    (``names``; None: all)."""
+    (``names``; None: all), against ``REFERENCE``."""
     make_data, recipe, methods = setting_methods(setting)
     names = [m for m in (names or methods) if m != REFERENCE]
     unknown = set(names) - set(methods)
@@ -108,16 +110,19 @@ def main(argv=None):
     if argv is None:
         restart_keeping_freed_memory()
     torch.set_num_threads(args.threads)
-    record = {"command": "python benchmarks/bench_methods.py " + " ".join(
-                  [f"--settings {' '.join(args.settings)}", f"--epochs {args.epochs}",
-                   f"--repeats {args.repeats}", f"--threads {args.threads}",
-                   *([f"--device {args.device}"] if args.device != "cpu" else [])]),
-              "reference": REFERENCE, "epochs": args.epochs, "repeats": args.repeats,
-              "machine": machine(args.device),
-              "settings": {s: measure(s, args.epochs, args.repeats, args.methods, args.device)
-                           for s in args.settings}}
-    Path(args.output).write_text(json.dumps(record, indent=1) + "\n")
-    print(f"wrote {args.output}")
+    output = Path(args.output)
+    record = json.loads(output.read_text()) if output.exists() else {}
+    record.setdefault("reference", REFERENCE)
+    record.setdefault("settings", {})
+    provenance = {"command": " ".join(["python benchmarks/bench_methods.py", *(
+        argv if argv is not None else sys.argv[1:])]), "epochs": args.epochs,
+        "repeats": args.repeats, "machine": machine(args.device)}
+    for setting in args.settings:
+        rows = measure(setting, args.epochs, args.repeats, args.methods, args.device)
+        record["settings"].setdefault(setting, {}).update(
+            {method: {**row, **provenance} for method, row in rows.items()})
+        output.write_text(json.dumps(record, indent=1) + "\n")  # a stopped run keeps these
+    print(f"wrote {output}")
 
 
 if __name__ == "__main__":

@@ -320,21 +320,29 @@ def fit_time_section(record):
     """The table of ``bench_methods.py``'s interleaved fit-time pairs."""
     if not record.get("settings"):
         return []
+    reference = record["reference"]
     settings = list(record["settings"])
-    methods = list(dict.fromkeys(m for rows in record["settings"].values() for m in rows))
-    machine = record["machine"]
-    lines = [f"## Fit time against {record['reference']}, in interleaved pairs", "",
-             f"`{record['command']}`: each method trains on the setting's training split with "
-             f"the study's recipe, shortened to {record['epochs']} epochs, in a pair with "
-             f"{record['reference']} run right before or after it; the median over "
-             f"{record['repeats']} pairs of the method's fit time over {record['reference']}'s, "
-             "the lowest and highest pair, and the fastest run of the method over the fastest "
-             f"of {record['reference']} (the machine only slows a run down). The study's own "
-             "fit-time ratios compare runs made minutes to hours apart. Machine: "
-             f"{machine.get('gpu', machine.get('cpu', '?'))}, "
-             f"{machine.get('torch_threads', '?')} torch threads, "
-             f"commit {machine.get('commit', '?')}.", "",
-             "| method | " + " | ".join(settings) + " |", "|---" * (len(settings) + 1) + "|"]
+    rows = [row for methods in record["settings"].values() for row in methods.values()]
+    methods = list(dict.fromkeys(m for by_method in record["settings"].values()
+                                 for m in by_method))
+    runs = []  # the distinct runs of the script that measured the pairs
+    for row in rows:
+        machine = row["machine"]
+        run = (f"`{row['command']}` ({row['epochs']} epochs, {row['repeats']} pairs; "
+               f"{machine.get('gpu', machine.get('cpu', '?'))}, "
+               f"{machine.get('torch_threads', '?')} torch threads, commit "
+               f"{machine.get('commit', '?')})")
+        if run not in runs:
+            runs.append(run)
+    lines = [f"## Fit time against {reference}, in interleaved pairs", "",
+             f"Each method trains on the setting's training split with the study's recipe, "
+             f"shortened to a few epochs, in a pair with {reference} run right before or after "
+             f"it; the median over the pairs of the method's fit time over {reference}'s, the "
+             f"lowest and highest pair, and the fastest run of the method over the fastest of "
+             f"{reference} (the machine only slows a run down). The study's own fit-time ratios "
+             "compare runs made minutes to hours apart. Measured by " + "; ".join(runs) + ".",
+             "", "| method | " + " | ".join(settings) + " |",
+             "|---" * (len(settings) + 1) + "|"]
     for method in methods:
         cells = []
         for setting in settings:

@@ -279,13 +279,16 @@ def test_fraction_of_training_is_not_scaled(bench_methods):
     assert bench_methods.shortened(params, 40, 8) == {**params, "max_epochs": 8}
 
 
-def test_fit_time_pairs_run_end_to_end(bench_methods, tmp_path):
+def test_fit_time_pairs_run_end_to_end_and_add_to_the_file(bench_methods, tmp_path):
     output = tmp_path / "pairs.json"
-    bench_methods.main(["--settings", "yeast", "--methods", "SRAT", "--epochs", "2",
-                        "--repeats", "2", "--output", str(output)])
-    row = json.loads(output.read_text())["settings"]["yeast"]["SRAT"]
-    assert len(row["ratios"]) == 2 and row["ratios"] == pytest.approx(
-        [s / r for s, r in zip(row["seconds"], row["reference_seconds"])])
+    for method, repeats in (("SRAT", 2), ("AT", 1)):  # the second run keeps the first's pairs
+        bench_methods.main(["--settings", "yeast", "--methods", method, "--epochs", "2",
+                            "--repeats", str(repeats), "--output", str(output)])
+    rows = json.loads(output.read_text())["settings"]["yeast"]
+    assert [len(rows[m]["ratios"]) for m in ("SRAT", "AT")] == [2, 1]
+    assert rows["SRAT"]["ratios"] == pytest.approx(
+        [s / r for s, r in zip(rows["SRAT"]["seconds"], rows["SRAT"]["reference_seconds"])])
+    assert "--methods AT" in rows["AT"]["command"] and rows["AT"]["repeats"] == 1
 
 
 def test_fit_time_pairs_refuse_a_method_the_setting_lacks(bench_methods, tmp_path):
