@@ -67,6 +67,8 @@ def test_progress_bar(masked_model, tabular, capsys):
     (dict(n_queries=0), ValueError, "n_queries"),
     (dict(tolerance=2.0), ValueError, "tolerance"),
     (dict(verbose=-1), ValueError, "verbose"),
+    (dict(perturbable_features=[0]), ValueError, "2-D X"),
+    (dict(epsilon=[0.1, 0.2]), ValueError, "2-D X"),
 ])
 def test_bad_parameters(trained_digits, test_subset, kwargs, error, match):
     with pytest.raises(error, match=match):

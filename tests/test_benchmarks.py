@@ -4,6 +4,7 @@ import json
 import re
 import subprocess
 import sys
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -149,6 +150,38 @@ def test_a_worker_builds_the_data_of_its_run(study, monkeypatch, setting, seed):
     expected = make_data(seed) if setting.endswith("-val") else make_data()
     built = study.run_spec(setting, "SRAT", seed)
     assert all(np.array_equal(a, b) for a, b in zip(built, expected))
+
+
+def test_parallel_study_sends_each_pending_run_to_a_worker(study, monkeypatch, tmp_path):
+    output = tmp_path / "runs.jsonl"
+    output.write_text(json.dumps({"setting": "tabular", "method": "AT", "seed": 0}) + "\n")
+    submitted = []
+
+    class Pool:  # runs in this process, records what a worker would get
+        def __init__(self, jobs, mp_context):
+            assert jobs == 3 and mp_context.get_start_method() == "spawn"
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def submit(self, function, setting, method, seed, device, threads):
+            assert function is study.run_spec
+            submitted.append((setting, method, seed, device, threads))
+            future = Future()
+            groups = {g: {"clean": 1.0, "robust": 1.0} for g in ("well", "under")}
+            future.set_result({"setting": setting, "method": method, "seed": seed,
+                               "groups": groups, "fit_seconds": 1.0})
+            return future
+
+    monkeypatch.setattr(study, "ProcessPoolExecutor", Pool)
+    study.main(["--setting", "tabular", "--methods", "AT", "SRAT", "--seeds", "0", "1",
+                "--jobs", "3", "--threads", "1", "--output", str(output)])
+    assert submitted == [("tabular", "SRAT", 0, "cpu", 1), ("tabular", "AT", 1, "cpu", 1),
+                         ("tabular", "SRAT", 1, "cpu", 1)]
+    assert study.done_runs(output) == {("tabular", m, s) for m in ("AT", "SRAT") for s in (0, 1)}
 
 
 def test_study_runs_in_parallel_processes_and_resumes(tmp_path):

@@ -243,12 +243,20 @@ def test_audit_of_input_columns_states_them_and_skips_the_whole_box(column_audit
     assert "unbounded attack leaves at most chance" not in [c.name for c in audit.checks]
 
 
-def test_audit_of_the_bare_classifier_reaches_the_box_in_each_features_budget(mixed_table):
+@pytest.fixture(scope="module")
+def numeric_classifier(mixed_table):
+    """A classifier of the standardised numeric columns, without a pipeline, and its data."""
     frame, y = mixed_table
     numeric = frame[NUMERIC].to_numpy(np.float64)
     numeric = (numeric - numeric.mean(0)) / numeric.std(0)
     clf = SRATClassifier(max_epochs=5, epsilon=0.1, n_steps=2, random_state=0, verbose=0,
                          module__hidden_units=(16,)).fit(numeric, y)
+    return clf, numeric, y
+
+
+def test_audit_of_the_bare_classifier_reaches_the_box_in_each_features_budget(
+        numeric_classifier):
+    clf, numeric, y = numeric_classifier
     audit = audit_robustness(clf, numeric[:80], y[:80], epsilon=[0.1, 0.2, 0.1, 0.1, 0.4],
                              **AUDIT_BUDGET)
     box = next(c for c in audit.checks if c.name == "unbounded attack leaves at most chance")
@@ -266,3 +274,14 @@ def test_audit_refuses_a_threat_model_of_no_use(pipeline, mixed_table, kwargs, m
     frame, y = mixed_table
     with pytest.raises(ValueError, match=match):
         audit_robustness(pipeline, frame[:20], y[:20], **kwargs, **AUDIT_BUDGET)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(perturbable_features=[7]), "indices outside"),
+    (dict(epsilon=[0.1, np.nan, 0.1, 0.1, 0.1]), "finite"),
+    (dict(epsilon=[0.1, 0.2]), "2 values"),
+])
+def test_audit_refuses_bad_feature_budgets(numeric_classifier, kwargs, match):
+    clf, numeric, y = numeric_classifier
+    with pytest.raises(ValueError, match=match):
+        audit_robustness(clf, numeric[:20], y[:20], **kwargs, **AUDIT_BUDGET)
