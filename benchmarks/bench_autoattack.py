@@ -22,10 +22,15 @@ images of the balanced digits test split, one way after the other in the same pr
 - ``torchattacks``: its ``AutoAttack(version="standard")`` with its members set to the same
   iterations and targets (it defaults to 10 iterations), batches of 250 (the ``bench`` extra).
 
+``--device cuda`` fits and attacks on a GPU and writes ``bench_autoattack_cuda.json``: there the
+estimator keeps the contiguous order (its "auto" chooses channels last only on the CPU and in
+bfloat16), so the ``contiguous`` way, the same as the first, is left out.
+
 It records seconds, samples per second and robust accuracy of each, and the ratios to the
-first. The second form regenerates, from the JSON file, the table between the
-``autoattack-speed`` markers of ``docs/reliability.md`` and the line between the
-``autoattack-speed-summary`` markers of ``README.md``.
+first. The second form regenerates, from the JSON files, the table between the
+``autoattack-speed`` markers of ``docs/reliability.md``, the line between the
+``autoattack-speed-summary`` markers of ``README.md``, and the GPU's table between the
+``autoattack-speed-cuda`` markers of ``docs/performance.md``.
 """
 
 import argparse
@@ -48,6 +53,7 @@ from _provenance import machine  # noqa: E402
 from autoattack_eval import EPSILON, suite_model  # noqa: E402
 
 DOC, MARKER = ROOT / "docs" / "reliability.md", "autoattack-speed"
+GPU_DOC, GPU_MARKER = ROOT / "docs" / "performance.md", "autoattack-speed-cuda"
 README, README_MARKER = ROOT / "README.md", "autoattack-speed-summary"
 BUDGET = {"n_steps": 100, "n_targets": 9, "n_queries": 5000}
 SMOKE = {"n_steps": 2, "n_targets": 2, "n_queries": 5}
@@ -96,13 +102,13 @@ def torchattacks_autoattack(model, X, y, epsilon, norm):
             member.n_target_classes = BUDGET["n_targets"]
         if hasattr(member, "n_queries"):
             member.n_queries = BUDGET["n_queries"]
-    X_t = torch.as_tensor(X).reshape(-1, 1, 8, 8)
-    y_t = torch.as_tensor(y)
+    X_t = torch.as_tensor(X, device=model.device).reshape(-1, 1, 8, 8)
+    y_t = torch.as_tensor(y, device=model.device)
     X_adv = torch.cat([attack(X_t[i:i + BATCH], y_t[i:i + BATCH])
                        for i in range(0, len(y), BATCH)])
     with torch.no_grad():
-        robust = module(X_adv).argmax(1).numpy()
-        clean = module(X_t).argmax(1).numpy()
+        robust = module(X_adv).argmax(1).cpu().numpy()
+        clean = module(X_t).argmax(1).cpu().numpy()
     return np.where(clean == y, robust, -1)  # a sample counts only if classified clean too
 
 
@@ -111,11 +117,11 @@ WAYS = {"members over survivors": ours, "batch by batch": batch_by_batch,
         "torchattacks": torchattacks_autoattack}
 
 
-def run(norm, n_test=None, max_epochs=None):
+def run(norm, n_test=None, max_epochs=None, device="cpu"):
     X_train, X_test, y_train, y_test = load_imbalanced_digits()
     X_test, y_test = X_test[:n_test], y_test[:n_test]
     torch.manual_seed(0)
-    model = suite_model()
+    model = suite_model().set_params(device=device)
     if max_epochs:
         model.set_params(max_epochs=max_epochs)
     model.fit(X_train, y_train)
@@ -128,6 +134,8 @@ def run(norm, n_test=None, max_epochs=None):
                 import torchattacks  # noqa: F401
             except ImportError:
                 continue
+        if name == "contiguous" and not model.channels_last_:
+            continue  # the first way already is
         torch.manual_seed(0)
         started = time.perf_counter()
         predicted = way(model, X_test, y_test, epsilon, norm)
@@ -137,7 +145,7 @@ def run(norm, n_test=None, max_epochs=None):
                                 "robust": float(np.mean(predicted == y_test))}
         print(f"  {name}: {seconds:.0f} s, robust {100 * np.mean(predicted == y_test):.1f}%",
               flush=True)
-    record["machine"] = machine()
+    record["machine"] = machine(device)
     return record
 
 
@@ -150,8 +158,9 @@ def render(record):
         lines.append(f"| {name} | {way['seconds']:.0f} | {way['samples_per_second']:.1f} | "
                      f"{100 * way['robust']:.1f} | {way['seconds'] / reference:.2f} |")
     norm = {"linf": "L-inf", "l2": "L2"}[record["norm"]]
+    where = record["machine"].get("gpu") or f"{record['machine']['torch_threads']} torch threads"
     return (f"Standard AutoAttack, {norm} epsilon {record['epsilon']:g}, {record['n_test']} "
-            f"test images, SmallCNN, {record['machine']['torch_threads']} torch threads, "
+            f"test images, SmallCNN, {where}, "
             f"srat-sklearn {record['machine']['srat_sklearn']}:\n\n" + "\n".join(lines))
 
 
@@ -168,30 +177,50 @@ def render_summary(record):
         "those of its own runs file."
 
 
+def gpu_runs_file(path):
+    """The GPU's runs file beside the CPU's ``path``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}_cuda{path.suffix}")
+
+
 def generated_docs(path):
     record = json.loads(Path(path).read_text())
+    gpu_path = gpu_runs_file(path)
+    gpu_table = (render(json.loads(gpu_path.read_text())) if gpu_path.exists() else
+                 "Not run on a GPU yet: `python benchmarks/bench_autoattack.py --device cuda` "
+                 "writes this table's runs file.")
     return {DOC: replace_block(DOC.read_text(), MARKER, render(record)),
-            README: replace_block(README.read_text(), README_MARKER, render_summary(record))}
+            README: replace_block(README.read_text(), README_MARKER, render_summary(record)),
+            GPU_DOC: replace_block(GPU_DOC.read_text(), GPU_MARKER, gpu_table)}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--norm", default="linf", choices=list(EPSILON))
-    parser.add_argument("--output", default=str(HERE / "bench_autoattack.json"))
+    parser.add_argument("--output", default=None,
+                        help="default: benchmarks/bench_autoattack.json, or "
+                             "bench_autoattack_cuda.json on a GPU")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda...)")
     parser.add_argument("--write-docs", action="store_true",
                         help="regenerate the table of docs/reliability.md")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny budgets, 30 test images and 1 epoch: checks the script only")
     args = parser.parse_args()
+    cpu_runs = HERE / "bench_autoattack.json"
     if args.write_docs:
-        write_docs(generated_docs(args.output), ROOT)
+        write_docs(generated_docs(args.output or cpu_runs), ROOT)
         return
+    gpu = torch.device(args.device).type == "cuda"
+    if gpu and not torch.cuda.is_available():
+        parser.error("no CUDA device here")
+    output = args.output or (gpu_runs_file(cpu_runs) if gpu else cpu_runs)
     torch.set_num_threads(args.threads)
     if args.smoke:
         BUDGET.update(SMOKE)
-    record = run(args.norm, **({"n_test": 30, "max_epochs": 1} if args.smoke else {}))
-    Path(args.output).write_text(json.dumps(record, indent=1) + "\n")
+    record = run(args.norm, device=args.device,
+                 **({"n_test": 30, "max_epochs": 1} if args.smoke else {}))
+    Path(output).write_text(json.dumps(record, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,10 @@ criterion reads ``benchmarks/bench_methods.py``'s interleaved pairs where they r
     python benchmarks/study.py --setting step --seeds 0 1 2 3 4
     python benchmarks/study.py --setting tradeoff --seeds 0 1 2
     python benchmarks/study.py --list
+    python benchmarks/study.py --setting mnist-step-val --device cuda --jobs 12 --threads 1
+
+``--time-limit SECONDS`` starts no run after that time and lets the runs under way finish,
+for a machine held for a fixed time (a batch job's slot, say).
 
 Settings (all evaluated with L-inf PGD-20 on a balanced or stratified test split):
 
@@ -74,9 +78,10 @@ import argparse
 import json
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from pathlib import Path
+from time import monotonic
 
 import numpy as np
 import torch
@@ -392,10 +397,15 @@ def main(argv=None):
     parser.add_argument("--jobs", type=int, default=1,
                         help="runs at a time, each in its own process with --threads threads "
                              "(a GPU runs many small models side by side)")
+    parser.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                        help="start no run after this many seconds; runs under way finish "
+                             "(for a machine held for a fixed time)")
     parser.add_argument("--list", action="store_true", help="list settings and methods")
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
+    if args.time_limit is not None and not args.time_limit >= 0:
+        parser.error("--time-limit must be a number of seconds, at least 0")
     torch.set_num_threads(args.threads)
     table = settings()
     if args.list:
@@ -404,29 +414,51 @@ def main(argv=None):
         return
     output = Path(args.output)
     done = done_runs(output)
+    deadline = monotonic() + (np.inf if args.time_limit is None else args.time_limit)
+    pending = [(setting, method, seed) for setting in args.setting
+               for seed in args.seeds for method in (args.methods or table[setting][3])
+               if (setting, method, seed) not in done]
     if args.jobs > 1:
-        pending = [(setting, method, seed) for setting in args.setting
-                   for seed in args.seeds for method in (args.methods or table[setting][3])
-                   if (setting, method, seed) not in done]
-        # spawn, not fork: a forked child cannot use CUDA once the parent has.
-        with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
-            runs = [pool.submit(run_spec, *run, args.device, args.threads) for run in pending]
-            for run in as_completed(runs):
-                save(run.result(), output)
-        return
-    for setting in args.setting:
+        started = run_in_parallel(pending, args.jobs, args.device, args.threads, output,
+                                  deadline)
+    else:
+        started = run_in_order(pending, table, args.device, output, deadline)
+    if started < len(pending):
+        print(f"--time-limit reached: {len(pending) - started} of {len(pending)} runs not "
+              "started; the same command continues with them.", flush=True)
+
+
+def run_in_order(pending, table, device, output, deadline):
+    """Runs one after the other in this process, each data set built once; how many started."""
+    data = {}
+    for started, (setting, method, seed) in enumerate(pending):
+        if monotonic() >= deadline:
+            return started
         make_data, under, recipe, methods = table[setting]
-        twin = setting.endswith(VALIDATION_SUFFIX)
-        data = None if twin else make_data()
-        names = args.methods or list(methods)
-        for seed in args.seeds:
-            if twin and any((setting, method, seed) not in done for method in names):
-                data = make_data(seed)
-            for method in names:
-                if (setting, method, seed) in done:
-                    continue
-                save(run_one(setting, method, seed, data, under, recipe, methods[method],
-                             args.device), output)
+        # The data of a twin is a function of the seed.
+        key = (setting, seed) if setting.endswith(VALIDATION_SUFFIX) else setting
+        if key not in data:
+            data = {key: make_data(seed) if isinstance(key, tuple) else make_data()}
+        save(run_one(setting, method, seed, data[key], under, recipe, methods[method], device),
+             output)
+    return len(pending)
+
+
+def run_in_parallel(pending, jobs, device, threads, output, deadline):
+    """Runs in ``jobs`` worker processes, a new one started as another ends while time is
+    left; how many started."""
+    queue, running, started = iter(pending), set(), 0
+    # spawn, not fork: a forked child cannot use CUDA once the parent has.
+    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+        while True:
+            while len(running) < jobs and started < len(pending) and monotonic() < deadline:
+                running.add(pool.submit(run_spec, *next(queue), device, threads))
+                started += 1
+            if not running:
+                return started
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            for run in finished:
+                save(run.result(), output)
 
 
 if __name__ == "__main__":

@@ -61,8 +61,9 @@ def value(run, kind, group):
 
 def mean_std(values):
     values = np.asarray(values, dtype=float)
-    std = values.std(ddof=1) if len(values) > 1 else 0.0
-    return f"{values.mean():.1f} ± {std:.1f}"
+    if len(values) < 2:  # one seed has no spread to show
+        return f"{values.mean():.1f}"
+    return f"{values.mean():.1f} ± {values.std(ddof=1):.1f}"
 
 
 def by_method(runs):
@@ -567,9 +568,10 @@ def main(argv=None):
         minutes = sum(r["fit_seconds"] + r["eval_seconds"]
                       + r.get("autoattack", {}).get("eval_seconds", 0)
                       for r in setting_runs) / 60
+        n_runs = len(setting_runs)
         parts += [f"## {TITLES.get(setting, setting)}", "",
                   f"`python benchmarks/study.py --setting {setting} --seeds "
-                  f"{' '.join(map(str, seeds))}`: {len(setting_runs)} runs, "
+                  f"{' '.join(map(str, seeds))}`: {n_runs} run{'s' * (n_runs != 1)}, "
                   f"{minutes:.0f} minutes.", "", table(setting_runs), ""]
         if setting == "tradeoff":
             image = output.with_name("results-tradeoff.png")

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import load_benchmark
+from conftest import CUDA, load_benchmark
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_fit.py"
 
@@ -80,6 +80,32 @@ def test_autoattack_speed_benchmark_runs_end_to_end(tmp_path):
             "targets together"} <= set(record["ways"])
     assert record["n_test"] == 30 and record["n_steps"] == 2
     assert all(way["samples_per_second"] > 0 for way in record["ways"].values())
+
+
+@pytest.mark.parametrize("device", [pytest.param("cuda", marks=CUDA)])
+def test_autoattack_speed_benchmark_runs_on_a_gpu(tmp_path, device):
+    output = tmp_path / "speed.json"
+    subprocess.run([sys.executable, str(SCRIPT.with_name("bench_autoattack.py")), "--smoke",
+                    "--device", device, "--output", str(output)], check=True,
+                   capture_output=True)
+    record = json.loads(output.read_text())
+    assert record["machine"]["gpu"] == torch.cuda.get_device_name()
+    assert "contiguous" not in record["ways"]  # the estimator's order on a GPU already
+
+
+def test_autoattack_speed_on_a_gpu_has_its_own_table(tmp_path):
+    bench = load_script("bench_autoattack")
+    cpu = json.loads(SCRIPT.with_name("bench_autoattack.json").read_text())
+    gpu = {**cpu, "ways": {k: v for k, v in cpu["ways"].items() if k != "contiguous"},
+           "machine": {**cpu["machine"], "gpu": "Some GPU"}}
+    runs = tmp_path / "bench_autoattack.json"
+    runs.write_text(json.dumps(cpu))
+    assert "Not run on a GPU yet" in bench.generated_docs(runs)[bench.GPU_DOC]
+    bench.gpu_runs_file(runs).write_text(json.dumps(gpu))
+    docs = bench.generated_docs(runs)
+    gpu_table = docs[bench.GPU_DOC].split("autoattack-speed-cuda:start")[1]
+    assert "SmallCNN, Some GPU," in gpu_table and "| targets together |" in gpu_table
+    assert docs[bench.DOC] == bench.DOC.read_text()  # the CPU's table stays the CPU's
 
 
 def test_compile_benchmark_runs_end_to_end(tmp_path):
@@ -152,36 +178,91 @@ def test_a_worker_builds_the_data_of_its_run(study, monkeypatch, setting, seed):
     assert all(np.array_equal(a, b) for a, b in zip(built, expected))
 
 
-def test_parallel_study_sends_each_pending_run_to_a_worker(study, monkeypatch, tmp_path):
+class InProcessPool:
+    """A process pool that runs its work in this process and records what each worker got."""
+
+    def __init__(self, jobs, mp_context):
+        assert mp_context.get_start_method() == "spawn"
+        self.jobs, self.submitted = jobs, []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def submit(self, function, *args):
+        self.submitted.append(args)
+        future = Future()
+        future.set_result(function(*args))
+        return future
+
+
+class FakeRuns:
+    """The study's runs without training: each takes 6 s of a clock that stands still
+    otherwise, and the process pools it opens run in this process."""
+
+    def __init__(self):
+        self.now, self.pools = 0.0, []
+
+    def monotonic(self):
+        return self.now
+
+    def run_one(self, setting, method, seed, *rest):
+        self.now += 6.0
+        groups = {g: {"clean": 1.0, "robust": 1.0} for g in ("well", "under")}
+        return {"setting": setting, "method": method, "seed": seed, "groups": groups,
+                "fit_seconds": 1.0}
+
+    def pool(self, jobs, mp_context):
+        self.pools.append(InProcessPool(jobs, mp_context))
+        return self.pools[-1]
+
+
+@pytest.fixture
+def fake_runs(study, monkeypatch):
+    fake = FakeRuns()
+    for name in ("monotonic", "run_one"):
+        monkeypatch.setattr(study, name, getattr(fake, name))
+    monkeypatch.setattr(study, "ProcessPoolExecutor", fake.pool)
+    return fake
+
+
+def test_parallel_study_sends_each_pending_run_to_a_worker(study, fake_runs, tmp_path):
     output = tmp_path / "runs.jsonl"
     output.write_text(json.dumps({"setting": "tabular", "method": "AT", "seed": 0}) + "\n")
-    submitted = []
-
-    class Pool:  # runs in this process, records what a worker would get
-        def __init__(self, jobs, mp_context):
-            assert jobs == 3 and mp_context.get_start_method() == "spawn"
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-        def submit(self, function, setting, method, seed, device, threads):
-            assert function is study.run_spec
-            submitted.append((setting, method, seed, device, threads))
-            future = Future()
-            groups = {g: {"clean": 1.0, "robust": 1.0} for g in ("well", "under")}
-            future.set_result({"setting": setting, "method": method, "seed": seed,
-                               "groups": groups, "fit_seconds": 1.0})
-            return future
-
-    monkeypatch.setattr(study, "ProcessPoolExecutor", Pool)
     study.main(["--setting", "tabular", "--methods", "AT", "SRAT", "--seeds", "0", "1",
                 "--jobs", "3", "--threads", "1", "--output", str(output)])
-    assert submitted == [("tabular", "SRAT", 0, "cpu", 1), ("tabular", "AT", 1, "cpu", 1),
-                         ("tabular", "SRAT", 1, "cpu", 1)]
+    (pool,) = fake_runs.pools
+    assert pool.jobs == 3
+    assert pool.submitted == [("tabular", "SRAT", 0, "cpu", 1), ("tabular", "AT", 1, "cpu", 1),
+                              ("tabular", "SRAT", 1, "cpu", 1)]
     assert study.done_runs(output) == {("tabular", m, s) for m in ("AT", "SRAT") for s in (0, 1)}
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_study_starts_no_run_after_its_time_limit(study, fake_runs, tmp_path, jobs):
+    output = tmp_path / "runs.jsonl"
+    study.main(["--setting", "tabular", "--methods", "AT", "SRAT", "--seeds", "0", "1",
+                "--jobs", str(jobs), "--time-limit", "10", "--output", str(output)])
+    # Runs start at 0 s and 6 s; at 12 s the limit has passed. The runs that finished are
+    # in the file, for the next call to skip.
+    assert study.done_runs(output) == {("tabular", "AT", 0), ("tabular", "SRAT", 0)}
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_study_with_no_time_left_starts_nothing(study, fake_runs, tmp_path, capsys, jobs):
+    output = tmp_path / "runs.jsonl"
+    study.main(["--setting", "tabular", "--methods", "AT", "--seeds", "0", "--jobs", str(jobs),
+                "--time-limit", "0", "--output", str(output)])
+    assert not output.exists()
+    assert "1 of 1 runs not started" in capsys.readouterr().out
+
+
+def test_study_refuses_a_negative_time_limit(study, capsys):
+    with pytest.raises(SystemExit):
+        study.main(["--setting", "tabular", "--time-limit", "-5"])
+    assert "--time-limit must be" in capsys.readouterr().err
 
 
 def test_study_runs_in_parallel_processes_and_resumes(tmp_path):
