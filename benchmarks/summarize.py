@@ -15,6 +15,8 @@ import matplotlib
 import numpy as np
 from scipy.stats import ttest_rel
 
+from srat_sklearn._budgets import class_radius_factors
+
 matplotlib.use("Agg")
 from matplotlib import pyplot as plt  # noqa: E402
 
@@ -128,10 +130,38 @@ def accuracy(run, attack, group, kind="robust"):
     return 100 * part["groups"]["under" if group == "rare" else "well"][kind]
 
 
+#: Balanced robust accuracy under PGD-20 (%) below which a run has no robustness left.
+NO_ROBUSTNESS = 5.0
+
+
 def collapsed(run):
-    """Clean balanced accuracy less than a quarter of the way from chance to 100%."""
+    """Clean balanced accuracy less than a quarter of the way from chance to 100%, or balanced
+    robust accuracy under PGD-20 below :data:`NO_ROBUSTNESS`."""
     chance = 100 / len(run["train_counts"])
-    return accuracy(run, "pgd-20", "balanced", "clean") <= chance + (100 - chance) / 4
+    return (accuracy(run, "pgd-20", "balanced", "clean") <= chance + (100 - chance) / 4
+            or accuracy(run, "pgd-20", "balanced") < NO_ROBUSTNESS)
+
+
+def class_budgets_line(runs):
+    """The training radii that RobustLT's class-aware budgets gave the rare and the common
+    classes of these runs (from their class counts), against the evaluation's radius."""
+    mixed = [r for r in runs if r["params"].get("class_epsilon_mix")]
+    if not mixed:
+        return ""
+    radii = {"rare": [], "common": []}
+    for run in mixed:
+        epsilon, rare = run["params"]["epsilon"], set(run["under_represented"])
+        factors = class_radius_factors(run["train_counts"], run["params"]["class_epsilon_mix"])
+        for index, factor in enumerate(factors):
+            radii["rare" if index in rare else "common"].append(epsilon * factor)
+    spans = {group: f"{min(r):.3g}" + (f"-{max(r):.3g}" if max(r) - min(r) >= 5e-4 else "")
+             for group, r in radii.items()}
+    mixes = sorted({r["params"]["class_epsilon_mix"] for r in mixed})
+    return (f"RobustLT's class-aware budgets (`class_epsilon_mix` "
+            f"{', '.join(f'{m:g}' for m in mixes)}) trained the rare classes at epsilon "
+            f"{spans['rare']} and the common classes at {spans['common']} (from the training "
+            f"split's class counts); the evaluation attacks every class at "
+            f"{mixed[0]['params']['epsilon']:g}.")
 
 
 def real_table(runs):
@@ -553,8 +583,10 @@ def main(argv=None):
         "under L-inf PGD-20. \"well\" and \"under\" are the mean per-class accuracies of the "
         "well- and under-represented classes. The real-data settings are evaluated with "
         "standard AutoAttack (AA) too, and report the rare (under-represented) and common "
-        "classes and the balanced accuracy, the mean over all classes. The settings are "
-        "described in `benchmarks/study.py`.",
+        "classes and the balanced accuracy, the mean over all classes. A seed of these "
+        "settings counts as collapsed when its clean balanced accuracy is less than a quarter "
+        "of the way from chance to 100%, or its balanced robust accuracy under PGD-20 is below "
+        f"{NO_ROBUSTNESS:g}%. The settings are described in `benchmarks/study.py`.",
         "",
         f"Machine: {machine.get('cpu', '?')}, torch {machine.get('torch', '?')} with "
         f"{machine.get('torch_threads', '?')} threads, srat-sklearn "
@@ -585,6 +617,9 @@ def main(argv=None):
                 paired(setting_runs, REFERENCES.get(setting, REFERENCE))
             if comparison:
                 parts += [comparison, ""]
+            budgets = class_budgets_line(setting_runs) if real else ""
+            if budgets:
+                parts += [budgets, ""]
             # The validation twins serve the choice of the default: their tables only.
             detailed = real and not setting.endswith(VALIDATION_SUFFIX)
             normalisation = normalisation_paired(setting_runs) if detailed else ""

@@ -354,6 +354,21 @@ def test_target_reads_the_fit_time_from_interleaved_pairs(summarize, fit_times, 
     assert any(miss.startswith("fit time") for miss in misses) == missed
 
 
+@pytest.mark.parametrize("rare, common, expected", [(2, 0, True), (40, 60, False)])
+def test_a_seed_without_robustness_counts_as_collapsed(summarize, rare, common, expected):
+    # Clean accuracy 90%: only the robust accuracy can make it collapsed.
+    assert summarize.collapsed(run_of("AT", 0, rare, common)) is expected
+
+
+def test_class_budgets_line_gives_each_groups_training_radius(summarize):
+    run = {**run_of("AT-BSL+RobustLT", 0, 50, 50), "train_counts": [100, 100, 10, 10],
+           "under_represented": [2, 3], "params": {"epsilon": 0.2, "class_epsilon_mix": 0.5}}
+    line = summarize.class_budgets_line([run, {**run_of("AT", 0, 50, 50), "params": {}}])
+    # Half the classes rare: the common ones at 0.5 epsilon, the rare ones at 1.5 epsilon.
+    assert "rare classes at epsilon 0.3 and the common classes at 0.1 " in line
+    assert summarize.class_budgets_line([{**run, "params": {"epsilon": 0.2}}]) == ""
+
+
 def test_twin_without_a_reference_is_not_judged(summarize):
     def runs(methods):
         return [run_of(method, seed, 60, 60) for method in methods for seed in (0, 1)]
