@@ -382,6 +382,29 @@ def test_twin_without_a_reference_is_not_judged(summarize):
     assert "hypothyroid-val" in lines[-2].split("Not run yet")[1]
 
 
+def test_twin_run_on_part_of_its_grid_is_not_judged(summarize):
+    def runs(methods, seeds):
+        return [run_of(method, seed, 60, 60) for method in methods for seed in seeds]
+
+    references = ["AT-DRW", "AT-BSL", "AT-BSL+RobustLT"]
+    # mnist-step-val has every reference, but on one seed and without SRAT-BSL: judged, it
+    # would rank the methods on one seed and drop SRAT-BSL from the ranking.
+    lines = summarize.validation_choice({
+        "yeast-val": runs(references + ["SRAT", "SRAT-BSL"], (0, 1)),
+        "mnist-step-val": runs(references + ["SRAT"], (0,))})
+    header = next(line for line in lines if line.startswith("| method |"))
+    assert "yeast-val" in header and "mnist-step-val" not in header
+    assert any(line.startswith("| SRAT-BSL |") for line in lines)
+    assert "mnist-step-val" in lines[-2].split("Not run yet")[1]
+
+
+def test_equal_accuracies_summed_in_another_order_miss_nothing(summarize):
+    rare = 100 * (0.1 + 0.2)  # 30.000000000000004
+    runs = [run_of("AT-DRW", 0, 30, 60), run_of("AT-BSL", 0, rare, 60),
+            run_of("AT-BSL+RobustLT", 0, 30, 60), run_of("SRAT", 0, 30, 60)]
+    assert summarize.target_misses(runs, "SRAT") == []
+
+
 def test_results_page_is_written_from_the_runs_file(summarize, tmp_path):
     output = tmp_path / "results.md"
     summarize.main(["--output", str(output)])
