@@ -203,7 +203,8 @@ def main():
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda...)")
     parser.add_argument("--write-docs", action="store_true",
-                        help="regenerate the table of docs/reliability.md")
+                        help="regenerate the tables of docs/reliability.md and "
+                             "docs/performance.md and the line of README.md")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny budgets, 30 test images and 1 epoch: checks the script only")
     args = parser.parse_args()

@@ -481,10 +481,9 @@ def validation_choice(by_setting, fit_times=None):
                   else "not run on every twin."))
     missing = [s for s in TITLES if s.endswith(VALIDATION_SUFFIX) and s not in settings]
     if missing:
-        verdict += (f" Not run yet, or not with every method the target compares with: "
-                    f"{', '.join(missing)} (every method on every seed); the default changes "
-                    "only on a choice over the "
-                    "validation twins of every setting of the target.")
+        verdict += (f" Not run yet on every method and seed: {', '.join(missing)}; the "
+                    "default changes only on a choice over the validation twins of every "
+                    "setting of the target.")
     return lines + ["", verdict, ""]
 
 
