@@ -64,6 +64,9 @@ Settings (all evaluated with L-inf PGD-20 on a balanced or stratified test split
   on the 25% as above. Their methods are the candidates for the default and the references of
   the target (``VALIDATION_METHODS``); SRAT with RobustLT's plug-ins is a candidate on these
   twins only (``VALIDATION_CANDIDATES``), the test splits see only what the twins choose.
+  So is AT-BSL+RobustLT at the mixing weights 0.25 and 0.1 (``ROBUSTLT_MIXES``) beside the
+  library's 0.5: the target's RobustLT reference is the weight its twin chose
+  (``summarize.tuned_robustlt``), and a test split runs that weight once a twin chooses it.
 - ``tradeoff``: ``step`` with the class weight of the under-represented classes swept from 1 to
   20 from epoch 0, for AT and SRAT.
 - ``lambda``: ``step`` with SRAT's lambda_sep in {0, 0.1, 0.5, 1, 2}.
@@ -109,6 +112,7 @@ from srat_sklearn.methods import DIGITS_RECIPE as SHARED_DIGITS_RECIPE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _provenance import machine  # noqa: E402
+from summarize import ROBUSTLT, ROBUSTLT_MIX, load, twin_choice  # noqa: E402
 
 # Every method gets the same learning-rate schedule (x0.1 at LR_DECAY_EPOCH, from a skorch
 # LRScheduler), so the deferred reweighting itself leaves the learning rate alone
@@ -181,12 +185,21 @@ REAL_METHODS = {
 #: AT-BSL+RobustLT buys the rare classes with SRAT's common-class accuracy.
 VALIDATION_CANDIDATES = {f"{name}+RobustLT": {**REAL_METHODS[name], **ROBUSTLT_PLUGINS}
                          for name in ("SRAT", "SRAT-BSL", "SRAT, weights-normalised")}
+#: RobustLT's mixing weight is this library's choice (0.5), not the paper's: smaller ones, for
+#: a reference tuned on the twins as any hyper-parameter is. A test split runs the one its twin
+#: chose (:func:`default_methods`).
+ROBUSTLT_MIXES = (0.25, 0.1)
+ROBUSTLT_VARIANTS = {
+    f"{ROBUSTLT_MIX}{mix:g}": {**BASELINES[ROBUSTLT], "class_epsilon_mix": mix}
+    for mix in ROBUSTLT_MIXES}
+VALIDATION_CANDIDATES.update(ROBUSTLT_VARIANTS)
 #: The validation twins' methods: the candidates for the default and the target's references
 #: (AT and TRADES, far behind on every real setting, and the normalisation study's AT-DRW, left
 #: out).
 VALIDATION_METHODS = ("AT-DRW", "AT-BSL", "AT-BSL+RobustLT", "SRAT", "SRAT-BSL", "SRAT+clean",
                       "SRAT, weights-normalised", "SRAT+RobustLT", "SRAT-BSL+RobustLT",
-                      "SRAT, weights-normalised+RobustLT")
+                      "SRAT, weights-normalised+RobustLT",
+                      *ROBUSTLT_VARIANTS)
 
 
 def mnist_methods(methods):
@@ -195,7 +208,9 @@ def mnist_methods(methods):
             for name, params in methods.items()}
 
 
-MNIST_METHODS = mnist_methods(REAL_METHODS)
+#: The methods a test split may run: its own and RobustLT's weights that a twin may choose.
+REAL_SPLIT_METHODS = {**REAL_METHODS, **ROBUSTLT_VARIANTS}
+MNIST_SPLIT_METHODS = mnist_methods(REAL_SPLIT_METHODS)
 #: Settings evaluated with standard AutoAttack as well as PGD-20.
 AUTOATTACK_SETTINGS = (*TARGET_SETTINGS, *(name + VALIDATION_SUFFIX for name in TARGET_SETTINGS))
 TRADEOFF_WEIGHTS = (1, 2, 5, 10, 20)
@@ -276,10 +291,11 @@ def settings():
         "tabular": (breast_cancer_data, [0], TABULAR_RECIPE, METHODS),
         "fraud": (fraud_data, [1], FRAUD_RECIPE, FRAUD_METHODS),
         **{name: (lambda name=name: uci_data(name), None,
-                  {**UCI_RECIPE, "perturbable_features": perturbable}, REAL_METHODS)
+                  {**UCI_RECIPE, "perturbable_features": perturbable}, REAL_SPLIT_METHODS)
            for name, perturbable in UCI_PERTURBABLE.items()},
-        "mnist-step": (lambda: mnist_data("step"), step_under, MNIST_RECIPE, MNIST_METHODS),
-        "mnist-exp": (lambda: mnist_data("exp"), None, MNIST_RECIPE, MNIST_METHODS),
+        "mnist-step": (lambda: mnist_data("step"), step_under, MNIST_RECIPE,
+                       MNIST_SPLIT_METHODS),
+        "mnist-exp": (lambda: mnist_data("exp"), None, MNIST_RECIPE, MNIST_SPLIT_METHODS),
         "tradeoff": (lambda: digits_data(step_under), step_under, DIGITS_RECIPE, tradeoff),
         "lambda": (lambda: digits_data(step_under), step_under, DIGITS_RECIPE,
                    {f"SRAT lambda={lam:g}": {**PAPER_METHODS["SRAT-CE"], "lambda_sep": lam}
@@ -289,7 +305,7 @@ def settings():
     for name in TARGET_SETTINGS:
         make_data, under, recipe, methods = table[name]
         candidates = {**methods, **(mnist_methods(VALIDATION_CANDIDATES)
-                                    if methods is MNIST_METHODS else VALIDATION_CANDIDATES)}
+                                    if methods is MNIST_SPLIT_METHODS else VALIDATION_CANDIDATES)}
         # The data of a twin is a function of the seed.
         table[name + VALIDATION_SUFFIX] = (lambda seed, make_data=make_data: validation_split(
             make_data(), seed), under, recipe, {m: candidates[m] for m in VALIDATION_METHODS})
@@ -416,7 +432,8 @@ def main(argv=None):
     done = done_runs(output)
     deadline = monotonic() + (np.inf if args.time_limit is None else args.time_limit)
     pending = [(setting, method, seed) for setting in args.setting
-               for seed in args.seeds for method in (args.methods or table[setting][3])
+               for seed in args.seeds
+               for method in (args.methods or default_methods(setting, table, output))
                if (setting, method, seed) not in done]
     if args.jobs > 1:
         started = run_in_parallel(pending, args.jobs, args.device, args.threads, output,
@@ -426,6 +443,20 @@ def main(argv=None):
     if started < len(pending):
         print(f"--time-limit reached: {len(pending) - started} of {len(pending)} runs not "
               "started; the same command continues with them.", flush=True)
+
+
+def default_methods(setting, table, output):
+    """The methods a setting runs unless ``--methods`` names them: a test split runs
+    RobustLT's mixing weights other than the library's only once its twin chose one (from the
+    runs in ``output``), as the test splits see only what the twins choose."""
+    methods = list(table[setting][3])
+    if setting.endswith(VALIDATION_SUFFIX) or not set(ROBUSTLT_VARIANTS) & set(methods):
+        return methods
+    runs = load(output) if output.exists() else []
+    by_setting = {name: [r for r in runs if r["setting"] == name]
+                  for name in (setting, setting + VALIDATION_SUFFIX)}
+    chosen = twin_choice(by_setting, setting)
+    return [m for m in methods if m not in ROBUSTLT_VARIANTS or m == chosen]
 
 
 def run_in_order(pending, table, device, output, deadline):

@@ -47,8 +47,12 @@ TITLES = {
 #: The real-data settings' reference (today's baseline), the library's default configuration,
 #: and the reference of its time and of its common classes.
 BASELINE, DEFAULT, TIME_REFERENCE = "AT-BSL", "SRAT", "AT-DRW"
+#: The reference with RobustLT's plug-ins at the library's mixing weight; its variants with
+#: other weights are named ``f"{ROBUSTLT_MIX}{weight}"``.
+ROBUSTLT = f"{BASELINE}+RobustLT"
+ROBUSTLT_MIX = f"{ROBUSTLT}, mix "
 #: The methods the target compares with: a setting is judged only once all of them ran.
-TARGET_REFERENCES = (BASELINE, f"{BASELINE}+RobustLT", TIME_REFERENCE)
+TARGET_REFERENCES = (BASELINE, ROBUSTLT, TIME_REFERENCE)
 VALIDATION_SUFFIX = "-val"
 
 
@@ -144,23 +148,27 @@ def collapsed(run):
 
 def class_budgets_line(runs):
     """The training radii that RobustLT's class-aware budgets gave the rare and the common
-    classes of these runs (from their class counts), against the evaluation's radius."""
+    classes of these runs (from their class counts), per mixing weight, against the
+    evaluation's radius."""
     mixed = [r for r in runs if r["params"].get("class_epsilon_mix")]
     if not mixed:
         return ""
-    radii = {"rare": [], "common": []}
+    radii = defaultdict(lambda: {"rare": [], "common": []})
     for run in mixed:
         epsilon, rare = run["params"]["epsilon"], set(run["under_represented"])
-        factors = class_radius_factors(run["train_counts"], run["params"]["class_epsilon_mix"])
-        for index, factor in enumerate(factors):
-            radii["rare" if index in rare else "common"].append(epsilon * factor)
-    spans = {group: f"{min(r):.3g}" + (f"-{max(r):.3g}" if max(r) - min(r) >= 5e-4 else "")
-             for group, r in radii.items()}
-    mixes = sorted({r["params"]["class_epsilon_mix"] for r in mixed})
-    return (f"RobustLT's class-aware budgets (`class_epsilon_mix` "
-            f"{', '.join(f'{m:g}' for m in mixes)}) trained the rare classes at epsilon "
-            f"{spans['rare']} and the common classes at {spans['common']} (from the training "
-            f"split's class counts); the evaluation attacks every class at "
+        mix = run["params"]["class_epsilon_mix"]
+        for index, factor in enumerate(class_radius_factors(run["train_counts"], mix)):
+            radii[mix]["rare" if index in rare else "common"].append(epsilon * factor)
+
+    def span(values):
+        return f"{min(values):.3g}" + (f"-{max(values):.3g}"
+                                       if max(values) - min(values) >= 5e-4 else "")
+
+    trained = "; ".join(f"{mix:g}: the rare classes at epsilon {span(by_group['rare'])} and "
+                        f"the common classes at {span(by_group['common'])}"
+                        for mix, by_group in sorted(radii.items(), reverse=True))
+    return (f"RobustLT's class-aware budgets trained, per `class_epsilon_mix`, {trained} (from "
+            f"the training split's class counts); the evaluation attacks every class at "
             f"{mixed[0]['params']['epsilon']:g}.")
 
 
@@ -304,9 +312,10 @@ def fit_time_ratios(record):
             for setting, rows in record.get("settings", {}).items()}
 
 
-def target_misses(runs, method, fit_times=None):
+def target_misses(runs, method, fit_times=None, robustlt=ROBUSTLT):
     """What keeps ``method`` from the target of the baselines issue on one setting (means over
-    seeds under AutoAttack): rare-class robust accuracy at least AT-BSL's and AT-BSL+RobustLT's,
+    seeds under AutoAttack): rare-class robust accuracy at least AT-BSL's and AT-BSL+RobustLT's
+    (``robustlt``: the variant of its mixing weight that :func:`tuned_robustlt` chose),
     balanced robust accuracy at most 1 point below AT-BSL's, common-class robust accuracy at
     least AT-DRW's, no collapsed seed, at most 1.25x AT-DRW's fit time.
 
@@ -324,7 +333,7 @@ def target_misses(runs, method, fit_times=None):
         return mean(name, group) < mean(rival, group) - margin - 1e-9
 
     misses = []
-    for rival in (BASELINE, f"{BASELINE}+RobustLT"):
+    for rival in (BASELINE, robustlt):
         if rival in grouped and rival != method and below(method, "rare", rival):
             misses.append(f"rare {mean(method, 'rare'):.1f} < {rival} {mean(rival, 'rare'):.1f}")
     if BASELINE in grouped and below(method, "balanced", BASELINE, margin=1):
@@ -344,7 +353,8 @@ def target_misses(runs, method, fit_times=None):
     return misses
 
 
-TARGET = (f"rare-class robust accuracy at least {BASELINE}'s and {BASELINE}+RobustLT's, "
+TARGET = (f"rare-class robust accuracy at least {BASELINE}'s and {ROBUSTLT}'s (at the mixing "
+          "weight its validation twin chose, below), "
           f"balanced robust accuracy at most 1 point below {BASELINE}'s, common-class robust "
           f"accuracy at least {TIME_REFERENCE}'s, no collapsed seed, median fit time at most "
           f"1.25x {TIME_REFERENCE}'s (in the interleaved pairs of `bench_methods.py` where "
@@ -398,9 +408,41 @@ def real_settings(by_setting, validation):
     on a few seeds, and drop the methods it lacks from the ranking)."""
     evaluated = [s for s in by_setting if "autoattack" in by_setting[s][0]
                  and s.endswith(VALIDATION_SUFFIX) == validation]
-    grid = {(r["method"], r["seed"]) for s in evaluated for r in by_setting[s]}
+    # A test split runs only the RobustLT weight that its twin chose, which it must have.
+    grid = {(r["method"], r["seed"]) for s in evaluated for r in by_setting[s]
+            if validation or not r["method"].startswith(ROBUSTLT_MIX)}
     return [s for s in evaluated if set(TARGET_REFERENCES) <= set(by_method(by_setting[s]))
-            and grid <= {(r["method"], r["seed"]) for r in by_setting[s]}]
+            and grid <= {(r["method"], r["seed"]) for r in by_setting[s]}
+            and twin_choice(by_setting, s) in (None, *by_method(by_setting[s]))]
+
+
+def robustlt_variants(grouped):
+    """The runs' variants of the RobustLT reference: names ``ROBUSTLT`` and
+    ``f"{ROBUSTLT}, mix {weight}"``."""
+    return [name for name in grouped if name == ROBUSTLT or name.startswith(ROBUSTLT_MIX)]
+
+
+def twin_choice(by_setting, setting):
+    """RobustLT's mixing weight tuned as a baseline's hyper-parameter is: the variant of the
+    highest balanced AutoAttack accuracy (mean over seeds) on the validation twin of
+    ``setting`` (or on ``setting``, a twin itself), the library's weight on a tie; None
+    without runs of the twin."""
+    twin = setting if setting.endswith(VALIDATION_SUFFIX) else setting + VALIDATION_SUFFIX
+    grouped = by_method(by_setting.get(twin, []))
+    seeds = set(grouped.get(ROBUSTLT, {}))
+    scores = {name: np.mean([accuracy(r, "autoattack", "balanced")
+                             for r in grouped[name].values()])
+              for name in robustlt_variants(grouped) if set(grouped[name]) == seeds}
+    if not scores:
+        return None
+    return max(scores, key=lambda name: (scores[name], name == ROBUSTLT))
+
+
+def tuned_robustlt(by_setting, setting):
+    """The RobustLT reference of ``setting``: its twin's choice (:func:`twin_choice`) where
+    that ran on ``setting``, else :data:`ROBUSTLT`."""
+    chosen = twin_choice(by_setting, setting)
+    return chosen if chosen in by_method(by_setting.get(setting, [])) else ROBUSTLT
 
 
 def target_cells(by_setting, settings, method, fit_times=None):
@@ -411,11 +453,47 @@ def target_cells(by_setting, settings, method, fit_times=None):
         if method not in by_method(by_setting[setting]):
             cells.append("-")
             continue
-        misses = target_misses(by_setting[setting], method, fit_times)
+        misses = target_misses(by_setting[setting], method, fit_times,
+                               tuned_robustlt(by_setting, setting))
         met += not misses
         missed += len(misses)
         cells.append("met" if not misses else "; ".join(misses))
     return cells, met, missed
+
+
+def robustlt_tuning(by_setting):
+    """RobustLT's mixing weight on each validation twin, and the reference it makes."""
+    rows, notes = [], []
+    for twin in [s for s in TITLES if s.endswith(VALIDATION_SUFFIX) and s in by_setting]:
+        grouped = by_method(by_setting[twin])
+        variants = robustlt_variants(grouped)
+        if len(variants) < 2:
+            continue
+        chosen = tuned_robustlt(by_setting, twin)
+        mixes = {name: next(iter(grouped[name].values()))["params"]["class_epsilon_mix"]
+                 for name in variants}
+        for name in sorted(variants, key=mixes.get, reverse=True):
+            seeds, mix = grouped[name].values(), mixes[name]
+            cells = [mean_std([accuracy(r, "autoattack", group) for r in seeds])
+                     for group in ("rare", "common", "balanced")]
+            rows.append(f"| {twin} | {mix:g} | {len(seeds)} | " + " | ".join(cells)
+                        + f" | {sum(map(collapsed, seeds))} | {'yes' * (name == chosen)} |")
+        setting = twin.removesuffix(VALIDATION_SUFFIX)
+        if chosen != ROBUSTLT and setting in by_setting:
+            used = tuned_robustlt(by_setting, setting)
+            notes.append(f"{setting}'s twin chose {chosen}; " + (
+                "its test split compares with it." if used == chosen else
+                f"it has not run on the test split yet, which compares with {used}."))
+    if not rows:
+        return []
+    return ["## RobustLT's mixing weight, tuned on the validation twins", "",
+            f"{ROBUSTLT}'s mixing weight (`class_epsilon_mix`: how far the class-aware budgets "
+            "move from the common epsilon) is this library's choice, 0.5; the target compares "
+            "with the weight of the highest balanced AutoAttack accuracy on each validation "
+            "twin (means over seeds; 0.5 on a tie), as a baseline's hyper-parameter is tuned. "
+            "AutoAttack, %:", "",
+            "| twin | mix | seeds | AA rare | AA common | AA balanced | collapsed seeds "
+            "| chosen |", "|---" * 8 + "|", *rows, "", *notes, ""]
 
 
 def real_summary(by_setting, fit_times=None):
@@ -648,6 +726,7 @@ def main(argv=None):
         if Path(args.fit_times).exists() else {}
     fit_times = fit_time_ratios(fit_record)
     parts += fit_time_section(fit_record)
+    parts += robustlt_tuning(by_setting)
     parts += real_summary(by_setting, fit_times)
     parts += validation_choice(by_setting, fit_times)
     if Path(args.theory).exists():

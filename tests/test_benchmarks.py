@@ -162,6 +162,13 @@ def test_robustlt_variants_add_only_the_plug_ins_that_at_bsl_gets(study, base):
         {**methods[base], **plug_ins}
 
 
+@pytest.mark.parametrize("mix", [0.25, 0.1])
+def test_robustlt_mix_variants_change_only_the_mix_of_the_reference(study, mix):
+    reference = study.REAL_METHODS["AT-BSL+RobustLT"]
+    variant = study.settings()["yeast-val"][3][f"AT-BSL+RobustLT, mix {mix:g}"]
+    assert variant == {**reference, "class_epsilon_mix": mix} != reference
+
+
 def test_study_models_run_on_the_requested_device(study):
     _, _, recipe, methods = study.settings()["page-blocks"]
     model, clf = study.build_model("page-blocks", recipe, methods["SRAT"], seed=0,
@@ -365,7 +372,7 @@ def test_class_budgets_line_gives_each_groups_training_radius(summarize):
            "under_represented": [2, 3], "params": {"epsilon": 0.2, "class_epsilon_mix": 0.5}}
     line = summarize.class_budgets_line([run, {**run_of("AT", 0, 50, 50), "params": {}}])
     # Half the classes rare: the common ones at 0.5 epsilon, the rare ones at 1.5 epsilon.
-    assert "rare classes at epsilon 0.3 and the common classes at 0.1 " in line
+    assert "0.5: the rare classes at epsilon 0.3 and the common classes at 0.1 " in line
     assert summarize.class_budgets_line([{**run, "params": {"epsilon": 0.2}}]) == ""
 
 
@@ -403,6 +410,75 @@ def test_equal_accuracies_summed_in_another_order_miss_nothing(summarize):
     runs = [run_of("AT-DRW", 0, 30, 60), run_of("AT-BSL", 0, rare, 60),
             run_of("AT-BSL+RobustLT", 0, 30, 60), run_of("SRAT", 0, 30, 60)]
     assert summarize.target_misses(runs, "SRAT") == []
+
+
+def twin_and_test(accuracies, test_methods):
+    """Runs of "s-val" (``{method: (rare, common)}``) and of its test split "s" (the methods
+    ``test_methods`` at 60/60), on two seeds."""
+    twin = [run_of(method, seed, *accuracy) for method, accuracy in accuracies.items()
+            for seed in (0, 1)]
+    test = [{**run_of(method, seed, 60, 60), "setting": "s"} for method in test_methods
+            for seed in (0, 1)]
+    return {"s-val": twin, "s": test}
+
+
+@pytest.mark.parametrize("tuned_rare, chosen", [
+    (70, "AT-BSL+RobustLT, mix 0.1"),  # the better weight becomes the reference
+    (60, "AT-BSL+RobustLT"),  # a tie keeps the library's weight
+])
+def test_robustlt_reference_is_the_mix_its_twin_chose(summarize, tuned_rare, chosen):
+    by_setting = twin_and_test({"AT-BSL+RobustLT": (60, 60),
+                                "AT-BSL+RobustLT, mix 0.1": (tuned_rare, 60)}, [])
+    assert summarize.tuned_robustlt(by_setting, "s-val") == chosen
+
+
+def test_target_compares_rare_classes_with_the_tuned_robustlt(summarize):
+    references = {"AT-DRW": (50, 60), "AT-BSL": (60, 60), "AT-BSL+RobustLT": (60, 60)}
+    by_setting = twin_and_test({**references, "AT-BSL+RobustLT, mix 0.1": (70, 60),
+                                "SRAT": (65, 60)}, [])
+    cells, met, _ = summarize.target_cells(by_setting, ["s-val"], "SRAT")
+    assert met == 0 and cells == ["rare 65.0 < AT-BSL+RobustLT, mix 0.1 70.0"]
+
+
+@pytest.mark.parametrize("test_methods, reference", [
+    (["AT-BSL+RobustLT", "AT-BSL+RobustLT, mix 0.1"], "AT-BSL+RobustLT, mix 0.1"),
+    (["AT-BSL+RobustLT"], "AT-BSL+RobustLT"),  # the twin's choice never ran on the test split
+])
+def test_test_split_takes_the_mix_its_twin_chose(summarize, test_methods, reference):
+    by_setting = twin_and_test({"AT-BSL+RobustLT": (60, 60),
+                                "AT-BSL+RobustLT, mix 0.1": (70, 60)}, test_methods)
+    assert summarize.tuned_robustlt(by_setting, "s") == reference
+
+
+def test_test_split_is_judged_once_it_ran_the_weight_its_twin_chose(summarize):
+    references = {"AT-DRW": (50, 60), "AT-BSL": (60, 60), "AT-BSL+RobustLT": (60, 60)}
+    by_setting = twin_and_test({**references, "AT-BSL+RobustLT, mix 0.1": (70, 60)},
+                               list(references))
+    # "t" has no twin with other weights: a weight run on "s" alone leaves its grid complete.
+    by_setting["t"] = [{**run, "setting": "t"} for run in by_setting["s"]]
+    assert summarize.real_settings(by_setting, validation=False) == ["t"]
+    by_setting["s"] += [{**run, "method": "AT-BSL+RobustLT, mix 0.1"}
+                        for run in by_setting["s"] if run["method"] == "AT-BSL"]
+    assert summarize.real_settings(by_setting, validation=False) == ["s", "t"]
+
+
+@pytest.mark.parametrize("setting, runs_on_file, expected", [
+    ("yeast", True, ["AT-BSL+RobustLT, mix 0.1"]),
+    ("yeast", False, []),  # no twin run yet: the library's weight only
+    ("yeast-val", False, ["AT-BSL+RobustLT, mix 0.25", "AT-BSL+RobustLT, mix 0.1"]),
+])
+def test_study_runs_on_a_test_split_the_robustlt_weight_its_twin_chose(
+        study, tmp_path, setting, runs_on_file, expected):
+    output = tmp_path / "runs.jsonl"
+    if runs_on_file:
+        twin = {"AT-BSL+RobustLT": (60, 60), "AT-BSL+RobustLT, mix 0.25": (55, 60),
+                "AT-BSL+RobustLT, mix 0.1": (70, 60)}
+        output.write_text("".join(
+            json.dumps({**run_of(method, seed, *accuracy), "setting": "yeast-val"}) + "\n"
+            for method, accuracy in twin.items() for seed in (0, 1)))
+    methods = study.default_methods(setting, study.settings(), output)
+    assert [m for m in methods if ", mix " in m] == expected
+    assert "AT-BSL+RobustLT" in methods
 
 
 def test_results_page_is_written_from_the_runs_file(summarize, tmp_path):
