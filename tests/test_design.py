@@ -148,3 +148,23 @@ def test_parameter_errors_name_the_parameter_the_scikit_learn_way():
     X, y = np.zeros((10, 2)), np.arange(10) % 2
     with pytest.raises(ValueError, match="The 'temperature' parameter of SRATClassifier"):
         SRATClassifier(temperature=0.0).fit(X, y)
+
+
+# ----------------------------------------------------------------- packaging
+
+def test_oldest_releases_tested_are_the_declared_lower_bounds():
+    # `make test-oldest` runs the suite on .ci/oldest.txt; a lower bound raised or lowered in
+    # pyproject.toml alone would claim releases that no run has tried.
+    tomllib = pytest.importorskip("tomllib")
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    root = PACKAGE.parent
+    declared = {}
+    for line in tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]:
+        requirement = Requirement(line)
+        (lower,) = [spec.version for spec in requirement.specifier if spec.operator == ">="]
+        declared[requirement.name] = Version(lower)
+    pins = [line.split("==") for line in (root / ".ci" / "oldest.txt").read_text().splitlines()
+            if line and not line.startswith("#")]
+    assert {name: Version(version) for name, version in pins} == declared

@@ -56,7 +56,8 @@ def tabular_model(tabular, fast_params_module):
 
 @settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(epsilon=st.floats(0.0, 3.0), norm=st.sampled_from(["linf", "l2"]),
+# No subnormal radius: a process that loaded code built with -ffast-math cannot hold one.
+@given(epsilon=st.floats(0.0, 3.0, allow_subnormal=False), norm=st.sampled_from(["linf", "l2"]),
        scale=st.floats(0.5, 3.0), attack=st.sampled_from(ATTACKS), seed=st.integers(0, 1000))
 def test_property_generate_adversarial_stays_in_the_threat_model(tabular_model, tabular, epsilon,
                                                                  norm, scale, attack, seed):

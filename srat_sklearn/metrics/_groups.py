@@ -45,8 +45,8 @@ def under_represented_mask(class_counts):
     --------
     >>> under_represented_mask([1000, 50, 50]).tolist()
     [False, True, True]
-    >>> under_represented_mask([100] * 4 + [10] * 6).sum()
-    np.int64(6)
+    >>> int(under_represented_mask([100] * 4 + [10] * 6).sum())
+    6
     """
     counts = np.asarray(class_counts, dtype=np.float64)
     if counts.ndim != 1 or len(counts) < 2 or not np.all(np.isfinite(counts)) \
