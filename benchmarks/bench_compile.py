@@ -56,10 +56,11 @@ from bench_fit import (  # noqa: E402
 
 DOC, MARKER = ROOT / "docs" / "performance.md", "compile-speed"
 # Six implementations share one network's code in this process; torch's default limit of 8
-# graphs per function would send the later ones back to eager mode.
-# (named cache_size_limit before torch 2.6)
-setattr(torch._dynamo.config, "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit")
-        else "cache_size_limit", 64)
+# graphs per function would send the later ones back to eager mode. torch 2.5, the oldest
+# release allowed, knows the limit only by its former name.
+LIMIT = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") \
+    else "cache_size_limit"
+setattr(torch._dynamo.config, LIMIT, 64)
 REFERENCE = "plain loop, eager"
 PROFILED = "estimator, compile=True, channels-last"
 SMOKE_ROWS = ("estimator, eager, contiguous", "estimator, compile=True, contiguous")

@@ -469,7 +469,7 @@ def robustlt_tuning(by_setting):
         variants = robustlt_variants(grouped)
         if len(variants) < 2:
             continue
-        chosen = tuned_robustlt(by_setting, twin)
+        chosen = twin_choice(by_setting, twin)
         mixes = {name: next(iter(grouped[name].values()))["params"]["class_epsilon_mix"]
                  for name in variants}
         for name in sorted(variants, key=mixes.get, reverse=True):

@@ -149,9 +149,9 @@ def test_per_class_plot_shades_the_rare_classes(fitted, tabular):
     bars = {id(bar) for container in ax.containers for bar in container}
     spans = [patch for patch in ax.patches if id(patch) not in bars]
     # A span is a Rectangle from matplotlib 3.9 on, a Polygon before: read its vertices.
-    centres = [patch.get_patch_transform().transform(patch.get_path().vertices)[:, 0]
+    span_xs = [patch.get_patch_transform().transform(patch.get_path().vertices)[:, 0]
                for patch in spans]
-    assert sorted(round((x.min() + x.max()) / 2, 6) for x in centres) == [1, 2]
+    assert sorted(round((xs.min() + xs.max()) / 2, 6) for xs in span_xs) == [1, 2]
 
 
 @pytest.mark.parametrize("plot", ["group", "per_class"])
