@@ -152,19 +152,35 @@ def test_parameter_errors_name_the_parameter_the_scikit_learn_way():
 
 # ----------------------------------------------------------------- packaging
 
+def read_pyproject():
+    tomllib = pytest.importorskip("tomllib")
+    return tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())
+
+
 def test_oldest_releases_tested_are_the_declared_lower_bounds():
     # `make test-oldest` runs the suite on .ci/oldest.txt; a lower bound raised or lowered in
     # pyproject.toml alone would claim releases that no run has tried.
-    tomllib = pytest.importorskip("tomllib")
     from packaging.requirements import Requirement
     from packaging.version import Version
 
-    root = PACKAGE.parent
     declared = {}
-    for line in tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]:
+    for line in read_pyproject()["project"]["dependencies"]:
         requirement = Requirement(line)
         (lower,) = [spec.version for spec in requirement.specifier if spec.operator == ">="]
         declared[requirement.name] = Version(lower)
-    pins = [line.split("==") for line in (root / ".ci" / "oldest.txt").read_text().splitlines()
-            if line and not line.startswith("#")]
+    oldest = (PACKAGE.parent / ".ci" / "oldest.txt").read_text().splitlines()
+    pins = [line.split("==") for line in oldest if line and not line.startswith("#")]
     assert {name: Version(version) for name, version in pins} == declared
+
+
+def test_the_code_needs_no_python_newer_than_declared():
+    # No machine of this project has the oldest Python that requires-python allows; vermin
+    # reads which syntax and standard-library names each module needs.
+    pytest.importorskip("vermin")
+    oldest = read_pyproject()["project"]["requires-python"].removeprefix(">=")
+    run_vermin = "import sys, vermin; sys.argv[0] = 'vermin'; sys.exit(vermin.main())"
+    result = subprocess.run(
+        [sys.executable, "-c", run_vermin, "--no-tips", "--violations", "--eval-annotations",
+         f"--target={oldest}-", "srat_sklearn", "benchmarks", "examples", "tests"],
+        cwd=PACKAGE.parent, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
