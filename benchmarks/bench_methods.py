@@ -23,6 +23,7 @@ of the target and the table on ``docs/results.md``.
 
 import argparse
 import json
+import shlex
 import statistics
 import sys
 from pathlib import Path
@@ -114,7 +115,8 @@ def main(argv=None):
     record = json.loads(output.read_text()) if output.exists() else {}
     record.setdefault("reference", REFERENCE)
     record.setdefault("settings", {})
-    provenance = {"command": " ".join(["python benchmarks/bench_methods.py", *(
+    # quoted, so that a method named with spaces and commas reruns from the recorded line
+    provenance = {"command": shlex.join(["python", "benchmarks/bench_methods.py", *(
         argv if argv is not None else sys.argv[1:])]), "epochs": args.epochs,
         "repeats": args.repeats, "machine": machine(args.device)}
     for setting in args.settings:

@@ -2,6 +2,7 @@
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 from concurrent.futures import Future
@@ -509,14 +510,23 @@ def test_fraction_of_training_is_not_scaled(bench_methods):
 
 def test_fit_time_pairs_run_end_to_end_and_add_to_the_file(bench_methods, tmp_path):
     output = tmp_path / "pairs.json"
-    for method, repeats in (("SRAT", 2), ("AT", 1)):  # the second run keeps the first's pairs
+    second = "SRAT, weights-normalised"
+    for method, repeats in (("SRAT", 2), (second, 1)):  # the second run keeps the first's pairs
         bench_methods.main(["--settings", "yeast", "--methods", method, "--epochs", "2",
                             "--repeats", str(repeats), "--output", str(output)])
     rows = json.loads(output.read_text())["settings"]["yeast"]
-    assert [len(rows[m]["ratios"]) for m in ("SRAT", "AT")] == [2, 1]
+    assert [len(rows[m]["ratios"]) for m in ("SRAT", second)] == [2, 1]
     assert rows["SRAT"]["ratios"] == pytest.approx(
         [s / r for s, r in zip(rows["SRAT"]["seconds"], rows["SRAT"]["reference_seconds"])])
-    assert "--methods AT" in rows["AT"]["command"] and rows["AT"]["repeats"] == 1
+    assert rows[second]["repeats"] == 1
+
+
+def test_fit_time_pairs_record_a_command_that_reruns_them(bench_methods, tmp_path):
+    argv = ["--settings", "yeast", "--methods", "SRAT, weights-normalised", "--epochs", "2",
+            "--repeats", "1", "--output", str(tmp_path / "pairs.json")]
+    bench_methods.main(argv)
+    row = json.loads((tmp_path / "pairs.json").read_text())["settings"]["yeast"][argv[3]]
+    assert shlex.split(row["command"]) == ["python", "benchmarks/bench_methods.py", *argv]
 
 
 def test_fit_time_pairs_refuse_a_method_the_setting_lacks(bench_methods, tmp_path):
