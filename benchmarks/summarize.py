@@ -191,8 +191,11 @@ def difference(seeds, base, common, group, attack="autoattack"):
     """Paired differences in points, mean ± std and the two-sided paired t-test's p-value."""
     ours = [accuracy(seeds[s], attack, group) for s in common]
     theirs = [accuracy(base[s], attack, group) for s in common]
-    cell = mean_std(np.subtract(ours, theirs))
-    if len(common) < 2 or np.allclose(ours, theirs):
+    differences = np.subtract(ours, theirs)
+    cell = mean_std(differences)
+    if len(common) < 2 or np.allclose(differences, differences[0]):
+        # the same difference on every seed leaves the t statistic without a spread to
+        # divide by: scipy's p of 0 would claim a certainty that two seeds cannot give
         return cell
     with warnings.catch_warnings():  # nearly equal differences: scipy warns, p stays valid
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -205,7 +208,8 @@ def real_paired(runs):
     if base is None:
         return ""
     lines = [f"Paired differences to {BASELINE} under AutoAttack (same seeds; mean ± std over "
-             "seeds in points, two-sided paired t-test); fit time as the median over seeds "
+             "seeds in points, two-sided paired t-test, none where every seed differs by the "
+             "same); fit time as the median over seeds "
              f"of the ratio to {TIME_REFERENCE}'s (a median: one run slowed by another job "
              "on the machine does not move it):", "",
              "| method | seeds | AA rare | AA common | AA balanced | PGD-20 balanced | "

@@ -413,6 +413,18 @@ def test_equal_accuracies_summed_in_another_order_miss_nothing(summarize):
     assert summarize.target_misses(runs, "SRAT") == []
 
 
+@pytest.mark.parametrize("rare_by_seed, p_value", [
+    ((60, 80), " (p 0.20)"),  # differences of 10 and 20 points
+    ((60, 70), ""),  # 10 points on both seeds: no spread, no t-test
+    ((50, 60), ""),  # equal accuracies
+])
+def test_paired_difference_tests_only_differences_that_vary(summarize, rare_by_seed, p_value):
+    ours = {seed: run_of("SRAT", seed, rare, 60) for seed, rare in enumerate(rare_by_seed)}
+    theirs = {seed: run_of("AT-BSL", seed, rare, 60) for seed, rare in enumerate((50, 60))}
+    cell = summarize.difference(ours, theirs, [0, 1], "rare")
+    assert cell.endswith(")") == bool(p_value) and cell.endswith(p_value)
+
+
 def twin_and_test(accuracies, test_methods):
     """Runs of "s-val" (``{method: (rare, common)}``) and of its test split "s" (the methods
     ``test_methods`` at 60/60), on two seeds."""
