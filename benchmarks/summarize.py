@@ -209,7 +209,7 @@ def real_paired(runs):
         return ""
     lines = [f"Paired differences to {BASELINE} under AutoAttack (same seeds; mean ± std over "
              "seeds in points, two-sided paired t-test, none where every seed differs by the "
-             "same); fit time as the median over seeds "
+             "same amount); fit time as the median over seeds "
              f"of the ratio to {TIME_REFERENCE}'s (a median: one run slowed by another job "
              "on the machine does not move it):", "",
              "| method | seeds | AA rare | AA common | AA balanced | PGD-20 balanced | "
