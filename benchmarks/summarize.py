@@ -428,17 +428,19 @@ def robustlt_variants(grouped):
 
 def twin_choice(by_setting, setting):
     """RobustLT's mixing weight tuned as a baseline's hyper-parameter is: the variant of the
-    highest balanced AutoAttack accuracy (mean over seeds) on the validation twin of
-    ``setting`` (or on ``setting``, a twin itself), the library's weight on a tie; None
-    without runs of the twin."""
+    highest balanced AutoAttack accuracy (mean over the seeds every variant ran, so that a
+    variant with more seeds is not judged on others) on the validation twin of ``setting``
+    (or on ``setting``, a twin itself), the library's weight on a tie; None without runs
+    of the library's weight on the twin."""
     twin = setting if setting.endswith(VALIDATION_SUFFIX) else setting + VALIDATION_SUFFIX
     grouped = by_method(by_setting.get(twin, []))
-    seeds = set(grouped.get(ROBUSTLT, {}))
-    scores = {name: np.mean([accuracy(r, "autoattack", "balanced")
-                             for r in grouped[name].values()])
-              for name in robustlt_variants(grouped) if set(grouped[name]) == seeds}
-    if not scores:
+    if ROBUSTLT not in grouped:
         return None
+    variants = robustlt_variants(grouped)
+    shared = sorted(set.intersection(*(set(grouped[name]) for name in variants)))
+    scores = {name: np.mean([accuracy(grouped[name][seed], "autoattack", "balanced")
+                             for seed in shared])
+              for name in variants} if shared else {ROBUSTLT: 0.0}
     return max(scores, key=lambda name: (scores[name], name == ROBUSTLT))
 
 

@@ -452,6 +452,15 @@ def test_target_compares_rare_classes_with_the_tuned_robustlt(summarize):
     assert met == 0 and cells == ["rare 65.0 < AT-BSL+RobustLT, mix 0.1 70.0"]
 
 
+def test_twin_chooses_the_mix_on_the_seeds_every_weight_ran(summarize):
+    # mix 0.1 leads on seeds 0-1, the ones all weights share; its third seed is weak, and mix
+    # 0.25, never above it on a shared seed, must not win because mix 0.1 ran one seed more.
+    by_setting = twin_and_test({"AT-BSL+RobustLT": (0, 0), "AT-BSL+RobustLT, mix 0.25": (40, 40),
+                                "AT-BSL+RobustLT, mix 0.1": (60, 60)}, [])
+    by_setting["s-val"].append(run_of("AT-BSL+RobustLT, mix 0.1", 2, 30, 30))
+    assert summarize.twin_choice(by_setting, "s-val") == "AT-BSL+RobustLT, mix 0.1"
+
+
 @pytest.mark.parametrize("test_methods, reference", [
     (["AT-BSL+RobustLT", "AT-BSL+RobustLT, mix 0.1"], "AT-BSL+RobustLT, mix 0.1"),
     (["AT-BSL+RobustLT"], "AT-BSL+RobustLT"),  # the twin's choice never ran on the test split
