@@ -437,10 +437,12 @@ def twin_choice(by_setting, setting):
     if ROBUSTLT not in grouped:
         return None
     variants = robustlt_variants(grouped)
-    shared = sorted(set.intersection(*(set(grouped[name]) for name in variants)))
+    shared = set.intersection(*(set(grouped[name]) for name in variants))
+    if not shared:
+        return ROBUSTLT
     scores = {name: np.mean([accuracy(grouped[name][seed], "autoattack", "balanced")
                              for seed in shared])
-              for name in variants} if shared else {ROBUSTLT: 0.0}
+              for name in variants}
     return max(scores, key=lambda name: (scores[name], name == ROBUSTLT))
 
 
@@ -496,7 +498,8 @@ def robustlt_tuning(by_setting):
             f"{ROBUSTLT}'s mixing weight (`class_epsilon_mix`: how far the class-aware budgets "
             "move from the common epsilon) is this library's choice, 0.5; the target compares "
             "with the weight of the highest balanced AutoAttack accuracy on each validation "
-            "twin (means over seeds; 0.5 on a tie), as a baseline's hyper-parameter is tuned. "
+            "twin (the table's means are over each weight's seeds, the choice is on the seeds "
+            "every weight ran; 0.5 on a tie), as a baseline's hyper-parameter is tuned. "
             "AutoAttack, %:", "",
             "| twin | mix | seeds | AA rare | AA common | AA balanced | collapsed seeds "
             "| chosen |", "|---" * 8 + "|", *rows, "", *notes, ""]
