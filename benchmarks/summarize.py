@@ -199,7 +199,9 @@ def difference(seeds, base, common, group, attack="autoattack"):
         return cell
     with warnings.catch_warnings():  # nearly equal differences: scipy warns, p stays valid
         warnings.simplefilter("ignore", RuntimeWarning)
-        return f"{cell} (p {ttest_rel(ours, theirs).pvalue:.2f})"
+        p_value = ttest_rel(ours, theirs).pvalue
+    # two decimals would print a p below 0.005 as "p 0.00", a certainty no test gives
+    return f"{cell} (p {p_value:.2f})" if p_value >= 0.005 else f"{cell} (p < 0.005)"
 
 
 def real_paired(runs):
@@ -316,6 +318,15 @@ def fit_time_ratios(record):
             for setting, rows in record.get("settings", {}).items()}
 
 
+def shown_apart(ours, theirs, margin=0.0):
+    """``ours`` and ``theirs`` as text, with as many decimals (one to three) as it takes for
+    ``ours < theirs - margin`` to read true: 92.4 < 92.4 says nothing."""
+    for digits in (1, 2, 3):
+        if round(ours, digits) < round(theirs, digits) - margin - 1e-9:
+            break
+    return f"{ours:.{digits}f}", f"{theirs:.{digits}f}"
+
+
 def target_misses(runs, method, fit_times=None, robustlt=ROBUSTLT):
     """What keeps ``method`` from the target of the baselines issue on one setting (means over
     seeds under AutoAttack): rare-class robust accuracy at least AT-BSL's and AT-BSL+RobustLT's
@@ -336,17 +347,19 @@ def target_misses(runs, method, fit_times=None, robustlt=ROBUSTLT):
         # Equal accuracies summed in another order differ in the last bits: not a miss.
         return mean(name, group) < mean(rival, group) - margin - 1e-9
 
+    def shortfall(group, rival, margin=0.0):
+        ours, theirs = shown_apart(mean(method, group), mean(rival, group), margin)
+        return f"{group} {ours} < {rival} {theirs}" + (f" - {margin:g}" if margin else "")
+
     misses = []
     for rival in (BASELINE, robustlt):
         if rival in grouped and rival != method and below(method, "rare", rival):
-            misses.append(f"rare {mean(method, 'rare'):.1f} < {rival} {mean(rival, 'rare'):.1f}")
+            misses.append(shortfall("rare", rival))
     if BASELINE in grouped and below(method, "balanced", BASELINE, margin=1):
-        misses.append(f"balanced {mean(method, 'balanced'):.1f} < {BASELINE} "
-                      f"{mean(BASELINE, 'balanced'):.1f} - 1")
+        misses.append(shortfall("balanced", BASELINE, margin=1))
     if TIME_REFERENCE in grouped and method != TIME_REFERENCE:
         if below(method, "common", TIME_REFERENCE):
-            misses.append(f"common {mean(method, 'common'):.1f} < {TIME_REFERENCE} "
-                          f"{mean(TIME_REFERENCE, 'common'):.1f}")
+            misses.append(shortfall("common", TIME_REFERENCE))
         ratio = paired_ratios.get(method)
         if ratio is None:
             ratio = median_time_ratio(grouped[method], grouped[TIME_REFERENCE])

@@ -413,6 +413,22 @@ def test_equal_accuracies_summed_in_another_order_miss_nothing(summarize):
     assert summarize.target_misses(runs, "SRAT") == []
 
 
+@pytest.mark.parametrize("ours, theirs, margin, expected", [
+    (43.3, 44.7, 1, ("43.3", "44.7")),
+    (92.38, 92.43, 0, ("92.38", "92.43")),  # both 92.4 at one decimal
+    (43.66, 44.7, 1, ("43.66", "44.70")),  # 43.7 < 44.7 - 1 would read false
+])
+def test_a_shortfall_is_shown_with_the_decimals_that_tell_it(summarize, ours, theirs, margin,
+                                                             expected):
+    assert summarize.shown_apart(ours, theirs, margin) == expected
+
+
+def test_target_miss_between_means_that_round_alike_reads_true(summarize):
+    runs = [run_of(method, seed, 60, common) for seed in (0, 1)
+            for method, common in (("AT-DRW", 92.43), ("SRAT", 92.38))]
+    assert summarize.target_misses(runs, "SRAT") == ["common 92.38 < AT-DRW 92.43"]
+
+
 @pytest.mark.parametrize("rare_by_seed, expected", [
     ((60, 80), "15.0 ± 7.1 (p 0.20)"),  # differences of 10 and 20 points
     ((60, 70), "10.0 ± 0.0"),  # 10 points on both seeds: no spread, no t-test
@@ -422,6 +438,13 @@ def test_paired_difference_tests_only_differences_that_vary(summarize, rare_by_s
     ours = {seed: run_of("SRAT", seed, rare, 60) for seed, rare in enumerate(rare_by_seed)}
     theirs = {seed: run_of("AT-BSL", seed, rare, 60) for seed, rare in enumerate((50, 60))}
     assert summarize.difference(ours, theirs, [0, 1], "rare") == expected
+
+
+def test_paired_difference_states_a_tiny_p_as_a_bound(summarize):
+    ours = {seed: run_of("SRAT", seed, rare, 60) for seed, rare in enumerate((60, 70.1))}
+    theirs = {seed: run_of("AT-BSL", seed, rare, 60) for seed, rare in enumerate((50, 60))}
+    cell = summarize.difference(ours, theirs, [0, 1], "rare")  # 10.0 and 10.1 points: p 0.003
+    assert cell.endswith("(p < 0.005)")
 
 
 def twin_and_test(accuracies, test_methods):
