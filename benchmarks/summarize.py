@@ -201,7 +201,7 @@ def difference(seeds, base, common, group, attack="autoattack"):
         warnings.simplefilter("ignore", RuntimeWarning)
         p_value = ttest_rel(ours, theirs).pvalue
     # two decimals would print a p below 0.005 as "p 0.00", a certainty no test gives
-    return f"{cell} (p {p_value:.2f})" if p_value >= 0.005 else f"{cell} (p < 0.005)"
+    return f"{cell} (p < 0.005)" if p_value < 0.005 else f"{cell} (p {p_value:.2f})"
 
 
 def real_paired(runs):

@@ -447,6 +447,12 @@ def test_paired_difference_states_a_tiny_p_as_a_bound(summarize):
     assert cell.endswith("(p < 0.005)")
 
 
+def test_paired_difference_claims_no_bound_for_an_undefined_p(summarize):
+    ours = {seed: run_of("SRAT", seed, rare, 60) for seed, rare in enumerate((60, np.nan))}
+    theirs = {seed: run_of("AT-BSL", seed, rare, 60) for seed, rare in enumerate((50, 60))}
+    assert summarize.difference(ours, theirs, [0, 1], "rare").endswith("(p nan)")
+
+
 def twin_and_test(accuracies, test_methods):
     """Runs of "s-val" (``{method: (rare, common)}``) and of its test split "s" (the methods
     ``test_methods`` at 60/60), on two seeds."""
