@@ -46,7 +46,7 @@ TITLES = {
 }
 #: The real-data settings' reference (today's baseline), the library's default configuration,
 #: and the reference of its time and of its common classes.
-BASELINE, DEFAULT, TIME_REFERENCE = "AT-BSL", "SRAT", "AT-DRW"
+BASELINE, DEFAULT, TIME_REFERENCE = "AT-BSL", "SRAT, weights-normalised", "AT-DRW"
 #: The reference with RobustLT's plug-ins at the library's mixing weight; its variants with
 #: other weights are named ``f"{ROBUSTLT_MIX}{weight}"``.
 ROBUSTLT = f"{BASELINE}+RobustLT"

@@ -142,10 +142,12 @@ class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, CompileMi
         Epoch of the drop, as ``reweight_epoch`` counts them. ``None``: at
         ``reweight_epoch``, or at 3/4 of ``max_epochs`` when that is 0 (AT-RW
         then drops when the deferred methods do).
-    weight_normalization : {"samples", "weights"}, default="samples"
-        The class-weighted loss averaged over the batch's samples (the
-        paper's), or divided by the sum of their weights (LDAM-DRW's: the
-        loss keeps its scale next to the separation loss at the switch).
+    weight_normalization : {"samples", "weights"}, default="weights"
+        The class-weighted loss divided by the sum of the batch's class
+        weights (LDAM-DRW's: the loss keeps its scale next to the separation
+        loss at the switch; chosen on validation splits, ``docs/results.md``),
+        or averaged over its samples (``"samples"``, the paper's objective, as
+        :data:`~srat_sklearn.methods.PAPER_METHODS` sets it).
     sampler : None or "balanced", default=None
         ``"balanced"`` draws class-balanced training batches anew each epoch
         (:func:`~srat_sklearn.weighting.balanced_sampler`); usually with
@@ -238,7 +240,7 @@ class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, CompileMi
                  epsilon_scale=None, integer_features=None, lambda_sep=1.0, temperature=0.1,
                  separation_views="adversarial", class_weight="balanced", class_prior=None,
                  beta=0.9999, reweight_epoch=0.75, reweight_lr_factor=0.1, lr_drop_epoch=None,
-                 weight_normalization="samples",
+                 weight_normalization="weights",
                  sampler=None, loss="ce", focal_gamma=1.0, ldam_max_margin=0.5, ldam_scale=1.0,
                  bsl_tau=1.0, feature_layer=None, input_shape=None, mixed_precision=None,
                  channels_last="auto", random_state=None, **kwargs):

@@ -5,23 +5,27 @@ digits recipe.
 {'lambda_sep': 0.0, 'class_weight': None}
 >>> METHODS["AT-BSL"]
 {'lambda_sep': 0.0, 'class_weight': None, 'loss': 'bsl'}
+>>> METHODS["SRAT-W"]
+{'lambda_sep': 1.0, 'class_weight': 'balanced', 'loss': 'ce', 'weight_normalization': 'weights'}
 """
 
 import torch
 
-__all__ = ["PAPER_METHODS", "BASELINES", "METHODS", "DIGITS_RECIPE"]
+__all__ = ["PAPER_METHODS", "BASELINES", "RECOMMENDED", "METHODS", "DIGITS_RECIPE"]
 
+#: The paper's objective: the class-weighted loss averaged over the batch's samples.
+_PAPER_WEIGHTING = {"class_weight": "balanced", "weight_normalization": "samples"}
 #: Parameters that turn :class:`~srat_sklearn.SRATClassifier` into each method of
 #: Wang et al. (2021); the reweighting epoch of the deferred ones is the
 #: estimator's ``reweight_epoch``.
 PAPER_METHODS = {
     "NT": {"epsilon": 0.0, "lambda_sep": 0.0, "class_weight": None},
     "AT": {"lambda_sep": 0.0, "class_weight": None},
-    "AT-RW": {"lambda_sep": 0.0, "class_weight": "balanced", "reweight_epoch": 0},
-    "AT-DRW": {"lambda_sep": 0.0, "class_weight": "balanced"},
-    "SRAT-CE": {"lambda_sep": 1.0, "class_weight": "balanced", "loss": "ce"},
-    "SRAT-Focal": {"lambda_sep": 1.0, "class_weight": "balanced", "loss": "focal"},
-    "SRAT-LDAM": {"lambda_sep": 1.0, "class_weight": "balanced", "loss": "ldam"},
+    "AT-RW": {"lambda_sep": 0.0, **_PAPER_WEIGHTING, "reweight_epoch": 0},
+    "AT-DRW": {"lambda_sep": 0.0, **_PAPER_WEIGHTING},
+    "SRAT-CE": {"lambda_sep": 1.0, **_PAPER_WEIGHTING, "loss": "ce"},
+    "SRAT-Focal": {"lambda_sep": 1.0, **_PAPER_WEIGHTING, "loss": "focal"},
+    "SRAT-LDAM": {"lambda_sep": 1.0, **_PAPER_WEIGHTING, "loss": "ldam"},
 }
 
 #: Baselines after the paper: AT-BSL (Yue et al., CVPR 2024), PGD adversarial training with
@@ -39,8 +43,16 @@ BASELINES = {
                         "class_epsilon_mix": 0.5, "epsilon_warmup": 0.1},
 }
 
-#: Every method by name: :data:`PAPER_METHODS` and :data:`BASELINES`.
-METHODS = {**PAPER_METHODS, **BASELINES}
+#: The estimator's defaults, chosen on the validation twins of the real-data study
+#: (``docs/results.md``): SRAT-CE with the class-weighted loss divided by the sum of the
+#: batch's class weights, so that it keeps its scale next to the separation loss at the switch.
+RECOMMENDED = {
+    "SRAT-W": {"lambda_sep": 1.0, "class_weight": "balanced", "loss": "ce",
+               "weight_normalization": "weights"},
+}
+
+#: Every method by name: :data:`PAPER_METHODS`, :data:`BASELINES` and :data:`RECOMMENDED`.
+METHODS = {**PAPER_METHODS, **BASELINES, **RECOMMENDED}
 
 #: The adversarial-training recipe of the digits images (1x8x8 in [0, 1],
 #: :func:`~srat_sklearn.datasets.load_imbalanced_digits`) that the demo, the examples, the

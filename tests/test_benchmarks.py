@@ -154,6 +154,15 @@ def test_mnist_settings_warm_every_methods_budget_up_alike(study, setting):
         == dict.fromkeys(methods, 10)
 
 
+def test_the_pages_default_is_the_estimators_and_srat_the_papers(study, summarize):
+    from srat_sklearn import SRATClassifier
+
+    defaults = SRATClassifier().get_params()
+    default = study.REAL_METHODS[summarize.DEFAULT]
+    assert {key: defaults[key] for key in default} == default
+    assert study.REAL_METHODS["SRAT"]["weight_normalization"] == "samples"
+
+
 @pytest.mark.parametrize("base", ["SRAT", "SRAT-BSL", "SRAT, weights-normalised"])
 def test_robustlt_variants_add_only_the_plug_ins_that_at_bsl_gets(study, base):
     methods = study.REAL_METHODS

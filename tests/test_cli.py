@@ -187,6 +187,20 @@ def test_methods_choose_their_loss_unless_told(tmp_path, method, loss, expected)
     assert config["estimator"]["lambda_sep"] == (1.0 if method.startswith("srat") else 0.0)
 
 
+@pytest.mark.parametrize("method, normalization", [("srat", "weights"),
+                                                   ("srat-ce", "samples")])
+def test_srat_is_the_defaults_and_srat_ce_the_papers(tmp_path, method, normalization):
+    X, y = make_classification(n_samples=150, n_features=6, n_informative=4, n_classes=3,
+                               random_state=0)
+    np.savez(tmp_path / "data.npz", X=X, y=y)
+    main(["train", "--data", str(tmp_path / "data.npz"), "--method", method, "--max-epochs", "1",
+          "--optimizer", "adam", "--output", str(tmp_path / "out"), "--no-progress",
+          "--eval-steps", "2"])
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert config["estimator"]["weight_normalization"] == normalization
+    assert config["estimator"]["lambda_sep"] == 1.0
+
+
 def test_frozen_features_survive_saving_and_evaluating(tmp_path, capsys):
     X, y = make_classification(n_samples=150, n_features=6, n_informative=4, n_classes=3,
                                random_state=0)
@@ -205,7 +219,7 @@ def test_train_on_cifar10_files(cifar_root, tmp_path, capsys):
     main(["train", "--data", "cifar10", "--data-root", str(cifar_root), "--imbalance", "none",
           "--max-epochs", "1", "--batch-size", "10", "--output", str(tmp_path / "out"),
           "--no-progress", "--eval-steps", "2"])
-    assert "Trained SRAT-CE on cifar10 (20 training samples)" in capsys.readouterr().out
+    assert "Trained SRAT-W on cifar10 (20 training samples)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("args, message", [

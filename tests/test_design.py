@@ -13,6 +13,7 @@ from torch import nn
 
 from srat_sklearn import SRATClassifier
 from srat_sklearn.callbacks import CatastrophicOverfittingGuard
+from srat_sklearn.methods import METHODS, PAPER_METHODS
 
 PACKAGE = Path(__file__).resolve().parents[1] / "srat_sklearn"
 
@@ -46,6 +47,20 @@ def test_criterion_options_have_one_source_of_truth(tabular, fast_params, given,
 def test_weight_normalization_reaches_the_criterion(tabular, fast_params, normalization):
     clf = SRATClassifier(**fast_params, weight_normalization=normalization).fit(*tabular)
     assert clf.criterion_.weight_normalization == normalization
+
+
+def test_defaults_are_the_recommended_configuration():
+    # The defaults were chosen on the study's validation twins (docs/results.md).
+    params = SRATClassifier().get_params()
+    assert {key: params[key] for key in METHODS["SRAT-W"]} == METHODS["SRAT-W"]
+
+
+@pytest.mark.parametrize("method", [name for name, params in PAPER_METHODS.items()
+                                    if params["class_weight"] is not None])
+def test_paper_methods_keep_the_papers_weighted_loss(method):
+    # Regression: the defaults' weights-normalised loss must not turn the paper's methods
+    # (and the study's records of them) into something else.
+    assert SRATClassifier(**PAPER_METHODS[method]).weight_normalization == "samples"
 
 
 def test_criterion_options_that_agree_are_accepted(tabular, fast_params):

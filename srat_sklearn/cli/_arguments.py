@@ -6,8 +6,8 @@ from .. import __version__
 
 #: srat_sklearn.attacks.ATTACKS, spelled out: --help must not import torch (a test checks).
 ATTACKS = ("pgd", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square", "autoattack", "trades")
-CLI_METHODS = {"nt": "NT", "at": "AT", "at-rw": "AT-RW", "at-drw": "AT-DRW", "srat": "SRAT-CE",
-               "at-bsl": "AT-BSL", "srat-bsl": "SRAT-BSL", "trades": "TRADES",
+CLI_METHODS = {"nt": "NT", "at": "AT", "at-rw": "AT-RW", "at-drw": "AT-DRW", "srat": "SRAT-W",
+               "srat-ce": "SRAT-CE", "at-bsl": "AT-BSL", "srat-bsl": "SRAT-BSL", "trades": "TRADES",
                "srat-trades": "SRAT-TRADES", "at-bsl-robustlt": "AT-BSL+RobustLT"}
 DATA_SETS = ("digits", "breast-cancer", "cifar10", "svhn")
 
@@ -141,7 +141,10 @@ def build_parser():
     train.add_argument("--method", choices=sorted(CLI_METHODS), default="srat",
                        help="nt: natural training; at: PGD adversarial training; at-rw: with "
                             "class weights from the start; at-drw: class weights from "
-                            "--reweight-epoch; srat: at-drw plus the separation loss; at-bsl: "
+                            "--reweight-epoch; srat: at-drw plus the separation loss, its class-"
+                            "weighted loss divided by the sum of the batch's weights (the "
+                            "library's defaults); srat-ce: the paper's, that loss averaged "
+                            "over the batch; at-bsl: "
                             "PGD adversarial training with the balanced-softmax loss (Yue et "
                             "al., 2024); srat-bsl: at-bsl plus the separation loss; trades: "
                             "TRADES (Zhang et al., 2019); srat-trades: trades with the "
