@@ -7,8 +7,8 @@
    ``joblib.parallel_backend("dask")`` on a LocalCluster of 2 single-threaded worker
    processes; wall times, and whether best_params_ and every score equal the serial search
    with the workers' thread count.
-2. ``tests/ddp_fit.py`` (SRAT, 4 epochs) on one process with 2 threads and on two
-   processes with 1 thread each (``torchrun``), wall time including process start, and
+2. ``tests/ddp_fit.py`` (SRAT on the defaults, 4 epochs) on one process with 2 threads and
+   on two processes with 1 thread each (``torchrun``), wall time including process start, and
    the largest difference of the per-step losses.
 """
 
@@ -74,7 +74,7 @@ def ddp_times():
         folder = Path(tempfile.mkdtemp())
         command = ([sys.executable, str(script), "single", str(folder)] if n == 1 else
                    [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                    f"--nproc_per_node={n}", str(script), "ddp", str(folder)])
+                    f"--nproc_per_node={n}", str(script), "ddp", str(folder)]) + ["weights"]
         started = time.perf_counter()
         # 2 threads for the single process (the 2 processes get 1 each from torchrun): the
         # same cores either way, whatever a LocalCluster left in this process's environment.

@@ -113,6 +113,10 @@ class ObjectiveMixin:
             snapshot.restore()
             raise non_finite_loss_error(loss, self.history)
 
+    def _classification_loss(self, logits, y_true):
+        """The criterion on this process's batch; data-parallel, normalised over them all."""
+        return self.criterion_(logits, y_true)
+
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """The class-weighted loss (TRADES: of the clean logits, plus ``trades_beta`` times the
         KL divergence), plus ``lambda_sep`` times the separation loss when training."""
@@ -131,10 +135,10 @@ class ObjectiveMixin:
             # With the clean view, the separation loss has just run the clean batch.
             shared = self.separation_.clean_output if separating else None
             clean_logits = (self._forward_clean(clean) if shared is None else shared).float()
-            loss = (self.criterion_(clean_logits, y_true)
+            loss = (self._classification_loss(clean_logits, y_true)
                     + self.trades_beta * trades_kl_divergence(clean_logits, y_pred))
         else:
-            loss = self.criterion_(y_pred, y_true)
+            loss = self._classification_loss(y_pred, y_true)
         loss = loss + separation
         # Checked before backward and the optimizer step, so the parameters stay usable; on an
         # accelerator, after the step without a read of its own (on_batch_end).

@@ -12,6 +12,9 @@ epoch's batches across them and averages the gradients
   averaged gradient equals that of one process on the whole batch;
 - the attack and the feature hook use the module inside the DDP wrapper (an input
   gradient through DDP would leave its gradient reduction pending);
+- with ``weight_normalization="weights"``, each process divides its class-weighted
+  loss by the mean class weight of the global batch, not of its share, so that the
+  loss DDP averages is that of one process on the whole batch;
 - class counts and weights come from the whole training set (every process
   counts the full dataset before Accelerate shards the loader), and the
   deferred reweighting switches on the same, global epoch everywhere;
@@ -123,3 +126,10 @@ class AcceleratedSRATClassifier(AccelerateMixin, SRATClassifier):
 
     def _gather_features(self, tensor):
         return gather_with_grad(tensor)
+
+    def _classification_loss(self, logits, y_true):
+        if self.accelerator.num_processes == 1 or \
+                getattr(self.criterion_, "weight_normalization", None) != "weights":
+            return super()._classification_loss(logits, y_true)
+        # gather, not gather_for_metrics: the rows even_batches repeats are trained on too.
+        return self.criterion_(logits, y_true, batch_target=self.accelerator.gather(y_true))

@@ -361,12 +361,16 @@ class ReweightedLoss(nn.Module):
             elif self.loss == "bsl":
                 self.log_prior.copy_(log_class_prior(class_counts))
 
-    def forward(self, logits, target):
+    def forward(self, logits, target, batch_target=None):
+        """The weighted loss of ``logits``; ``batch_target``: the labels of the whole batch
+        when ``target`` is one process's share of it (data-parallel), whose mean class weight
+        then divides with ``weight_normalization="weights"``."""
         target = target.long()
         loss = self._sample_mean(logits, target)
         if self.weight_normalization == "weights":
+            whole = target if batch_target is None else batch_target.long()
             # mean_i(w_i l_i) / mean_i(w_i) = sum_i(w_i l_i) / sum_i(w_i)
-            loss = loss / self.weight[target].mean()
+            loss = loss / self.weight[whole].mean()
         return loss
 
     def _sample_mean(self, logits, target):

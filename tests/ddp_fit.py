@@ -1,7 +1,7 @@
 """One SRAT fit, single-process or data-parallel; run by ``tests/test_distributed.py``.
 
-    python tests/ddp_fit.py single OUT_DIR
-    torchrun --nproc_per_node 2 tests/ddp_fit.py ddp OUT_DIR
+    python tests/ddp_fit.py single OUT_DIR WEIGHT_NORMALIZATION
+    torchrun --nproc_per_node 2 tests/ddp_fit.py ddp OUT_DIR WEIGHT_NORMALIZATION
 
 Digits, flattened and cut to 5 under-represented classes: 512 training rows (8 global
 batches of 64) and 128 for validation. No shuffling and no random start, so that the
@@ -42,12 +42,13 @@ def data():
 
 
 def main():
-    mode, out_dir = sys.argv[1], Path(sys.argv[2])
+    mode, out_dir, weight_normalization = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
     X_train, y_train, X_test, y_test = data()
     params = dict(
         module__hidden_units=(64,), optimizer=torch.optim.SGD, lr=0.05,
         optimizer__momentum=0.9, max_epochs=4, reweight_epoch=2, lambda_sep=1.0,
         epsilon=0.1, n_steps=3, random_start=False, iterator_train__shuffle=False,
+        weight_normalization=weight_normalization,
         train_split=ValidSplit(5, stratified=True),
         callbacks=[("robust_valid", EpochScoring(
             make_robust_scorer(n_steps=5), name="valid_robust_acc", lower_is_better=False,

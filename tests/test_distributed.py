@@ -96,23 +96,35 @@ def test_dask_search_ran_on_both_workers(dask_client, tabular):
     assert len({task["worker"] for task in stream.data}) == 2
 
 
-def run_ddp_fit(out_dir, n_processes):
+def run_ddp_fit(out_dir, n_processes, weight_normalization):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     if n_processes == 1:
         command = [sys.executable, str(DDP_SCRIPT), "single", str(out_dir)]
     else:
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                    f"--nproc_per_node={n_processes}", str(DDP_SCRIPT), "ddp", str(out_dir)]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    result = subprocess.run(command + [weight_normalization], capture_output=True, text=True,
+                            env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
     return [json.loads((out_dir / f"rank{r}.json").read_text()) for r in range(n_processes)]
 
 
+def single_and_ddp_runs(tmp_path_factory, weight_normalization):
+    single = run_ddp_fit(tmp_path_factory.mktemp("single"), 1, weight_normalization)[0]
+    ranks = run_ddp_fit(tmp_path_factory.mktemp("ddp"), 2, weight_normalization)
+    return single, ranks
+
+
 @pytest.fixture(scope="module")
 def ddp_runs(tmp_path_factory):
-    single = run_ddp_fit(tmp_path_factory.mktemp("single"), 1)[0]
-    ranks = run_ddp_fit(tmp_path_factory.mktemp("ddp"), 2)
-    return single, ranks
+    """One process and two on the defaults (the class-weighted loss divided by the weights)."""
+    return single_and_ddp_runs(tmp_path_factory, "weights")
+
+
+@pytest.fixture(scope="module")
+def ddp_runs_samples(tmp_path_factory):
+    """As ``ddp_runs``, with the paper's class-weighted loss averaged over the samples."""
+    return single_and_ddp_runs(tmp_path_factory, "samples")
 
 
 def test_ddp_runs_two_processes(ddp_runs):
@@ -120,12 +132,14 @@ def test_ddp_runs_two_processes(ddp_runs):
     assert [r["world_size"] for r in ranks] == [2, 2]
 
 
-def test_ddp_losses_match_one_process_on_the_global_batch(ddp_runs):
+@pytest.mark.parametrize("runs", ["ddp_runs", "ddp_runs_samples"])
+def test_ddp_losses_match_one_process_on_the_global_batch(request, runs):
     # Each process logs the class-weighted loss of its half plus the separation loss of the
     # gathered global batch; their mean is the single-process loss of the whole batch. Equal
     # losses at every step of every epoch (before and after the reweighting switch at
-    # epoch 2) also mean equal gradients and parameters all along.
-    single, ranks = ddp_runs
+    # epoch 2) also mean equal gradients and parameters all along. Regression: divided by
+    # the weights, each half was divided by its own mean weight, not the global batch's.
+    single, ranks = request.getfixturevalue(runs)
     for epoch, losses in enumerate(single["losses"]):
         mean = (np.array(ranks[0]["losses"][epoch]) + np.array(ranks[1]["losses"][epoch])) / 2
         np.testing.assert_allclose(mean, losses, rtol=1e-5, atol=1e-5)

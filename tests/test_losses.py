@@ -161,6 +161,21 @@ def test_reweighted_loss_matches_functions(loss):
     assert criterion(logits, target).item() == pytest.approx(expected.item(), rel=1e-6)
 
 
+@pytest.mark.parametrize("loss", ["ce", "focal", "ldam", "bsl"])
+def test_shares_normalised_by_the_whole_batch_average_to_its_loss(loss):
+    # Data-parallel: DDP averages the processes' losses; each must divide by the mean weight
+    # of the whole batch for that average to be the whole batch's weights-normalised loss.
+    logits = torch.randn(6, 3, generator=torch.Generator().manual_seed(0))
+    target = torch.tensor([0, 0, 0, 1, 2, 2])  # shares of different mean weights
+    criterion = ReweightedLoss(3, loss=loss, weight_normalization="weights")
+    criterion.set_class_weights([0.2, 1.0, 4.0])
+    criterion.set_class_counts([100, 10, 1])
+    shares = [criterion(logits[rows], target[rows], batch_target=target)
+              for rows in (slice(None, 3), slice(3, None))]
+    assert torch.stack(shares).mean().item() == pytest.approx(
+        criterion(logits, target).item(), rel=1e-6)
+
+
 @pytest.mark.parametrize("loss", ["ce", "bsl"])
 def test_weight_normalization_by_weights_is_torchs_weighted_mean(loss):
     # torch's cross_entropy(weight=...) divides by the sum of the batch's weights.
