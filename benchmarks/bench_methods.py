@@ -35,23 +35,9 @@ sys.path.insert(0, str(HERE))
 import study  # noqa: E402
 from _provenance import machine  # noqa: E402
 from bench_fit import restart_keeping_freed_memory, timed  # noqa: E402
+from study import shortened  # noqa: E402
 
 REFERENCE = "AT-DRW"
-#: The recipe's parameters that count epochs (ints) or fractions of training (floats < 1).
-EPOCH_PARAMS = ("reweight_epoch", "epsilon_warmup")
-
-
-def shortened(params, max_epochs, epochs):
-    """``params`` for ``epochs`` epochs: epoch counts scaled from ``max_epochs``."""
-    params = {**params, "max_epochs": epochs}
-    for name in EPOCH_PARAMS:
-        value = params.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            # Still inside training, so that the deferred phase is timed too.
-            params[name] = max(1, min(epochs - 1, round(value * epochs / max_epochs)))
-    return params
-
-
 def setting_methods(setting):
     """The methods of a setting's test split and of its validation twin, with its recipe."""
     table = study.settings()

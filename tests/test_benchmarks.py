@@ -195,6 +195,51 @@ def test_a_worker_builds_the_data_of_its_run(study, monkeypatch, setting, seed):
     assert all(np.array_equal(a, b) for a, b in zip(built, expected))
 
 
+class FitRecorder:
+    """``build_model`` that records the epochs of each model it builds and fits nothing."""
+
+    def __init__(self):
+        self.fits = []
+
+    def __call__(self, setting, recipe, params, seed, device="cpu"):
+        recorder = self
+
+        class Model:
+            def fit(self, X, y):
+                recorder.fits.append((setting, device, {**recipe, **params}))
+
+        return Model(), None
+
+
+def test_warm_up_fits_once_per_setting_and_device_for_two_epochs(study, monkeypatch):
+    recorder = FitRecorder()
+    monkeypatch.setattr(study, "build_model", recorder)
+    monkeypatch.setattr(study, "_WARMED_UP", set())
+    recipe = {"max_epochs": 40, "reweight_epoch": 30}
+    data = (np.zeros((4, 2)), None, np.zeros(4), None)
+    for setting, device in [("yeast", "cpu"), ("yeast", "cpu"), ("yeast", "cuda"),
+                            ("yeast-val", "cpu")]:
+        study.warm_up(setting, recipe, {"lambda_sep": 1.0}, data, device)
+    assert [(setting, device) for setting, device, _ in recorder.fits] == [
+        ("yeast", "cpu"), ("yeast", "cuda"), ("yeast-val", "cpu")]
+    assert recorder.fits[0][2] == {"max_epochs": 2, "reweight_epoch": 1, "lambda_sep": 1.0}
+
+
+def test_warm_up_leaves_the_timed_run_as_it_was(study, monkeypatch):
+    make_data, under, recipe, methods = study.settings()["tabular"]
+    recipe = study.shortened(recipe, recipe["max_epochs"], 3)
+    data = make_data()
+
+    def run(warmed):
+        monkeypatch.setattr(study, "_WARMED_UP", {("tabular", "cpu")} if warmed else set())
+        record = study.run_one("tabular", "SRAT", 0, data, under, recipe, methods["SRAT"])
+        assert study._WARMED_UP == {("tabular", "cpu")}
+        return {key: record[key] for key in ("groups", "per_class", "final_train_loss")}
+
+    unwarmed = run(warmed=True)
+    assert run(warmed=False) == unwarmed
+
+
 class InProcessPool:
     """A process pool that runs its work in this process and records what each worker got."""
 
