@@ -35,9 +35,10 @@ sys.path.insert(0, str(HERE))
 import study  # noqa: E402
 from _provenance import machine  # noqa: E402
 from bench_fit import restart_keeping_freed_memory, timed  # noqa: E402
-from study import shortened  # noqa: E402
 
 REFERENCE = "AT-DRW"
+
+
 def setting_methods(setting):
     """The methods of a setting's test split and of its validation twin, with its recipe."""
     table = study.settings()
@@ -48,7 +49,7 @@ def setting_methods(setting):
 
 def fit_seconds(setting, recipe, params, data, epochs, seed, device="cpu"):
     X_train, _, y_train, _ = data
-    merged = shortened({**recipe, **params}, recipe["max_epochs"], epochs)
+    merged = study.shortened({**recipe, **params}, recipe["max_epochs"], epochs)
     model, _ = study.build_model(setting, {}, merged, seed, device)
     return timed(lambda: model.fit(X_train, y_train))[0]
 

@@ -244,8 +244,8 @@ def per_class_gap(runs, methods=(DEFAULT, BASELINE, "SRAT-BSL")):
     lines = [f"Per class under AutoAttack (means over seeds, %). Balanced softmax ({BASELINE}) "
              "trains on logits shifted by the log class prior, so that at prediction a class "
              "of n_y training rows holds an extra logit margin of log(n_max / n_y) nats over "
-             f"the most common class; {DEFAULT}'s deferred class weights scale the loss of "
-             "the rare classes but shift no logit. Rare classes in bold.", "",
+             f"the most common class; the deferred class weights of {DEFAULT} scale the loss "
+             "of the rare classes but shift no logit. Rare classes in bold.", "",
              f"| class | training rows | {BASELINE} margin (nats) | clean {DEFAULT} | "
              f"clean {BASELINE} | AA {' | AA '.join(methods)} | AA {DEFAULT} - {BASELINE} |",
              "|---" * (6 + len(methods)) + "|"]

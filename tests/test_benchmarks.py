@@ -13,6 +13,8 @@ import pytest
 import torch
 from conftest import CUDA, load_benchmark
 
+from srat_sklearn import SRATClassifier
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_fit.py"
 
 
@@ -155,8 +157,6 @@ def test_mnist_settings_warm_every_methods_budget_up_alike(study, setting):
 
 
 def test_the_pages_default_is_the_estimators_and_srat_the_papers(study, summarize):
-    from srat_sklearn import SRATClassifier
-
     defaults = SRATClassifier().get_params()
     default = study.REAL_METHODS[summarize.DEFAULT]
     assert {key: defaults[key] for key in default} == default
@@ -196,7 +196,8 @@ def test_a_worker_builds_the_data_of_its_run(study, monkeypatch, setting, seed):
 
 
 class FitRecorder:
-    """``build_model`` that records the epochs of each model it builds and fits nothing."""
+    """``build_model`` whose models fit nothing and record the setting, device and parameters
+    of each fit."""
 
     def __init__(self):
         self.fits = []
@@ -230,14 +231,16 @@ def test_warm_up_leaves_the_timed_run_as_it_was(study, monkeypatch):
     recipe = study.shortened(recipe, recipe["max_epochs"], 3)
     data = make_data()
 
-    def run(warmed):
-        monkeypatch.setattr(study, "_WARMED_UP", {("tabular", "cpu")} if warmed else set())
+    def run(warm_up_first):
+        monkeypatch.setattr(study, "_WARMED_UP", set() if warm_up_first else
+                            {("tabular", "cpu")})
         record = study.run_one("tabular", "SRAT", 0, data, under, recipe, methods["SRAT"])
         assert study._WARMED_UP == {("tabular", "cpu")}
         return {key: record[key] for key in ("groups", "per_class", "final_train_loss")}
 
-    unwarmed = run(warmed=True)
-    assert run(warmed=False) == unwarmed
+    # The run without a warm-up first: a warm-up that changed the shared data would show.
+    without = run(warm_up_first=False)
+    assert run(warm_up_first=True) == without
 
 
 class InProcessPool:
@@ -605,16 +608,14 @@ def bench_methods():
 
 @pytest.mark.parametrize("epochs, expected", [(8, {"reweight_epoch": 6, "epsilon_warmup": 1}),
                                               (2, {"reweight_epoch": 1, "epsilon_warmup": 1})])
-def test_shortened_training_keeps_both_phases_of_the_deferred_methods(bench_methods, epochs,
-                                                                      expected):
+def test_shortened_training_keeps_both_phases_of_the_deferred_methods(study, epochs, expected):
     params = {"max_epochs": 40, "reweight_epoch": 30, "epsilon_warmup": 4, "lr": 0.1}
-    assert bench_methods.shortened(params, 40, epochs) == {**params, "max_epochs": epochs,
-                                                          **expected}
+    assert study.shortened(params, 40, epochs) == {**params, "max_epochs": epochs, **expected}
 
 
-def test_fraction_of_training_is_not_scaled(bench_methods):
+def test_fraction_of_training_is_not_scaled(study):
     params = {"max_epochs": 40, "reweight_epoch": 0.75, "epsilon_warmup": 0.1}
-    assert bench_methods.shortened(params, 40, 8) == {**params, "max_epochs": 8}
+    assert study.shortened(params, 40, 8) == {**params, "max_epochs": 8}
 
 
 def test_fit_time_pairs_run_end_to_end_and_add_to_the_file(bench_methods, tmp_path):
