@@ -285,7 +285,8 @@ def normalisation_paired(runs):
         return ""
     lines = ["Normalisation of the class-weighted loss: dividing by the sum of the batch's "
              "class weights instead of its size, paired differences (weights-normalised minus "
-             "the default, same seeds; AutoAttack unless stated, points):", "",
+             "the method as named, averaged over the batch as in the paper; same seeds; "
+             "AutoAttack unless stated, points):", "",
              "| method | seeds | AA rare | AA common | AA balanced | PGD-20 balanced |",
              "|---|---|---|---|---|---|"]
     for plain, normalised in pairs:
