@@ -1,6 +1,7 @@
 """Training and evaluation speed of SRATClassifier against a plain PyTorch loop doing the same work.
 
     python benchmarks/bench_fit.py [--epochs 3] [--repeats 9] [--threads 2] [--system-malloc]
+    python benchmarks/bench_fit.py --write-docs
     pip install -e ".[bench]"   # adds torchattacks and ART to the comparison
 
 Same data (step-imbalanced digits, 1x8x8), same network (SmallCNN), optimizer (SGD lr 0.05,
@@ -17,7 +18,9 @@ the kernel and faults them in again, which made single runs 10-20% slower at ran
 project's machine. Both sides run under the same setting.
 
 Also: SRAT (lambda_sep=1, deferred class weights) against plain AT through the estimator,
-and PGD-20 robust accuracy on the test split against a plain evaluation loop. When
+and PGD-20 robust accuracy on the test split against a plain evaluation loop that does the
+estimator's work (the attack on the images classified correctly, in batches of up to 250), on
+a model trained without attacks, which classifies most test images correctly. When
 installed, torchattacks' PGD inside the plain loop and ART's adversarial trainers run the
 same training for comparison.
 
@@ -33,6 +36,11 @@ Then, each measured in the same way:
   catastrophic-overfitting guard, and PGD-2 started from each sample's previous perturbation
   (``reuse_perturbations=True``), against PGD-10 (their accuracy is in the study's ``fast``
   setting).
+
+The first form writes its measurements to ``benchmarks/bench_fit.json`` (``--output``); the
+second regenerates from that file the tables between the ``fit-speed``, ``fit-overhead``,
+``fit-memory``, ``fit-scaling`` and ``cheap-attacks`` markers of ``docs/performance.md``, the
+last one with the accuracy of the study's ``fast`` setting from ``benchmarks/runs.jsonl``.
 """
 
 import os
@@ -47,6 +55,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -58,7 +67,15 @@ from srat_sklearn.callbacks import CatastrophicOverfittingGuard
 from srat_sklearn.datasets import load_imbalanced_digits
 from srat_sklearn.models import SmallCNN
 
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _docs import replace_block, write_docs  # noqa: E402
+from _provenance import machine  # noqa: E402
+
+DOC = HERE.parent / "docs" / "performance.md"
+
 EPSILON, STEP, N_STEPS, BATCH, LR = 0.2, 0.05, 10, 64, 0.05
+EVALUATION_BATCH = 250  # the estimator's evaluation batch, as AutoAttack's
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "1000000000", "MALLOC_TRIM_THRESHOLD_": "100000000000"}
 
 
@@ -191,13 +208,36 @@ def installed(name):
 
 
 def plain_robust_accuracy(model, X, y):
+    """PGD-20 robust accuracy as the estimator evaluates it: clean predictions first, then the
+    attack on the samples classified correctly (the others count as wrong anyway), in
+    near-equal batches of at most ``EVALUATION_BATCH``, and predictions on their adversarial
+    examples."""
     X, y = torch.as_tensor(X), torch.as_tensor(y)
+    model.eval()
+
+    def parts(rows):
+        return rows.tensor_split(-(-len(rows) // EVALUATION_BATCH)) if len(rows) else ()
+
+    with torch.no_grad():
+        correct = torch.cat([model(X[rows]).argmax(1) == y[rows]
+                             for rows in parts(torch.arange(len(X)))])
     hits = 0
-    for rows in torch.arange(len(X)).split(BATCH):  # the estimator's batch_size
+    for rows in parts(correct.nonzero().squeeze(1)):
         X_adv = pgd(model, X[rows], y[rows], 20)
         with torch.no_grad():
             hits += int((model(X_adv).argmax(1) == y[rows]).sum())
     return hits / len(X)
+
+
+def evaluation_pair(X, y, epochs, make_model=new_model):
+    """A plain model and an estimator holding the same weights, trained without attacks: a
+    few epochs of PGD training leave too few test images classified correctly for the
+    evaluation's attack to have its usual work."""
+    model = plain_fit(X, y, epochs, attack=lambda model: lambda X_b, y_b: X_b,
+                      make_model=make_model)
+    clf = estimator_fit(X, y, 1, make_model=make_model)
+    clf.module_.load_state_dict(model.state_dict())
+    return model, clf
 
 
 def timed(fn):
@@ -220,11 +260,20 @@ def compare(name, reference, candidate, samples, repeats):
             ref_times.append(timed(reference)[0])
             cand_times.append(timed(candidate)[0])
     ratios = sorted(r / c for r, c in zip(ref_times, cand_times))
-    ref, cand = statistics.median(ref_times), statistics.median(cand_times)
-    print(f"| {name} | {samples / ref:.0f} | {samples / cand:.0f} | "
-          f"{statistics.median(ratios):.3f} | {ratios[0]:.3f} - {ratios[-1]:.3f} | "
-          f"{min(ref_times) / min(cand_times):.3f} |", flush=True)
-    return ref, cand
+    row = {"comparison": name,
+           "reference_samples_per_second": samples / statistics.median(ref_times),
+           "candidate_samples_per_second": samples / statistics.median(cand_times),
+           "ratio": statistics.median(ratios), "ratio_range": [ratios[0], ratios[-1]],
+           "fastest_ratio": min(ref_times) / min(cand_times)}
+    print(speed_row(row), flush=True)
+    return row
+
+
+def speed_row(row):
+    low, high = row["ratio_range"]
+    return (f"| {row['comparison']} | {row['reference_samples_per_second']:.0f} | "
+            f"{row['candidate_samples_per_second']:.0f} | {row['ratio']:.3f} | "
+            f"{low:.3f} - {high:.3f} | {row['fastest_ratio']:.3f} |")
 
 
 def fastest_ms(reference, candidate, repeats, per=1):
@@ -237,36 +286,48 @@ def fastest_ms(reference, candidate, repeats, per=1):
     return min(times[0]), min(times[1])
 
 
+#: The models of the overhead table: one whose kernels cost next to nothing, and the real one.
+MODELS = {"linear (64 -> 10)": linear_model, "SmallCNN": new_model}
+WORK = {"training": "training, per batch", "evaluation": "PGD-20 evaluation of the test set",
+        "separation": "SRAT over AT (separation loss, class weights), per batch"}
+
+
 def overhead_table(X_train, X_test, y_train, y_test, epochs, repeats):
     """What the estimator adds, in milliseconds: with a linear model, whose kernels cost almost
     nothing, the difference is the estimator's own cost, free of the machine's drift that
     blurs the ratios above; with the SmallCNN it is that cost against the real work."""
     batches = epochs * -(-len(y_train) // BATCH)
-    print("\n| work | model | plain ms | estimator ms | estimator's own cost, ms | share |")
-    print("|---|---|---|---|---|---|")
-    for name, make_model in (("linear (64 -> 10)", linear_model), ("SmallCNN", new_model)):
-        plain_ms, est_ms = fastest_ms(
+    rows = []
+
+    def add(work, model, plain_ms, estimator_ms, reference="plain"):
+        rows.append({"work": work, "model": model, "reference": reference,
+                     "plain_ms": plain_ms, "estimator_ms": estimator_ms})
+        print(overhead_row(rows[-1]), flush=True)
+
+    for name, make_model in MODELS.items():
+        add("training", name, *fastest_ms(
             lambda: plain_fit(X_train, y_train, epochs, make_model=make_model),
             lambda: estimator_fit(X_train, y_train, epochs, make_model=make_model),
-            repeats, per=batches)
-        print(f"| training, per batch | {name} | {plain_ms:.2f} | {est_ms:.2f} | "
-              f"{est_ms - plain_ms:.2f} | {(est_ms - plain_ms) / est_ms:.1%} |", flush=True)
-    for name, make_model in (("linear (64 -> 10)", linear_model), ("SmallCNN", new_model)):
-        model = plain_fit(X_train, y_train, 1, make_model=make_model)
-        clf = estimator_fit(X_train, y_train, 1, make_model=make_model)
-        clf.module_.load_state_dict(model.state_dict())
-        plain_ms, est_ms = fastest_ms(
+            repeats, per=batches))
+    for name, make_model in MODELS.items():
+        model, clf = evaluation_pair(X_train, y_train, epochs, make_model)
+        add("evaluation", name, *fastest_ms(
             lambda: plain_robust_accuracy(model, X_test, y_test),
-            lambda: robust_accuracy_score(clf, X_test, y_test, step_size=STEP), repeats)
-        print(f"| PGD-20 evaluation of the test set | {name} | {plain_ms:.1f} | {est_ms:.1f} | "
-              f"{est_ms - plain_ms:.1f} | {(est_ms - plain_ms) / est_ms:.1%} |", flush=True)
-    at_ms, srat_ms = fastest_ms(
+            lambda: robust_accuracy_score(clf, X_test, y_test, step_size=STEP), repeats))
+    add("separation", "SmallCNN", *fastest_ms(
         lambda: estimator_fit(X_train, y_train, epochs),
         lambda: estimator_fit(X_train, y_train, epochs, lambda_sep=1.0, class_weight="balanced"),
-        repeats, per=batches)
-    print(f"| SRAT over AT (separation loss, class weights), per batch | SmallCNN | {at_ms:.2f} "
-          f"(AT) | {srat_ms:.2f} | {srat_ms - at_ms:.2f} | {(srat_ms - at_ms) / srat_ms:.1%} |",
-          flush=True)
+        repeats, per=batches), reference="AT")
+    return rows
+
+
+def overhead_row(row):
+    digits = 1 if row["work"] == "evaluation" else 2
+    own = row["estimator_ms"] - row["plain_ms"]
+    reference = "" if row["reference"] == "plain" else f" ({row['reference']})"
+    return (f"| {WORK[row['work']]} | {row['model']} | {row['plain_ms']:.{digits}f}{reference} | "
+            f"{row['estimator_ms']:.{digits}f} | {own:.{digits}f} | "
+            f"{own / row['estimator_ms']:.1%} |")
 
 
 # ----------------------------------------------------------------- peak memory
@@ -307,33 +368,37 @@ def peak_memory(name, epochs, threads):
 
 
 def memory_table(epochs, repeats, threads):
-    print("\n| implementation | peak memory above start (MiB) | vs plain loop |")
-    print("|---|---|---|")
+    """The median peak of each implementation, in MiB above its start, over interleaved runs."""
     peaks = {name: [] for name in MEMORY_RUNS}
-    for _ in range(repeats):  # interleaved
+    for _ in range(repeats):
         for name in MEMORY_RUNS:
             peaks[name].append(peak_memory(name, epochs, threads))
-    plain = statistics.median(peaks["plain loop"])
-    for name, values in peaks.items():
-        median = statistics.median(values)
-        print(f"| {name} | {median:.1f} | {median / plain:.2f} |", flush=True)
+    medians = {name: statistics.median(values) for name, values in peaks.items()}
+    print("\n" + render_memory(medians), flush=True)
+    return medians
 
 
 # ----------------------------------------------------------------- scaling and cheaper attacks
 
 def scaling_table(X, y, epochs, repeats):
-    print("\n| training samples | attack steps | s per epoch | microseconds per sample and "
-          "pass |")
-    print("|---|---|---|---|")
+    """The estimator's seconds per epoch (fastest run) at the data set and twice its size."""
     sizes = {len(y): (X, y), 2 * len(y): (np.concatenate([X, X]), np.concatenate([y, y]))}
+    rows = []
     for n, (X_n, y_n) in sizes.items():
         for steps in (1, 5, 10):
             run = lambda: estimator_fit(X_n, y_n, epochs, n_steps=steps,  # noqa: E731
                                         step_size=2.5 * EPSILON / steps)
             timed(run)
-            seconds = min(timed(run)[0] for _ in range(repeats)) / epochs  # fastest run
-            print(f"| {n} | {steps} | {seconds:.3f} | "
-                  f"{1e6 * seconds / (n * (steps + 1)):.1f} |", flush=True)
+            seconds = min(timed(run)[0] for _ in range(repeats)) / epochs
+            rows.append({"samples": n, "steps": steps, "seconds_per_epoch": seconds})
+            print(scaling_row(rows[-1]), flush=True)
+    return rows
+
+
+def scaling_row(row):
+    per_pass = 1e6 * row["seconds_per_epoch"] / (row["samples"] * (row["steps"] + 1))
+    return (f"| {row['samples']} | {row['steps']} | {row['seconds_per_epoch']:.3f} | "
+            f"{per_pass:.1f} |")
 
 
 CHEAP_ATTACKS = {
@@ -345,6 +410,210 @@ CHEAP_ATTACKS = {
     "PGD-2 reusing perturbations, step eps/2": dict(n_steps=2, step_size=EPSILON / 2,
                                                     reuse_perturbations=True),
 }
+#: The same attacks in the study's ``fast`` setting, and its PGD-10 reference.
+STUDY_NAMES = {"PGD-3, step eps/2": "SRAT PGD-3", "PGD-2, step 0.75 eps": "SRAT PGD-2",
+               "FGSM-RS, step 1.25 eps, + guard": "SRAT FGSM-RS + guard",
+               "PGD-2 reusing perturbations, step eps/2": "SRAT PGD-2, reused"}
+STUDY_REFERENCE = "SRAT PGD-10"
+#: A cheaper attack is worth having within this many points of PGD-10's robust overall
+#: accuracy (mean over seeds) at no more than this share of its time (benchmark).
+CHEAP_GOAL = (2.0, 0.35)
+SPEED_HEADER = ["| comparison | reference samples/s | candidate samples/s | "
+                "candidate / reference | range over pairs | fastest / fastest |",
+                "|---|---|---|---|---|---|"]
+OVERHEAD_HEADER = ["| work | model | plain ms | estimator ms | estimator's own cost, ms | "
+                   "share |", "|---|---|---|---|---|---|"]
+SCALING_HEADER = ["| training samples | attack steps | s per epoch | microseconds per sample "
+                  "and pass |", "|---|---|---|---|"]
+SMOKE_IMAGES = 128
+
+
+# ----------------------------------------------------------------- the docs' tables
+
+def provenance(record):
+    settings, where = record["settings"], record["machine"]
+    return (f"{settings['training_images']} training images (1x8x8), {settings['epochs']} "
+            f"epochs per run, {settings['repeats']} interleaved pairs after a warm-up, "
+            f"{where['torch_threads']} torch threads, {settings['malloc']} malloc thresholds, "
+            f"torch {where['torch']}, srat-sklearn {where['srat_sklearn']}")
+
+
+def render_speed(record):
+    rows = {row["comparison"]: row for row in record["comparisons"]}
+    lines = [provenance(record) + ":", "",
+             f"Largest weight difference after {record['settings']['epochs']} epochs, plain "
+             f"loop vs estimator: {record['weight_difference']:.1e}.", "", *SPEED_HEADER,
+             *(speed_row(row) for row in record["comparisons"])]
+    art = [(name, rows.get(f"SRATClassifier AT vs ART {name}")) for name in
+           ("AdversarialTrainerMadryPGD", "AdversarialTrainer + PGD")]
+    if all(row for _, row in art):
+        lines += ["", "Against ART the estimator is " + " and ".join(
+            f"**{row['ratio']:.2f}x** as fast as `{name}` ({row['fastest_ratio']:.2f}x on the "
+            "fastest runs)" for name, row in art) + "."]
+    return "\n".join(lines)
+
+
+def render_overhead(record):
+    rows = record["overhead"]
+    lines = [*OVERHEAD_HEADER, *(overhead_row(row) for row in rows)]
+    cell = {(row["work"], row["model"]): row for row in rows}
+    linear, cnn = MODELS
+    try:
+        train_own, eval_own = (cell[work, linear] for work in ("training", "evaluation"))
+        train_cnn, eval_cnn = (cell[work, cnn] for work in ("training", "evaluation"))
+    except KeyError:
+        return "\n".join(lines)
+    batch = train_own["estimator_ms"] - train_own["plain_ms"]
+    evaluation = eval_own["estimator_ms"] - eval_own["plain_ms"]
+    lines += ["", f"The linear model's own costs, {batch:.2f} ms per batch and "
+              f"{evaluation:.1f} ms per evaluation, are {batch / train_cnn['plain_ms']:.1%} "
+              f"and {evaluation / eval_cnn['plain_ms']:.1%} of the SmallCNN's plain "
+              f"{train_cnn['plain_ms']:.1f} ms batch and {eval_cnn['plain_ms']:.0f} ms "
+              f"evaluation: from these steady costs, **the estimator trains at about "
+              f"{train_cnn['plain_ms'] / (train_cnn['plain_ms'] + batch):.3f} and evaluates at "
+              f"about {eval_cnn['plain_ms'] / (eval_cnn['plain_ms'] + evaluation):.3f} of the "
+              "plain loop's speed**. The SmallCNN rows themselves give "
+              f"{train_cnn['plain_ms'] / train_cnn['estimator_ms']:.3f} and "
+              f"{eval_cnn['plain_ms'] / eval_cnn['estimator_ms']:.3f}; the evaluation's "
+              "includes a forward pass over every test image, where the plain loop predicts "
+              "only the images it attacked."]
+    return "\n".join(lines)
+
+
+def render_memory(medians):
+    plain = medians["plain loop"]
+    return "\n".join(["| implementation | peak memory above start (MiB) | vs plain loop |",
+                      "|---|---|---|", *(f"| {name} | {median:.1f} | {median / plain:.2f} |"
+                                         for name, median in medians.items())])
+
+
+def render_scaling(rows):
+    lines = [*SCALING_HEADER, *(scaling_row(row) for row in rows)]
+    at = {(row["samples"], row["steps"]): row["seconds_per_epoch"] for row in rows}
+    small, large = sorted({row["samples"] for row in rows})[:2] if len(at) == 6 else (None,) * 2
+    if small is None:
+        return "\n".join(lines)
+
+    def per_pass(n, steps):
+        return at[n, steps] / (n * (steps + 1))
+
+    step_cost = (at[small, 10] - at[small, 1]) / 9
+    lines += ["", f"- Doubling the samples changes the cost per sample and pass by "
+              f"{per_pass(large, 1) / per_pass(small, 1) - 1:+.1%} at 1 step and "
+              f"{per_pass(large, 10) / per_pass(small, 10) - 1:+.1%} at 10 steps.",
+              f"- Each extra step adds {step_cost:.3f} s per epoch at {small} samples: the line "
+              f"through 1 and 10 steps predicts {at[small, 1] + 4 * step_cost:.3f} s at 5 steps;"
+              f" the measurement is {at[small, 5]:.3f} s."]
+    return "\n".join(lines)
+
+
+def render_cheap(record, runs):
+    """The cheaper training attacks: time from this benchmark's pairs and from the study's
+    ``fast`` runs (paired by seed), robust accuracy from those runs."""
+    import summarize
+
+    grouped = summarize.by_method([run for run in runs if run["setting"] == "fast"])
+    reference = grouped.get(STUDY_REFERENCE, {})
+    speed = {row["comparison"]: row for row in record["comparisons"]}
+    lines = ["| training attack | time vs PGD-10 (benchmark) | time vs PGD-10 (study) | "
+             "robust overall, difference to PGD-10 (points) | robust under | per seed, "
+             "overall | within the goal |", "|---|---|---|---|---|---|---|"]
+    points, share = CHEAP_GOAL
+    for name, study_name in STUDY_NAMES.items():
+        row = speed.get(f"{name} vs PGD-10, both estimator")
+        seeds = grouped.get(study_name, {})
+        common = sorted(set(seeds) & set(reference))
+        if row is None or not common:
+            continue
+        overall, under = ([summarize.value(seeds[s], "robust", group)
+                           - summarize.value(reference[s], "robust", group) for s in common]
+                          for group in ("overall", "under"))
+        study_time = np.mean([seeds[s]["fit_seconds"] / reference[s]["fit_seconds"]
+                              for s in common])
+        met = np.mean(overall) >= -points and 1 / row["ratio"] <= share
+        lines.append(f"| {name} | {1 / row['ratio']:.2f}x | {study_time:.2f}x | "
+                     f"{summarize.mean_std(overall)} | {summarize.mean_std(under)} | "
+                     + ", ".join(f"{d:+.1f}" for d in overall) + f" | {'yes' if met else 'no'} |")
+    if reference:
+        base = [summarize.value(run, "robust", "overall") for run in reference.values()]
+        lines += ["", f"PGD-10's robust overall accuracy: {summarize.mean_std(base)} "
+                  f"({len(base)} seeds). The goal: within {points:g} points of it on the mean "
+                  f"over seeds, at no more than {share:.2f}x its time in the benchmark."]
+    return "\n".join(lines)
+
+
+def generated_docs(path, runs=HERE / "runs.jsonl"):
+    import summarize
+
+    record = json.loads(Path(path).read_text())
+    text = DOC.read_text()
+    for marker, block in (("fit-speed", render_speed(record)),
+                          ("fit-overhead", render_overhead(record)),
+                          ("fit-memory", render_memory(record["memory"])),
+                          ("fit-scaling", render_scaling(record["scaling"])),
+                          ("cheap-attacks", render_cheap(record, summarize.load(runs)))):
+        text = replace_block(text, marker, block)
+    return {DOC: text}
+
+
+# ----------------------------------------------------------------- the run
+
+def run(args):
+    torch.set_num_threads(args.threads)
+    X_train, X_test, y_train, y_test = data()
+    if args.smoke:
+        X_train, y_train = X_train[:SMOKE_IMAGES], y_train[:SMOKE_IMAGES]
+    n = args.epochs * len(y_train)
+    record = {"settings": {"training_images": len(y_train), "epochs": args.epochs,
+                           "repeats": args.repeats,
+                           "malloc": "system" if args.system_malloc else "fixed"}}
+    print(provenance({**record, "machine": machine()}) + "\n")
+    estimator = lambda: estimator_fit(X_train, y_train, args.epochs)  # noqa: E731
+    record["weight_difference"] = max((p - q).abs().max().item() for p, q in zip(
+        plain_fit(X_train, y_train, args.epochs).parameters(), estimator().module_.parameters()))
+    print(f"Largest weight difference after {args.epochs} epochs, plain loop vs estimator: "
+          f"{record['weight_difference']:.1e}\n")
+    print("\n".join(SPEED_HEADER))
+    comparisons = record["comparisons"] = []
+    comparisons.append(compare(
+        "SRATClassifier AT vs plain loop", lambda: plain_fit(X_train, y_train, args.epochs),
+        estimator, n, args.repeats))
+    comparisons.append(compare(
+        "SRAT (lambda 1, DRW) vs AT, both estimator", estimator,
+        lambda: estimator_fit(X_train, y_train, args.epochs, lambda_sep=1.0,
+                              class_weight="balanced"), n, args.repeats))
+    model, clf = evaluation_pair(X_train, y_train, args.epochs)
+    comparisons.append(compare(
+        "PGD-20 evaluation vs plain loop", lambda: plain_robust_accuracy(model, X_test, y_test),
+        lambda: robust_accuracy_score(clf, X_test, y_test, step_size=STEP), len(y_test),
+        args.repeats))
+    if installed("torchattacks"):
+        comparisons.append(compare(
+            "SRATClassifier AT vs torchattacks.PGD in the plain loop",
+            lambda: plain_fit(X_train, y_train, args.epochs, attack=torchattacks_pgd),
+            estimator, n, args.repeats))
+    if installed("art"):
+        comparisons.append(compare(
+            "SRATClassifier AT vs ART AdversarialTrainer + PGD",
+            lambda: art_fit(X_train, y_train, args.epochs), estimator, n, args.repeats))
+        comparisons.append(compare(
+            "SRATClassifier AT vs ART AdversarialTrainerMadryPGD",
+            lambda: art_madry_fit(X_train, y_train, args.epochs), estimator, n, args.repeats))
+    for name, params in CHEAP_ATTACKS.items():
+        comparisons.append(compare(
+            f"{name} vs PGD-10, both estimator", estimator,
+            lambda: estimator_fit(X_train, y_train, args.epochs, **params), n, args.repeats))
+    record["missing"] = [name for name in ("torchattacks", "art") if not installed(name)]
+    if record["missing"]:
+        print(f"not installed: {', '.join(record['missing'])} (pip install -e '.[bench]')")
+    print("\n" + "\n".join(OVERHEAD_HEADER))
+    record["overhead"] = overhead_table(X_train, X_test, y_train, y_test, args.epochs,
+                                        args.repeats)
+    record["memory"] = memory_table(args.epochs, args.repeats, args.threads)
+    print("\n" + "\n".join(SCALING_HEADER))
+    record["scaling"] = scaling_table(X_train, y_train, args.epochs, max(1, args.repeats // 2))
+    record["machine"] = machine()
+    return record
 
 
 def main():
@@ -354,59 +623,22 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--system-malloc", action="store_true",
                         help="keep glibc's default thresholds (noisier timings)")
+    parser.add_argument("--output", default=str(HERE / "bench_fit.json"))
+    parser.add_argument("--write-docs", action="store_true",
+                        help="regenerate the tables of docs/performance.md from --output")
+    parser.add_argument("--smoke", action="store_true",
+                        help=f"{SMOKE_IMAGES} training images: checks the script only")
     parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.write_docs:
+        write_docs(generated_docs(args.output), HERE.parent)
+        return
     if not (args.system_malloc or args.memory_child):
         restart_keeping_freed_memory()
     if args.memory_child:
         return peak_memory_child(args.memory_child, args.epochs, args.threads)
-    torch.set_num_threads(args.threads)
-    X_train, X_test, y_train, y_test = data()
-    n = args.epochs * len(y_train)
-    print(f"{len(y_train)} training images, {args.epochs} epochs per run, median of "
-          f"{args.repeats} interleaved repeats, {args.threads} threads, "
-          f"{'system' if args.system_malloc else 'fixed'} malloc thresholds\n")
-    print("| comparison | reference samples/s | candidate samples/s | candidate / reference | "
-          "range over pairs | fastest / fastest |")
-    print("|---|---|---|---|---|---|")
-    estimator = lambda: estimator_fit(X_train, y_train, args.epochs)  # noqa: E731
-    difference = max((p - q).abs().max().item() for p, q in zip(
-        plain_fit(X_train, y_train, args.epochs).parameters(), estimator().module_.parameters()))
-    print(f"Largest weight difference after {args.epochs} epochs, plain loop vs estimator: "
-          f"{difference:.1e}\n")
-    compare("SRATClassifier AT vs plain loop", lambda: plain_fit(X_train, y_train, args.epochs),
-            estimator, n, args.repeats)
-    compare("SRAT (lambda 1, DRW) vs AT, both estimator", estimator,
-            lambda: estimator_fit(X_train, y_train, args.epochs, lambda_sep=1.0,
-                                  class_weight="balanced"), n, args.repeats)
-    model = plain_fit(X_train, y_train, 1)
-    clf = estimator_fit(X_train, y_train, 1)
-    clf.module_.load_state_dict(model.state_dict())
-    compare("PGD-20 evaluation vs plain loop",
-            lambda: plain_robust_accuracy(model, X_test, y_test),
-            lambda: robust_accuracy_score(clf, X_test, y_test, step_size=STEP), len(y_test),
-            args.repeats)
-    if installed("torchattacks"):
-        compare("SRATClassifier AT vs torchattacks.PGD in the plain loop",
-                lambda: plain_fit(X_train, y_train, args.epochs, attack=torchattacks_pgd),
-                estimator, n, args.repeats)
-    else:
-        print("| torchattacks not installed (pip install -e '.[bench]') | | | | | |")
-    if installed("art"):
-        compare("SRATClassifier AT vs ART AdversarialTrainer + PGD",
-                lambda: art_fit(X_train, y_train, args.epochs), estimator, n, args.repeats)
-        compare("SRATClassifier AT vs ART AdversarialTrainerMadryPGD",
-                lambda: art_madry_fit(X_train, y_train, args.epochs), estimator, n,
-                args.repeats)
-    else:
-        print("| ART not installed (pip install -e '.[bench]') | | | | | |")
-    for name, params in CHEAP_ATTACKS.items():
-        compare(f"{name} vs PGD-10, both estimator", estimator,
-                lambda: estimator_fit(X_train, y_train, args.epochs, **params), n,
-                args.repeats)
-    overhead_table(X_train, X_test, y_train, y_test, args.epochs, args.repeats)
-    memory_table(args.epochs, args.repeats, args.threads)
-    scaling_table(X_train, y_train, args.epochs, max(1, args.repeats // 2))
+    record = run(args)
+    Path(args.output).write_text(json.dumps(record, indent=1) + "\n")
 
 
 if __name__ == "__main__":

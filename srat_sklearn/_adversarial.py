@@ -184,15 +184,17 @@ class AdversarialMixin:
         batches = [(to_tensor(Xi, device=self.device), to_tensor(yi, device=self.device))
                    for Xi, yi in loader]
         X_all, y_all = (torch.cat(parts) for parts in zip(*batches))
+        shown = verbose >= 2 or (verbose == 1 and long)
         with self._seeded(), tqdm(total=len(members), desc=name, unit="attack",
-                                  disable=not (verbose >= 2 or (verbose == 1 and long))) as bar:
+                                  disable=not shown) as bar:
             def after_member(i, standing):
                 bar.set_postfix_str(f"{int(standing.sum())} of {len(standing)} robust")
                 bar.update()
 
             adv = self._attack(X_all, y_all, attack=attack, skip_misclassified=True,
                                batch_size=batch_size or EVALUATION_BATCH_SIZE,
-                               after_member=after_member, threat=threat, **requested)
+                               after_member=after_member if shown else None, threat=threat,
+                               **requested)
         # Gathered batch by batch in a second pass: a data-parallel loader knows which of the
         # last batch's samples are padding only while it is being iterated.
         sizes = [len(yi) for _, yi in batches]

@@ -9,6 +9,7 @@ criterion and the estimator would both set) are checked by hand after the table.
 
 import inspect
 import numbers
+import warnings
 
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 
@@ -87,7 +88,11 @@ def check_params(estimator):
     check_bounds(estimator.bounds)
     check_epsilon(estimator.epsilon)
     check_class_weight(estimator.class_weight)
-    resolve_reweight_epoch(estimator.reweight_epoch, estimator.max_epochs)  # warns past the end
+    with warnings.catch_warnings():
+        if estimator.class_weight is None:  # no class weights for a late switch to leave off
+            warnings.simplefilter("ignore")
+        resolve_reweight_epoch(estimator.reweight_epoch, estimator.max_epochs)  # warns past the end
+    check_epsilon_warmup(estimator.epsilon_warmup, estimator.max_epochs)
     if estimator.adversarial_loss == "trades" and estimator.reuse_perturbations:
         raise ValueError("reuse_perturbations=True continues PGD's attack across epochs; "
                          "TRADES' attack starts next to each input: use one or the other.")
@@ -109,6 +114,20 @@ def check_params(estimator):
             raise ValueError(f"criterion__{name}={given[name]!r} contradicts "
                              f"{name}={getattr(estimator, name)!r}: set {name} on the "
                              "estimator, which passes it to the criterion.")
+
+
+def check_epsilon_warmup(epsilon_warmup, max_epochs):
+    """Warn when a warm-up in epochs outlasts the fit, whose budget then never reaches epsilon.
+
+    Not an error, as for a late ``reweight_epoch``: a fit that continues a history
+    (``partial_fit``, a loaded checkpoint) counts its epochs after those already run.
+    """
+    if isinstance(epsilon_warmup, numbers.Integral) and epsilon_warmup > max_epochs:
+        warnings.warn(f"epsilon_warmup={epsilon_warmup} epochs outlasts this fit "
+                      f"(max_epochs={max_epochs}): its training budget grows only to "
+                      f"{max_epochs / epsilon_warmup:.0%} of epsilon unless it continues a "
+                      "history (a checkpoint loaded with LoadInitState, or partial_fit).",
+                      UserWarning, stacklevel=3)
 
 
 def changed_params(estimator):

@@ -13,7 +13,7 @@ import pytest
 import torch
 from conftest import CUDA, load_benchmark
 
-from srat_sklearn import SRATClassifier
+from srat_sklearn import SRATClassifier, robust_accuracy_score
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_fit.py"
 
@@ -37,6 +37,25 @@ def test_plain_loop_does_the_estimators_work(bench_fit, digits_split, model):
     estimator = bench_fit.estimator_fit(X, y, 2, make_model=make_model).module_
     for p, q in zip(plain.parameters(), estimator.parameters()):
         assert torch.equal(p, q)
+
+
+def test_plain_evaluation_attacks_what_the_estimator_attacks(bench_fit, digits_split):
+    # The estimator attacks only the images it classifies correctly; a plain loop that
+    # attacked all of them timed more work (a 6x "speed-up" of a barely trained model).
+    X_train, X_test, y_train, y_test = digits_split
+    model, clf = bench_fit.evaluation_pair(X_train[:300], y_train[:300], 2)
+    attacked = {}
+    for name, module in (("plain", model), ("estimator", clf.module_)):
+        rows = attacked[name] = []
+        module.register_forward_pre_hook(
+            lambda m, inputs, rows=rows: rows.append(len(inputs[0]))
+            if torch.is_grad_enabled() else None)
+    bench_fit.plain_robust_accuracy(model, X_test, y_test)
+    robust_accuracy_score(clf, X_test, y_test, step_size=bench_fit.STEP)
+    correct = int((clf.predict(X_test) == y_test).sum())
+    assert 0 < correct < len(y_test)
+    assert sum(attacked["plain"]) == sum(attacked["estimator"]) == 20 * correct
+    assert sorted(set(attacked["plain"])) == sorted(set(attacked["estimator"]))
 
 
 AUTOATTACK = SCRIPT.with_name("autoattack_eval.py")
@@ -67,11 +86,55 @@ def test_autoattack_benchmark_runs_end_to_end(tmp_path):
 
 @pytest.mark.parametrize("script, runs", [("bench_autoattack", "bench_autoattack.json"),
                                           ("bench_compile", "bench_compile.json"),
+                                          ("bench_fit", "bench_fit.json"),
+                                          ("bench_scaling", "bench_scaling.json"),
                                           ("demo_table", "demo.json")])
 def test_tables_in_the_docs_come_from_their_runs(script, runs):
     runs = SCRIPT.with_name(runs)
     for path, text in load_script(script).generated_docs(runs).items():
         assert path.read_text() == text, f"python benchmarks/{script}.py --write-docs"
+
+
+def test_fit_benchmark_runs_end_to_end(tmp_path, bench_fit):
+    output = tmp_path / "fit.json"
+    subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--epochs", "1", "--repeats", "1",
+                    "--output", str(output)], check=True, capture_output=True)
+    record = json.loads(output.read_text())
+    assert record["weight_difference"] == 0.0 and record["settings"]["training_images"] == 128
+    names = [row["comparison"] for row in record["comparisons"]]
+    assert names[0] == "SRATClassifier AT vs plain loop"
+    assert sum(name.endswith("vs PGD-10, both estimator") for name in names) == 4
+    assert set(record["memory"]) == set(bench_fit.MEMORY_RUNS)
+    assert {(row["samples"], row["steps"]) for row in record["scaling"]} == {
+        (n, steps) for n in (128, 256) for steps in (1, 5, 10)}
+    docs = bench_fit.generated_docs(output)[bench_fit.DOC]
+    speed = docs.split("<!-- fit-speed:start -->")[1].split("<!-- fit-speed:end -->")[0]
+    assert speed.startswith("\n128 training images (1x8x8), 1 epochs per run")
+    assert speed.count("\n| ") == 1 + len(names)  # the header and a row per comparison
+
+
+def fast_run(method, seed, overall, under, seconds):
+    return {"setting": "fast", "method": method, "seed": seed, "fit_seconds": seconds,
+            "groups": {"overall": {"robust": overall / 100}, "under": {"robust": under / 100}}}
+
+
+def test_cheap_attacks_are_judged_on_their_mean_difference_and_benchmark_time(bench_fit):
+    def speed(name, ratio):
+        return {"comparison": f"{name} vs PGD-10, both estimator", "ratio": ratio}
+
+    record = {"comparisons": [speed("PGD-3, step eps/2", 2.5),  # 0.40x: too slow
+                              speed("PGD-2 reusing perturbations, step eps/2", 3.0)]}
+    runs = [fast_run("SRAT PGD-10", s, 60.0, 40.0, 10.0) for s in (0, 1)]
+    runs += [fast_run("SRAT PGD-3", s, 59.0, 39.0, 4.0) for s in (0, 1)]
+    runs += [fast_run("SRAT PGD-2, reused", 0, 57.0, 38.0, 3.0),
+             fast_run("SRAT PGD-2, reused", 1, 59.4, 40.0, 3.4)]
+    table = bench_fit.render_cheap(record, runs).splitlines()
+    assert table[2] == "| PGD-3, step eps/2 | 0.40x | 0.40x | -1.0 ± 0.0 | -1.0 ± 0.0 | " \
+                       "-1.0, -1.0 | no |"
+    # Mean -1.8: within 2 points although one seed is not.
+    assert table[3] == "| PGD-2 reusing perturbations, step eps/2 | 0.33x | 0.32x | " \
+                       "-1.8 ± 1.7 | -1.0 ± 1.4 | -3.0, -0.6 | yes |"
+    assert table[5].startswith("PGD-10's robust overall accuracy: 60.0 ± 0.0 (2 seeds).")
 
 
 def test_autoattack_speed_benchmark_runs_end_to_end(tmp_path):

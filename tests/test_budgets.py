@@ -1,5 +1,7 @@
 """Class-aware training budgets and the epsilon warm-up (RobustLT's plug-ins)."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -94,6 +96,22 @@ def test_class_budgets_compose_with_feature_budgets(tabular, threat):
     frozen = ~np.isin(np.arange(8), threat.get("perturbable_features", np.arange(8)))
     assert np.all(deltas <= 0.2 * scale * clf.class_radius_factors_[labels][:, None] + 1e-5)
     assert np.all(deltas[:, frozen] == 0) and deltas.max() > 0
+
+
+@pytest.mark.parametrize("warmup, max_epochs, warns", [(4, 2, True), (2, 2, False),
+                                                      (0.9, 2, False)])
+def test_warmup_longer_than_the_fit_warns(tabular, warmup, max_epochs, warns):
+    # Epoch e trains at (e + 1) / warmup of epsilon: past the end, never at epsilon itself.
+    clf = SRATClassifier(epsilon_warmup=warmup, max_epochs=max_epochs, class_weight=None,
+                         n_steps=1, verbose=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf.fit(*tabular)
+    messages = {str(w.message) for w in caught if "epsilon_warmup" in str(w.message)}
+    assert messages == ({"epsilon_warmup=4 epochs outlasts this fit (max_epochs=2): its "
+                         "training budget grows only to 50% of epsilon unless it continues a "
+                         "history (a checkpoint loaded with LoadInitState, or partial_fit)."}
+                        if warns else set())
 
 
 @pytest.mark.parametrize("params, match", [

@@ -143,6 +143,23 @@ def test_progress_bar_for_long_evaluations(trained_digits, few_test_images, caps
         == shown
 
 
+@pytest.mark.parametrize("verbose", [0, 2])
+def test_a_single_attack_predicts_each_sample_once_clean_and_once_attacked(
+        trained_digits, few_test_images, verbose):
+    # A check of each attacked part, before predict does it again, was a pass for nothing;
+    # only the progress bar, which counts the samples still robust, needs it.
+    X, y = few_test_images
+    rows = []
+    handle = trained_digits.module_.register_forward_pre_hook(
+        lambda module, inputs: None if torch.is_grad_enabled() else rows.append(len(inputs[0])))
+    try:
+        robust_accuracy_score(trained_digits, X, y, attack="pgd", n_steps=2, verbose=verbose)
+    finally:
+        handle.remove()
+    correct = int((trained_digits.predict(X) == y).sum())
+    assert sum(rows) == 2 * len(y) + (correct if verbose else 0)
+
+
 def test_each_member_sees_the_survivors_of_all_batches(trained_digits, few_test_images,
                                                         monkeypatch):
     received = []

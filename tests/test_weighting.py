@@ -1,5 +1,7 @@
 """Class-weight formulas and the deferred switch inside a real fit."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -74,6 +76,16 @@ def test_reweight_epoch_at_or_past_the_last_epoch_warns(value, max_epochs, epoch
     # that rounds to max_epochs (0.75 of 2 epochs) would never switch the weights on.
     with pytest.warns(UserWarning, match="stay off"):
         assert resolve_reweight_epoch(value, max_epochs) == epoch
+
+
+@pytest.mark.parametrize("class_weight, warns", [("balanced", True), (None, False)])
+def test_late_reweight_epoch_warns_only_with_class_weights(tabular, class_weight, warns):
+    # With no class weights nothing switches on: a one-epoch fit of AT is no mistake.
+    clf = SRATClassifier(class_weight=class_weight, max_epochs=1, n_steps=1, verbose=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf.fit(*tabular)
+    assert any("stay off" in str(w.message) for w in caught) == warns
 
 
 class Recorder(Callback):
