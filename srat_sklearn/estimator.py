@@ -94,8 +94,8 @@ class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, CompileMi
         ``epsilon * ((1 - mix) + mix * s_c / mean(s))``, ``s_c =
         sqrt(log(n_max / n_c))`` of the class counts; 0: one budget.
     epsilon_warmup : int or float, default=0
-        Epochs over which the training budget grows linearly to ``epsilon``
-        (a float in [0, 1) is a fraction of ``max_epochs``); 0: none.
+        Epochs over which the training budget grows linearly to ``epsilon`` (a
+        float in [0, 1) is a fraction of ``max_epochs``; more epochs than the fit warn); 0: none.
     bounds : "auto", None or tuple (low, high), default="auto"
         Valid range of the inputs. ``"auto"``: the per-feature minimum and
         maximum of the training data for 2-D X, the global ones for images.
