@@ -1,11 +1,12 @@
 """How fast standard AutoAttack runs: the library's ways against each other and torchattacks.
 
-    python benchmarks/bench_autoattack.py [--norm linf] [--output benchmarks/bench_autoattack.json]
+    python benchmarks/bench_autoattack.py [--norm linf] [--repeats 3] [--output ...]
     python benchmarks/bench_autoattack.py --write-docs
 
 Fits the AutoAttack benchmark's ``suite`` model (SmallCNN, SRAT on step-imbalanced digits,
 seed 0) and runs standard AutoAttack (100 iterations, 9 targets, 5000 queries) on the 540
-images of the balanced digits test split, one way after the other in the same process:
+images of the balanced digits test split, every way once per round, in the same process
+(``--repeats`` rounds, 3 by default, the order of the ways rotated from round to round):
 
 - ``members over survivors``: what ``robust_predict`` does, each member on all the samples
   still standing, in near-equal batches of at most 250, with the estimator's default
@@ -26,8 +27,9 @@ images of the balanced digits test split, one way after the other in the same pr
 estimator keeps the contiguous order (its "auto" chooses channels last only on the CPU and in
 bfloat16), so the ``contiguous`` way, the same as the first, is left out.
 
-It records seconds, samples per second and robust accuracy of each, and the ratios to the
-first. The second form regenerates, from the JSON files, the table between the
+It records each way's seconds in every round, their median, samples per second and robust
+accuracy, and the median and range over rounds of its time over the first way's. The second
+form regenerates, from the JSON files, the table between the
 ``autoattack-speed`` markers of ``docs/reliability.md``, the line between the
 ``autoattack-speed-summary`` markers of ``README.md``, and the GPU's table between the
 ``autoattack-speed-cuda`` markers of ``docs/performance.md``.
@@ -117,7 +119,23 @@ WAYS = {"members over survivors": ours, "batch by batch": batch_by_batch,
         "torchattacks": torchattacks_autoattack}
 
 
-def run(norm, n_test=None, max_epochs=None, device="cpu"):
+def available_ways(model):
+    """The ways this machine can run: torchattacks when installed, ``contiguous`` only where
+    the estimator chose channels last."""
+    ways = dict(WAYS)
+    try:
+        import torchattacks  # noqa: F401
+    except ImportError:
+        ways.pop("torchattacks", None)
+    if not model.channels_last_:
+        ways.pop("contiguous", None)  # the first way already is
+    return ways
+
+
+def run(norm, n_test=None, max_epochs=None, device="cpu", repeats=3):
+    """Each way once per round, ``repeats`` rounds, the order rotated from round to round: the
+    machine's speed drifts over minutes, and a fixed order would hand the drift to the ways
+    that run last."""
     X_train, X_test, y_train, y_test = load_imbalanced_digits()
     X_test, y_test = X_test[:n_test], y_test[:n_test]
     torch.manual_seed(0)
@@ -126,42 +144,48 @@ def run(norm, n_test=None, max_epochs=None, device="cpu"):
         model.set_params(max_epochs=max_epochs)
     model.fit(X_train, y_train)
     epsilon = EPSILON[norm]
+    ways = available_ways(model)
     record = {"norm": norm, "epsilon": epsilon, "n_test": int(len(y_test)), **BUDGET,
-              "batch_size": BATCH, "ways": {}}
-    for name, way in WAYS.items():
-        if name == "torchattacks":
-            try:
-                import torchattacks  # noqa: F401
-            except ImportError:
-                continue
-        if name == "contiguous" and not model.channels_last_:
-            continue  # the first way already is
-        torch.manual_seed(0)
-        started = time.perf_counter()
-        predicted = way(model, X_test, y_test, epsilon, norm)
-        seconds = time.perf_counter() - started
-        record["ways"][name] = {"seconds": round(seconds, 1),
-                                "samples_per_second": round(len(y_test) / seconds, 2),
-                                "robust": float(np.mean(predicted == y_test))}
-        print(f"  {name}: {seconds:.0f} s, robust {100 * np.mean(predicted == y_test):.1f}%",
-              flush=True)
+              "batch_size": BATCH, "repeats": repeats, "ways": {}}
+    seconds = {name: [] for name in ways}
+    for round_ in range(repeats):
+        names = list(ways)
+        names = names[round_ % len(names):] + names[:round_ % len(names)]
+        for name in names:
+            torch.manual_seed(0)
+            started = time.perf_counter()
+            predicted = ways[name](model, X_test, y_test, epsilon, norm)
+            seconds[name].append(time.perf_counter() - started)
+            robust = float(np.mean(predicted == y_test))
+            record["ways"].setdefault(name, {"robust": robust})
+            print(f"  round {round_ + 1}, {name}: {seconds[name][-1]:.0f} s, robust "
+                  f"{100 * robust:.1f}%", flush=True)
+    reference = seconds["members over survivors"]
+    for name, way in record["ways"].items():
+        median = float(np.median(seconds[name]))
+        ratios = [t / r for t, r in zip(seconds[name], reference)]
+        way.update(seconds=round(median, 1), seconds_runs=[round(t, 1) for t in seconds[name]],
+                   samples_per_second=round(len(y_test) / median, 2),
+                   ratio=float(np.median(ratios)), ratio_range=[min(ratios), max(ratios)])
     record["machine"] = machine(device)
     return record
 
 
 def render(record):
     ways = record["ways"]
-    reference = ways["members over survivors"]["seconds"]
-    lines = ["| way | time (s) | samples / s | robust (%) | time / ours |",
-             "|---|---|---|---|---|"]
+    lines = ["| way | time (s), median | samples / s | robust (%) | time / ours, median of "
+             "rounds (range) |", "|---|---|---|---|---|"]
     for name, way in ways.items():
+        low, high = way["ratio_range"]
         lines.append(f"| {name} | {way['seconds']:.0f} | {way['samples_per_second']:.1f} | "
-                     f"{100 * way['robust']:.1f} | {way['seconds'] / reference:.2f} |")
+                     f"{100 * way['robust']:.1f} | {way['ratio']:.2f} ({low:.2f} - "
+                     f"{high:.2f}) |")
     norm = {"linf": "L-inf", "l2": "L2"}[record["norm"]]
     where = record["machine"].get("gpu") or f"{record['machine']['torch_threads']} torch threads"
     return (f"Standard AutoAttack, {norm} epsilon {record['epsilon']:g}, {record['n_test']} "
-            f"test images, SmallCNN, {where}, "
-            f"srat-sklearn {record['machine']['srat_sklearn']}:\n\n" + "\n".join(lines))
+            f"test images, SmallCNN, {where}, {record['repeats']} rounds with the order of "
+            f"the ways rotated, srat-sklearn {record['machine']['srat_sklearn']}:\n\n"
+            + "\n".join(lines))
 
 
 def render_summary(record):
@@ -201,6 +225,8 @@ def main():
                         help="default: benchmarks/bench_autoattack.json, or "
                              "bench_autoattack_cuda.json on a GPU")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="rounds of all the ways, each in a rotated order")
     parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda...)")
     parser.add_argument("--write-docs", action="store_true",
                         help="regenerate the tables of docs/reliability.md and "
@@ -219,7 +245,7 @@ def main():
     torch.set_num_threads(args.threads)
     if args.smoke:
         BUDGET.update(SMOKE)
-    record = run(args.norm, device=args.device,
+    record = run(args.norm, device=args.device, repeats=1 if args.smoke else args.repeats,
                  **({"n_test": 30, "max_epochs": 1} if args.smoke else {}))
     Path(output).write_text(json.dumps(record, indent=1) + "\n")
 

@@ -144,8 +144,31 @@ def test_autoattack_speed_benchmark_runs_end_to_end(tmp_path):
     record = json.loads(output.read_text())
     assert {"members over survivors", "batch by batch", "contiguous",
             "targets together"} <= set(record["ways"])
-    assert record["n_test"] == 30 and record["n_steps"] == 2
-    assert all(way["samples_per_second"] > 0 for way in record["ways"].values())
+    assert record["n_test"] == 30 and record["n_steps"] == 2 and record["repeats"] == 1
+    assert all(way["samples_per_second"] > 0 and len(way["seconds_runs"]) == 1
+               for way in record["ways"].values())
+
+
+def test_autoattack_speed_rounds_rotate_the_ways_and_pair_them_by_round(monkeypatch):
+    # Run once each in a fixed order, the last way took the machine's slow-down for its own.
+    bench = load_script("bench_autoattack")
+    calls, now = [], [0.0]
+    durations = {("a", 0): 1, ("b", 0): 2, ("a", 1): 4, ("b", 1): 4, ("a", 2): 2, ("b", 2): 3}
+
+    def way(name):
+        def run(model, X, y, epsilon, norm):  # takes its duration of the round on the clock
+            calls.append(name)
+            now[0] += durations[name, calls.count(name) - 1]
+            return y
+        return run
+
+    monkeypatch.setattr(bench, "WAYS", {"members over survivors": way("a"), "b": way("b")})
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: now[0])
+    record = bench.run("linf", n_test=10, max_epochs=1, repeats=3)
+    assert calls == ["a", "b", "b", "a", "a", "b"]
+    b = record["ways"]["b"]
+    assert b["seconds_runs"] == [2, 4, 3] and b["seconds"] == 3
+    assert b["ratio"] == 1.5 and b["ratio_range"] == [1.0, 2.0]  # 2/1, 4/4, 3/2
 
 
 @pytest.mark.parametrize("device", [pytest.param("cuda", marks=CUDA)])
