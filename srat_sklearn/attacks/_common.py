@@ -199,7 +199,7 @@ def predict_in_chunks(model, X, batch_size=None):
     return torch.cat([predict(model, X[part]) for part in even_chunks(len(X), batch_size)])
 
 
-def attack_survivors(model, X, y, runs, *, batch_size=None, after_run=None):
+def attack_survivors(model, X, y, runs, *, batch_size=None, after_run=None, check=True):
     """Run each of ``runs`` in turn on the samples that no earlier run fooled.
 
     Samples the model misclassifies at ``X`` are not attacked. Each run is a
@@ -211,7 +211,8 @@ def attack_survivors(model, X, y, runs, *, batch_size=None, after_run=None):
     parts of at most that size, as AutoAttack runs its members: the later
     runs, which see few samples, then see them in few full batches.
     ``after_run(i, standing)`` is called after run ``i`` with the mask of
-    the samples still standing.
+    the samples still standing. ``check=False`` stops after the first run
+    without predicting its results: a single run whose caller predicts them.
 
     The model must be in eval mode (the callers use :func:`eval_mode`).
     """
@@ -224,12 +225,17 @@ def attack_survivors(model, X, y, runs, *, batch_size=None, after_run=None):
         for part in even_chunks(rows.numel(), batch_size):
             some = rows[part]
             adversarial = run(X[some], y[some])
+            if not check:
+                X_adv[some] = adversarial
+                continue
             fooled = predict(model, adversarial) != y[some]
             if i == 0:
                 X_adv[some] = adversarial
             else:
                 X_adv[some[fooled]] = adversarial[fooled]
             standing[some[fooled]] = False
+        if not check:
+            break
         if after_run is not None:
             after_run(i, standing)
     return X_adv

@@ -11,7 +11,6 @@ from ._common import (
     attack_survivors,
     check_labels,
     even_chunks,
-    predict_in_chunks,
     validate_attack_args,
 )
 from .apgd import _apgd_attack, _apgd_targeted_attack
@@ -209,27 +208,16 @@ def _run_attack(attack, model, X, y, *, epsilon, n_steps=None, norm="linf", step
         raise ValueError("start applies to attacks on every sample, not with "
                          "skip_misclassified=True.")
     X, y = X.detach(), check_labels(y, X)
-    if len(members) == 1 and (after_member is None or not skip_misclassified):
-        # One attack: whether it fooled the model is the caller's to see (it predicts the
-        # results anyway), so the ensemble's check of each part would be a wasted pass.
-        rows = torch.arange(len(X), device=X.device)
-        if skip_misclassified:
-            with eval_mode(model):
-                rows = (predict_in_chunks(model, X, batch_size) == y).nonzero().squeeze(1)
-        X_adv = X.clone() if len(rows) < len(X) else None
-        parts = []
-        for part in even_chunks(len(rows), batch_size):
-            some = rows[part]
-            parts.append(_run_member(members[0], model, X[some], y[some],
-                                     start=None if start is None else start[some], **settings))
-            if X_adv is not None:
-                X_adv[some] = parts[-1]
-        if X_adv is not None:
-            return X_adv
+    if len(members) == 1 and not skip_misclassified:
+        parts = [_run_member(members[0], model, X[part], y[part],
+                             start=None if start is None else start[part], **settings)
+                 for part in even_chunks(len(X), batch_size)]
         return parts[0] if len(parts) == 1 else torch.cat(parts)
     runs = [partial(_run_member, name, model, start=None, **settings) for name in members]
     with eval_mode(model):
-        return attack_survivors(model, X, y, runs, batch_size=batch_size, after_run=after_member)
+        # Unchecked if one attack without a progress bar: its caller predicts the results.
+        return attack_survivors(model, X, y, runs, batch_size=batch_size, after_run=after_member,
+                                check=len(runs) > 1 or after_member is not None)
 
 
 def autoattack(model, X, y, *, epsilon, norm="linf", n_steps=100, n_queries=5000, n_targets=9,
