@@ -52,6 +52,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 from _docs import replace_block, write_docs  # noqa: E402
 from _provenance import machine  # noqa: E402
+from _rounds import paired_ratios, rotated  # noqa: E402
 from autoattack_eval import EPSILON, suite_model  # noqa: E402
 
 DOC, MARKER = ROOT / "docs" / "reliability.md", "autoattack-speed"
@@ -149,9 +150,7 @@ def run(norm, n_test=None, max_epochs=None, device="cpu", repeats=3):
               "batch_size": BATCH, "repeats": repeats, "ways": {}}
     seconds = {name: [] for name in ways}
     for round_ in range(repeats):
-        names = list(ways)
-        names = names[round_ % len(names):] + names[:round_ % len(names)]
-        for name in names:
+        for name in rotated(list(ways), round_):
             torch.manual_seed(0)
             started = time.perf_counter()
             predicted = ways[name](model, X_test, y_test, epsilon, norm)
@@ -163,10 +162,10 @@ def run(norm, n_test=None, max_epochs=None, device="cpu", repeats=3):
     reference = seconds["members over survivors"]
     for name, way in record["ways"].items():
         median = float(np.median(seconds[name]))
-        ratios = [t / r for t, r in zip(seconds[name], reference)]
+        ratio = paired_ratios(seconds[name], reference)
         way.update(seconds=round(median, 1), seconds_runs=[round(t, 1) for t in seconds[name]],
                    samples_per_second=round(len(y_test) / median, 2),
-                   ratio=float(np.median(ratios)), ratio_range=[min(ratios), max(ratios)])
+                   ratio=ratio["median"], ratio_range=ratio["range"])
     record["machine"] = machine(device)
     return record
 

@@ -46,6 +46,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 from _docs import replace_block, write_docs  # noqa: E402
 from _provenance import machine  # noqa: E402
+from _rounds import paired_ratios, rotated  # noqa: E402
 from bench_fit import (  # noqa: E402
     data,
     estimator_fit,
@@ -135,21 +136,21 @@ def measure(X, y, epochs, repeats, backend, threads, smoke=False):
     times = {name: [] for name in sides}
     names = list(sides)
     for repeat in range(repeats):
-        for name in names[repeat % len(names):] + names[:repeat % len(names)]:
+        for name in rotated(names, repeat):
             times[name].append(timed(sides[name][0], epochs) / epochs)
     rows = {}
     for name, (_, eager) in sides.items():
         epoch = statistics.median(times[name])
-        ratios = sorted(r / t for r, t in zip(times[REFERENCE], times[name]))
+        speedup = paired_ratios(times[REFERENCE], times[name])
         rows[name] = {"seconds_per_epoch": round(epoch, 4),
-                      "speedup": round(statistics.median(ratios), 3),
-                      "speedup_range": [round(ratios[0], 3), round(ratios[-1], 3)],
+                      "speedup": round(speedup["median"], 3),
+                      "speedup_range": [round(r, 3) for r in speedup["range"]],
                       "eager": eager, "compile_seconds": None}
         if eager is not None:
             rows[name]["compile_seconds"], rows[name]["compile_seconds_warm_cache"] = \
                 compile_times[name]
-            rows[name]["speedup_over_eager"] = round(statistics.median(
-                e / t for e, t in zip(times[eager], times[name])), 3)
+            rows[name]["speedup_over_eager"] = round(
+                paired_ratios(times[eager], times[name])["median"], 3)
         print(f"  {name}: {epoch:.3f} s per epoch, x{rows[name]['speedup']:.2f}", flush=True)
     return rows
 

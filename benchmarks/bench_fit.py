@@ -71,6 +71,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _docs import replace_block, write_docs  # noqa: E402
 from _provenance import machine  # noqa: E402
+from _rounds import paired_ratios  # noqa: E402
 
 DOC = HERE.parent / "docs" / "performance.md"
 
@@ -259,11 +260,11 @@ def compare(name, reference, candidate, samples, repeats):
         else:
             ref_times.append(timed(reference)[0])
             cand_times.append(timed(candidate)[0])
-    ratios = sorted(r / c for r, c in zip(ref_times, cand_times))
+    ratio = paired_ratios(ref_times, cand_times)
     row = {"comparison": name,
            "reference_samples_per_second": samples / statistics.median(ref_times),
            "candidate_samples_per_second": samples / statistics.median(cand_times),
-           "ratio": statistics.median(ratios), "ratio_range": [ratios[0], ratios[-1]],
+           "ratio": ratio["median"], "ratio_range": ratio["range"],
            "fastest_ratio": min(ref_times) / min(cand_times)}
     print(speed_row(row), flush=True)
     return row

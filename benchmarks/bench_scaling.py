@@ -40,18 +40,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from _docs import replace_block, write_docs  # noqa: E402
 from _provenance import machine  # noqa: E402
+from _rounds import paired_ratios, rotated  # noqa: E402
 
 DOC, MARKER = ROOT / "docs" / "scaling.md", "scaling-times"
 SEARCH = "8 candidates x 3 folds of SRAT on imbalanced digits"
 SERIAL = {2: "serial, torch on 2 threads", 1: "serial, torch on 1 thread"}
 DASK = "Dask, 2 workers x 1 thread"
-
-
-def rotated(names, round_):
-    """``names`` started at a different one each round: the machine's speed drifts over
-    minutes, and a fixed order would hand the drift to the runs that come last."""
-    shift = round_ % len(names)
-    return names[shift:] + names[:shift]
 
 
 def search_times(repeats):
@@ -134,12 +128,6 @@ def ddp_times(repeats):
     return times, difference
 
 
-def paired(times, reference, candidate):
-    """Median and range over rounds of ``reference``'s time over ``candidate``'s."""
-    ratios = [r / c for r, c in zip(times[reference], times[candidate])]
-    return {"median": float(np.median(ratios)), "range": [min(ratios), max(ratios)]}
-
-
 def render(record):
     search, ddp = record["search_seconds"], record["ddp"]
     speedup, ddp_ratio = record["dask_speedup"], ddp["speedup"]
@@ -192,8 +180,8 @@ def main():
     print("DDP fit: 1 process " + ", ".join(f"{t:.1f} s" for t in ddp[1]) + "; 2 processes "
           + ", ".join(f"{t:.1f} s" for t in ddp[2]) + f"; max loss difference {difference:.1e}")
     record = {"repeats": args.repeats, "search_seconds": times, "dask_equal": bool(same),
-              "dask_speedup": paired(times, SERIAL[1], DASK),
-              "ddp": {"seconds": [ddp[1], ddp[2]], "speedup": paired(ddp, 1, 2),
+              "dask_speedup": paired_ratios(times[SERIAL[1]], times[DASK]),
+              "ddp": {"seconds": [ddp[1], ddp[2]], "speedup": paired_ratios(ddp[1], ddp[2]),
                       "max_loss_difference": difference},
               "machine": machine()}
     Path(args.output).write_text(json.dumps(record, indent=1) + "\n")

@@ -171,12 +171,12 @@ def test_autoattack_speed_rounds_rotate_the_ways_and_pair_them_by_round(monkeypa
     assert b["ratio"] == 1.5 and b["ratio_range"] == [1.0, 2.0]  # 2/1, 4/4, 3/2
 
 
-def test_scaling_benchmark_rotates_its_runs_and_pairs_them_by_round():
-    bench = load_script("bench_scaling")
-    assert [bench.rotated(["a", "b", "c"], r) for r in range(4)] == [
+def test_rounds_rotate_the_runs_and_pair_their_ratios_by_round():
+    rounds = load_script("_rounds")
+    assert [rounds.rotated(["a", "b", "c"], r) for r in range(4)] == [
         ["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"], ["a", "b", "c"]]
-    assert bench.paired({"serial": [2.0, 4.0, 3.0], "dask": [1.0, 4.0, 2.0]}, "serial",
-                        "dask") == {"median": 1.5, "range": [1.0, 2.0]}
+    assert rounds.paired_ratios([2.0, 4.0, 3.0], [1.0, 4.0, 2.0]) == {"median": 1.5,
+                                                                    "range": [1.0, 2.0]}
 
 
 @pytest.mark.parametrize("device", [pytest.param("cuda", marks=CUDA)])
