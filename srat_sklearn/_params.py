@@ -81,18 +81,22 @@ def uses_reweighted_loss(criterion):
                       ReweightedLoss)
 
 
-def check_params(estimator):
-    """Validate ``estimator``'s hyper-parameters; raise a ValueError or TypeError naming one."""
+def check_params(estimator, *, warn=True):
+    """Validate ``estimator``'s hyper-parameters; raise a ValueError or TypeError naming one.
+
+    ``warn``: also warn about a schedule that this fit would not reach the end of.
+    """
     params = {name: getattr(estimator, name) for name in PARAMETER_CONSTRAINTS}
     validate_params(PARAMETER_CONSTRAINTS, params, type(estimator).__name__)
     check_bounds(estimator.bounds)
     check_epsilon(estimator.epsilon)
     check_class_weight(estimator.class_weight)
-    with warnings.catch_warnings():
-        if estimator.class_weight is None:  # no class weights for a late switch to leave off
-            warnings.simplefilter("ignore")
-        resolve_reweight_epoch(estimator.reweight_epoch, estimator.max_epochs)  # warns past the end
-    check_epsilon_warmup(estimator.epsilon_warmup, estimator.max_epochs)
+    # Without class weights a late switch leaves nothing off: a one-epoch fit of AT is no
+    # mistake.
+    resolve_reweight_epoch(estimator.reweight_epoch, estimator.max_epochs,
+                           warn=warn and estimator.class_weight is not None)
+    if warn:
+        check_epsilon_warmup(estimator.epsilon_warmup, estimator.max_epochs)
     if estimator.adversarial_loss == "trades" and estimator.reuse_perturbations:
         raise ValueError("reuse_perturbations=True continues PGD's attack across epochs; "
                          "TRADES' attack starts next to each input: use one or the other.")

@@ -82,8 +82,8 @@ class AcceleratedSRATClassifier(AccelerateMixin, SRATClassifier):
     >>> clf.save_params(f_params="params.pt")  # doctest: +SKIP
     """
 
-    def _check_params(self):
-        super()._check_params()
+    def _check_params(self, warn=True):
+        super()._check_params(warn=warn)
         if self.reuse_perturbations:
             # Each process would keep the perturbations of the rows it happened to draw.
             raise ValueError("reuse_perturbations=True is not supported by "

@@ -11,7 +11,6 @@ skorch's hooks (see docs/design.md):
 - the ``reweighting`` callback (:mod:`srat_sklearn.weighting`) switches the class weights on.
 """
 
-import warnings
 from functools import partial
 
 import numpy as np
@@ -312,9 +311,12 @@ class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, CompileMi
         callbacks.insert(len(callbacks) - 1, ("reweighting", weighting.DeferredReweighting()))
         return callbacks
 
-    def _check_params(self):
-        """Validate the hyper-parameters (``_parameter_constraints``); raise before any data."""
-        _params.check_params(self)
+    def _check_params(self, warn=True):
+        """Validate the hyper-parameters (``_parameter_constraints``); raise before any data.
+
+        ``warn``: warn about the schedule too, once per fit (where the data are prepared).
+        """
+        _params.check_params(self, warn=warn)
 
     def _prepare_fit_data(self, X, y, *, reset):
         """Validate and encode the training data; set the data-dependent fitted attributes."""
@@ -462,22 +464,20 @@ class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, CompileMi
 
     # Separate from initialize, which skorch's AccelerateMixin replaces rather than extends.
     def _before_initialize(self):
-        self._check_params()
+        self._check_params(warn=False)
         if "classes_" not in self.__dict__ and self.classes is not None:
             self._set_attributes_without_data()
 
     def _after_initialize(self):
         self.__dict__.pop("perturbation_store_", None)  # a new fit starts its attacks anew
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # _check_params has warned already
-            self.reweight_epoch_ = weighting.resolve_reweight_epoch(self.reweight_epoch,
-                                                                    self.max_epochs)
-            drop = self.lr_drop_epoch
-            if drop is None:
-                drop = self.reweight_epoch if self.reweight_epoch_ > 0 else 0.75
-            self.lr_drop_epoch_ = weighting.resolve_reweight_epoch(drop, self.max_epochs)
-            self.epsilon_warmup_ = weighting.resolve_reweight_epoch(self.epsilon_warmup,
-                                                                    self.max_epochs)
+        resolve = partial(weighting.resolve_reweight_epoch, max_epochs=self.max_epochs,
+                          warn=False)  # _check_params has warned
+        self.reweight_epoch_ = resolve(self.reweight_epoch)
+        drop = self.lr_drop_epoch
+        if drop is None:
+            drop = self.reweight_epoch if self.reweight_epoch_ > 0 else 0.75
+        self.lr_drop_epoch_ = resolve(drop)
+        self.epsilon_warmup_ = resolve(self.epsilon_warmup)
         if self.lambda_sep > 0:
             self._separation_term()  # a bad feature_layer fails now, not at the first batch
 

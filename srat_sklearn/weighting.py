@@ -216,7 +216,7 @@ def compute_class_weights(class_weight, class_counts, classes=None, beta=0.9999)
     return weights / weights.mean()
 
 
-def resolve_reweight_epoch(reweight_epoch, max_epochs):
+def resolve_reweight_epoch(reweight_epoch, max_epochs, *, warn=True):
     """The 0-based epoch from which the class weights are on.
 
     Parameters
@@ -225,6 +225,8 @@ def resolve_reweight_epoch(reweight_epoch, max_epochs):
         An int is the epoch itself; a float in [0, 1) is a fraction of
         ``max_epochs``, rounded to the nearest epoch.
     max_epochs : int
+    warn : bool, default=True
+        Warn when the epoch is not among this fit's epochs ``0 .. max_epochs - 1``.
 
     Examples
     --------
@@ -246,7 +248,7 @@ def resolve_reweight_epoch(reweight_epoch, max_epochs):
         epoch = int(round(reweight_epoch * max_epochs))
     if epoch < 0:
         raise ValueError(f"reweight_epoch must be >= 0, got {reweight_epoch!r}.")
-    if epoch >= max_epochs:
+    if warn and epoch >= max_epochs:
         # Epochs run from 0 to max_epochs - 1. Not an error: a fit resumed from a checkpoint,
         # or continued with partial_fit, numbers its epochs after those already run.
         warnings.warn(

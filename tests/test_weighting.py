@@ -88,6 +88,21 @@ def test_late_reweight_epoch_warns_only_with_class_weights(tabular, class_weight
     assert any("stay off" in str(w.message) for w in caught) == warns
 
 
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+@pytest.mark.parametrize("params, match", [
+    (dict(class_weight="balanced", max_epochs=1), "stay off"),
+    (dict(class_weight=None, epsilon_warmup=4, max_epochs=2), "outlasts"),
+])
+def test_schedule_warnings_come_once_per_fit(tabular, method, params, match):
+    # The parameters are checked when the data are prepared and again when the net is
+    # initialised; only the first check warns.
+    clf = SRATClassifier(**params, n_steps=1, verbose=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        getattr(clf, method)(*tabular)
+    assert sum(match in str(w.message) for w in caught) == 1
+
+
 class Recorder(Callback):
     """Records, at the start of each epoch (after the reweighting callback), what the net uses."""
 
