@@ -15,6 +15,7 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 
 from ._bounds import check_bounds
 from ._feature_threat import check_epsilon
+from ._torch import check_device
 from ._validation import finite, non_negative, positive, positive_int, validate_params
 from .attacks import NORMS
 from .losses import LOSSES, WEIGHT_NORMALIZATIONS, ReweightedLoss
@@ -90,6 +91,8 @@ def check_params(estimator, *, warn=True):
     validate_params(PARAMETER_CONSTRAINTS, params, type(estimator).__name__)
     check_bounds(estimator.bounds)
     check_epsilon(estimator.epsilon)
+    if estimator.device is not None:
+        check_device(estimator.device)
     check_class_weight(estimator.class_weight)
     # Without class weights a late switch leaves nothing off: a one-epoch fit of AT is no
     # mistake.

@@ -6,7 +6,35 @@ neither the models nor skorch.
 
 from contextlib import contextmanager
 
-__all__ = ["first_output", "eval_mode"]
+import torch
+
+__all__ = ["check_device", "first_output", "eval_mode"]
+
+
+def check_device(device, name="device"):
+    """``device`` as a :class:`torch.device` that this machine has; else a ValueError naming it.
+
+    Examples
+    --------
+    >>> check_device("cpu")
+    device(type='cpu')
+    """
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{name}={device!r} is not a torch device; use 'cpu', 'cuda' or "
+                         "'cuda:N'.") from None
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{name}={device!r}, but torch has no MPS device on this machine; "
+                         "use 'cpu'.")
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{name}={device!r}, but torch sees no CUDA GPU on this machine; "
+                             "use 'cpu'.")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise ValueError(f"{name}={device!r}, but this machine has "
+                             f"{torch.cuda.device_count()} CUDA GPU(s), from cuda:0.")
+    return parsed
 
 
 def first_output(output):

@@ -51,6 +51,21 @@ def test_bad_data(Xy, no_training, make_data, match):
         SRATClassifier(verbose=0).fit(X, y)
 
 
+@pytest.mark.parametrize("device, match", [
+    ("gpu", "not a torch device"),
+    pytest.param("cuda", "no CUDA GPU", marks=pytest.mark.skipif(
+        torch.cuda.is_available(), reason="this machine has a CUDA GPU")),
+    ("cuda:99", "CUDA GPU"),
+    pytest.param("mps", "no MPS device", marks=pytest.mark.skipif(
+        torch.backends.mps.is_available(), reason="this machine has an MPS device")),
+])
+def test_device_this_machine_lacks(Xy, no_training, device, match):
+    # Named before the data are validated, not as torch's RuntimeError from deep in
+    # initialisation.
+    with pytest.raises(ValueError, match=match):
+        SRATClassifier(device=device, verbose=0).fit(*Xy)
+
+
 @pytest.mark.parametrize("params, error, match", [
     ({"epsilon": -0.1}, ValueError, "epsilon"),
     ({"epsilon": "big"}, TypeError, "epsilon"),

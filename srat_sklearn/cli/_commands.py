@@ -13,6 +13,7 @@ from sklearn.preprocessing import StandardScaler
 from skorch.callbacks import Callback
 from tqdm.auto import tqdm
 
+from .._torch import check_device
 from ..datasets import DIGITS_UNDER_REPRESENTED, load_imbalanced_digits
 from ..estimator import SRATClassifier
 from ..methods import DIGITS_RECIPE, METHODS, PAPER_METHODS
@@ -83,18 +84,6 @@ def run_demo(args, out=None):
     return reports
 
 
-def check_device(name):
-    """The torch device named on the command line, usable on this machine."""
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"--device {name!r} is not a torch device; use cpu, cuda or cuda:N."
-                         ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}, but torch sees no CUDA GPU here; use --device cpu.")
-    return name
-
-
 def training_params(args, epsilon, device):
     """The estimator's parameters from the command line."""
     optimizer = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[args.optimizer]
@@ -136,7 +125,8 @@ def fit_until_interrupted(model, X, y):
 def run_train(args, out=None):
     out = sys.stdout if out is None else out
     evaluation_request(args)  # a bad evaluation setting fails before, not after, training
-    device = check_device(args.device)
+    device = args.device
+    check_device(device, name="--device")
     X_train, X_test, y_train, y_test, kind = load_data(
         args.data, root=args.data_root, download=args.download, test_size=args.test_size,
         seed=args.seed)
@@ -204,7 +194,8 @@ def _figure_axes():
 def run_evaluate(args, out=None):
     out = sys.stdout if out is None else out
     evaluation_request(args)
-    device = check_device(args.device)
+    device = args.device
+    check_device(device, name="--device")
     if args.pickle:
         model = load_pickled(args.model)
         folder = Path(args.model) if Path(args.model).is_dir() else Path(args.model).parent
