@@ -533,6 +533,11 @@ def real_summary(by_setting, fit_times=None):
     for method in methods:
         cells, met, _ = target_cells(by_setting, settings, method, fit_times)
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {met} of {len(settings)} |")
+    missing = [s for s in TITLES if s + VALIDATION_SUFFIX in TITLES and s not in settings]
+    if missing:
+        lines += ["", f"Not run yet on every method and seed: {', '.join(missing)} (their "
+                  "command and cost are in `benchmarks/study.py`); the table judges only the "
+                  "settings above."]
     return lines + [""]
 
 

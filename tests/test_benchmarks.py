@@ -362,12 +362,13 @@ class FakeRuns:
     otherwise, and the process pools it opens run in this process."""
 
     def __init__(self):
-        self.now, self.pools = 0.0, []
+        self.now, self.pools, self.eval_batch_sizes = 0.0, [], []
 
     def monotonic(self):
         return self.now
 
     def run_one(self, setting, method, seed, *rest):
+        self.eval_batch_sizes.append(rest[-1])
         self.now += 6.0
         groups = {g: {"clean": 1.0, "robust": 1.0} for g in ("well", "under")}
         return {"setting": setting, "method": method, "seed": seed, "groups": groups,
@@ -394,9 +395,41 @@ def test_parallel_study_sends_each_pending_run_to_a_worker(study, fake_runs, tmp
                 "--jobs", "3", "--threads", "1", "--output", str(output)])
     (pool,) = fake_runs.pools
     assert pool.jobs == 3
-    assert pool.submitted == [("tabular", "SRAT", 0, "cpu", 1), ("tabular", "AT", 1, "cpu", 1),
-                              ("tabular", "SRAT", 1, "cpu", 1)]
+    assert pool.submitted == [("tabular", "SRAT", 0, "cpu", 1, None),
+                              ("tabular", "AT", 1, "cpu", 1, None),
+                              ("tabular", "SRAT", 1, "cpu", 1, None)]
     assert study.done_runs(output) == {("tabular", m, s) for m in ("AT", "SRAT") for s in (0, 1)}
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_study_hands_its_eval_batch_size_to_every_run(study, fake_runs, tmp_path, jobs):
+    study.main(["--setting", "tabular", "--methods", "AT", "SRAT", "--seeds", "0",
+                "--jobs", str(jobs), "--eval-batch-size", "2048",
+                "--output", str(tmp_path / "runs.jsonl")])
+    assert fake_runs.eval_batch_sizes == [2048, 2048]
+
+
+def test_a_runs_eval_batch_size_reaches_both_of_its_evaluations(study, monkeypatch):
+    make_data, under, recipe, methods = study.settings()["yeast"]
+    recipe = study.shortened(recipe, recipe["max_epochs"], 1)
+    monkeypatch.setattr(study, "_WARMED_UP", {("yeast", "cpu")})
+    real_report, attacked = study.robust_report, []
+
+    def one_step_report(model, X, y, **attack):
+        attacked.append((attack.get("attack", "pgd"), attack["batch_size"]))
+        return real_report(model, X, y, **{**attack, "attack": "pgd", "n_steps": 1})
+
+    monkeypatch.setattr(study, "robust_report", one_step_report)
+    record = study.run_one("yeast", "AT", 0, make_data(), under, recipe, methods["AT"],
+                           eval_batch_size=64)
+    assert attacked == [("pgd", 64), ("autoattack", 64)]
+    assert record["eval_batch_size"] == 64
+
+
+def test_study_refuses_an_eval_batch_size_below_one(study, capsys):
+    with pytest.raises(SystemExit):
+        study.main(["--setting", "tabular", "--eval-batch-size", "0"])
+    assert "--eval-batch-size must be" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
@@ -526,6 +559,16 @@ def test_class_budgets_line_gives_each_groups_training_radius(summarize):
     # Half the classes rare: the common ones at 0.5 epsilon, the rare ones at 1.5 epsilon.
     assert "0.5: the rare classes at epsilon 0.3 and the common classes at 0.1 " in line
     assert summarize.class_budgets_line([{**run, "params": {"epsilon": 0.2}}]) == ""
+
+
+def test_target_table_names_the_test_splits_not_run_yet(summarize):
+    runs = [run_of(method, seed, 60, 60) for method in ("AT-DRW", "AT-BSL", "AT-BSL+RobustLT")
+            for seed in (0, 1)]
+    lines = summarize.real_summary({"yeast": runs, "mnist-step": runs[:1]})
+    header = next(line for line in lines if line.startswith("| method |"))
+    assert "yeast" in header and "mnist-step" not in header
+    missing = lines[-2].split("Not run yet")[1]
+    assert "mnist-step," in missing and "page-blocks" in missing and "yeast" not in missing
 
 
 def test_twin_without_a_reference_is_not_judged(summarize):
