@@ -88,6 +88,7 @@ def test_autoattack_benchmark_runs_end_to_end(tmp_path):
                                           ("bench_compile", "bench_compile.json"),
                                           ("bench_fit", "bench_fit.json"),
                                           ("bench_scaling", "bench_scaling.json"),
+                                          ("bench_small_cnn", "bench_small_cnn.json"),
                                           ("demo_table", "demo.json")])
 def test_tables_in_the_docs_come_from_their_runs(script, runs):
     runs = SCRIPT.with_name(runs)
@@ -111,6 +112,16 @@ def test_fit_benchmark_runs_end_to_end(tmp_path, bench_fit):
     speed = docs.split("<!-- fit-speed:start -->")[1].split("<!-- fit-speed:end -->")[0]
     assert speed.startswith("\n128 training images (1x8x8), 1 epochs per run")
     assert speed.count("\n| ") == 1 + len(names)  # the header and a row per comparison
+
+
+def test_small_cnn_order_benchmark_runs_end_to_end(tmp_path):
+    output = tmp_path / "small_cnn.json"
+    subprocess.run([sys.executable, str(SCRIPT.with_name("bench_small_cnn.py")), "--smoke",
+                    "--repeats", "1", "--output", str(output)], check=True, capture_output=True)
+    record = json.loads(output.read_text())
+    assert len(record["passes"]) == 2 * 2 * 3 and all(row["equal"] for row in record["passes"])
+    assert record["end_to_end"]["same"] == {"weights": True, "robust_predictions": True,
+                                            "n_test": 20, "max_epochs": 2}
 
 
 def fast_run(method, seed, overall, under, seconds):

@@ -18,6 +18,23 @@ def test_small_cnn_pools_only_when_it_shrinks(image_size, pooling):
     assert model(torch.zeros(2, 1, *image_size)).shape == (2, 3)
 
 
+@pytest.mark.parametrize("image_size", [(8, 8), (7, 8), (28, 28)])
+def test_small_cnn_pools_before_its_relu_as_the_textbook_order_after(image_size):
+    # ReLU is monotone, so it commutes with the max-pool: pooling first runs the ReLU on a
+    # quarter of the values and computes the same logits and input gradients.
+    model = SmallCNN(1, 10, image_size).eval()
+    conv, relu, conv2, pool, relu2, *rest = model.features
+    assert isinstance(pool, nn.MaxPool2d) and isinstance(relu2, nn.ReLU)
+    textbook = nn.Sequential(conv, relu, conv2, relu2, pool, *rest, model.classifier)
+    X = torch.randn(32, 1, *image_size)
+    outputs, gradients = [], []
+    for network in (model, textbook):
+        x = X.clone().requires_grad_(True)
+        outputs.append(network(x))
+        gradients.append(torch.autograd.grad(outputs[-1].logsumexp(dim=1).sum(), x)[0])
+    assert torch.equal(*outputs) and torch.equal(*gradients)
+
+
 def test_resnet18_cifar_keeps_full_resolution():
     model = resnet18_cifar(10)
     assert model.conv1.kernel_size == (3, 3) and model.conv1.stride == (1, 1)
