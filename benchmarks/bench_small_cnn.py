@@ -28,6 +28,7 @@ import json
 import statistics
 import sys
 import time
+import timeit
 from pathlib import Path
 
 import numpy as np
@@ -92,14 +93,12 @@ def passes(model, X, y):
     return dict(zip(PASSES, (forward, input_gradient, training)))
 
 
-def time_calls(function, seconds=0.25):
-    """Milliseconds per call, over as many calls as fit in about ``seconds``."""
+def time_calls(function):
+    """Milliseconds per call, over as many calls as take at least 0.2 s (``timeit``'s
+    ``autorange``), after one call to warm up."""
     function()
-    started, calls = time.perf_counter(), 0
-    while time.perf_counter() - started < seconds:
-        function()
-        calls += 1
-    return 1000 * (time.perf_counter() - started) / calls
+    calls, seconds = timeit.Timer(function).autorange()
+    return 1000 * seconds / calls
 
 
 def pass_times(repeats):
