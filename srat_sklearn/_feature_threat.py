@@ -1,4 +1,4 @@
-"""The threat model of tabular data: which features an attacker may change, and how far each.
+"""The threat model of the training data: which features an attacker may change, and how far each.
 
 ``perturbable_features`` names the features that may move; the others stay exactly as they
 are in every attack, in training and in evaluation. ``epsilon`` (a scalar, or one value per
@@ -11,6 +11,9 @@ The attacks themselves know one radius only. :class:`FeatureThreat` runs them in
 coordinates ``z = x / profile``, in which the budget is the ball of radius ``epsilon``
 (the largest per-feature value), on a model that takes ``z``; the frozen features get an
 empty box (the attacks keep to the box), no gradient, and their exact values back at the end.
+
+Images take one epsilon in the units of their values; :func:`warn_on_image_range` catches the
+standard budgets of images in [0, 1] given to images in other units (8-bit pixels in [0, 255]).
 """
 
 import warnings
@@ -20,6 +23,9 @@ import torch
 
 #: Ratio of feature scales above which a single epsilon draws a warning.
 SCALE_RATIO_WARNING = 100.0
+#: Levels of 8-bit pixels: images outside [0, 1] whose budget per value moves them by less than
+#: one level of their range draw a warning.
+PIXEL_LEVELS = 255
 
 
 def radius(epsilon):
@@ -111,6 +117,29 @@ def warn_on_scales(X, mask, epsilon):
             "standard deviations of each feature.", UserWarning, stacklevel=4)
 
 
+def warn_on_image_range(X, epsilon, norm):
+    """Warn when images outside [0, 1] get a budget below one 8-bit level of their range.
+
+    The standard budgets (8/255, the default, and the like) are for images in [0, 1]: given to
+    pixels in [0, 255] (or to sklearn's digits in [0, 16]) they barely move them, and robust
+    accuracy reads as clean accuracy, silently. For L2, the budget per value is the root mean
+    square ``epsilon / sqrt(values per sample)``.
+    """
+    epsilon = radius(epsilon)
+    low, high = float(X.min()), float(X.max())
+    if epsilon == 0 or (low >= 0.0 and high <= 1.0):
+        return
+    per_value = epsilon if norm == "linf" else epsilon / np.sqrt(X[0].size)
+    if per_value * PIXEL_LEVELS < high - low:
+        warnings.warn(
+            f"The images of X take values in [{low:g}, {high:g}], not [0, 1]: epsilon="
+            f"{epsilon:g} ({norm}) moves a value by {100 * per_value / (high - low):.2g}% of "
+            "that range, less than one level of 8-bit pixels, so attacks barely change these "
+            "images and robust accuracy reads as clean accuracy. epsilon is in the units of X: "
+            "scale the images to [0, 1] (8-bit pixels: divide by 255), or give epsilon in "
+            "their units (8/255 of [0, 1] is 8 of [0, 255]).", UserWarning, stacklevel=4)
+
+
 def fit_threat(estimator, X, feature_names=None):
     """``(perturbable_mask_, epsilon_scale_, threat)`` of a classifier for its samples.
 
@@ -127,6 +156,8 @@ def fit_threat(estimator, X, feature_names=None):
             if used:
                 raise ValueError(f"{name} applies to 2-D X (rows of features); these samples "
                                  f"have shape {shape}.")
+        if X is not None:
+            warn_on_image_range(X, estimator.epsilon, estimator.norm)
         return None, None, None
     mask = perturbable_mask(estimator.perturbable_features, shape[0], feature_names)
     if estimator.epsilon_scale is not None and X is None:

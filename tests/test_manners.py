@@ -74,6 +74,40 @@ def test_channels_last_images_get_a_warning(digits_split, fast_params):
                        verbose=0).fit(nhwc, y_train)
 
 
+def _fit_images(X, y, **params):
+    return SRATClassifier(max_epochs=1, n_steps=1, class_weight=None, random_state=0,
+                          verbose=0, **params).fit(X, y)
+
+
+@pytest.mark.parametrize("scale, dtype, params", [
+    (255, np.uint8, {}),  # 8-bit pixels, the default budget of [0, 1]
+    (255, np.float32, dict(epsilon=2 / 255)),
+    (16, np.float32, {}),  # sklearn's digits as load_digits returns them
+    (255, np.float32, dict(norm="l2", epsilon=0.5)),
+])
+def test_a_budget_for_images_in_0_1_given_other_units_warns_once(digits_split, scale, dtype,
+                                                                 params):
+    X_train, _, y_train, _ = digits_split
+    X = np.round(X_train[:200] * scale).astype(dtype)
+    with pytest.warns(UserWarning, match=rf"values in \[0, {scale}\], not \[0, 1\].*divide by "
+                                         r"255") as record:
+        _fit_images(X, y_train[:200], **params)
+    assert sum("not [0, 1]" in str(w.message) for w in record) == 1
+
+
+@pytest.mark.parametrize("offset, scale, params", [
+    (0.0, 1, {}),  # the default budget where it belongs
+    (0.0, 255, dict(epsilon=8.0)),  # 8/255 in the pixels' own units
+    (-0.5, 4, {}),  # normalised images: 8/255 is more than a level of their range
+    (0.0, 255, dict(epsilon=0.0)),  # natural training has no budget to check
+])
+def test_a_budget_in_the_units_of_the_images_does_not_warn(digits_split, offset, scale, params):
+    X_train, _, y_train, _ = digits_split
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        _fit_images((X_train[:200] + offset) * scale, y_train[:200], **params)
+
+
 @pytest.mark.parametrize("method", ["fit", "partial_fit"])
 def test_sample_weight_is_refused_with_what_to_do(tabular, fast_params, method):
     X, y = tabular
