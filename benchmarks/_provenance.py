@@ -31,9 +31,14 @@ def code_version():
 
 
 def machine(device=None):
-    """``{"cpu", "torch_threads", "torch", "srat_sklearn", "commit"}`` of this run, and
-    ``"gpu"``, its name, when ``device`` is a CUDA device."""
+    """``{"cpu", "cpu_capability", "torch_threads", "torch", "srat_sklearn", "commit"}`` of
+    this run, and ``"gpu"``, its name, when ``device`` is a CUDA device.
+
+    ``cpu_capability`` is the instruction set of torch's CPU kernels ("AVX2", "AVX512", ...):
+    CPUs that differ in it round differently, so the same seed trains a different model.
+    """
     record = {"cpu": platform.processor() or platform.machine(),
+              "cpu_capability": torch.backends.cpu.get_cpu_capability(),
               "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
               "srat_sklearn": srat_sklearn.__version__, "commit": code_version()}
     if device is not None and torch.device(device).type == "cuda":

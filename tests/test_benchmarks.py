@@ -1,6 +1,7 @@
 """The benchmarks compare like with like, and the docs show what they measured."""
 
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -240,6 +241,17 @@ def test_records_name_the_commit_they_ran(monkeypatch):
     assert re.fullmatch(r"[0-9a-f]{12}(\+changes)?", provenance.machine()["commit"])
     monkeypatch.setattr(provenance, "ROOT", provenance.ROOT / "no-such-directory")
     assert provenance.code_version() is None
+
+
+def test_records_name_the_instruction_set_of_torchs_cpu_kernels():
+    # The same seed trains a different model on AVX2 and on AVX-512 (docs/user_guide.md):
+    # the record states the set torch's kernels use, not the CPU's flags.
+    code = ("import json, sys; sys.path.insert(0, 'benchmarks'); import _provenance; "
+            "print(json.dumps(_provenance.machine()))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=SCRIPT.parents[1], check=True,
+                         capture_output=True, text=True,
+                         env={**os.environ, "ATEN_CPU_CAPABILITY": "default"}).stdout
+    assert json.loads(out)["cpu_capability"] == "DEFAULT"
 
 
 def test_records_name_a_gpu_only_for_cuda_devices():
