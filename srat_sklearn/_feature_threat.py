@@ -12,8 +12,8 @@ coordinates ``z = x / profile``, in which the budget is the ball of radius ``eps
 (the largest per-feature value), on a model that takes ``z``; the frozen features get an
 empty box (the attacks keep to the box), no gradient, and their exact values back at the end.
 
-Images take one epsilon in the units of their values; :func:`warn_on_image_range` catches the
-standard budgets of images in [0, 1] given to images in other units (8-bit pixels in [0, 255]).
+Images take one epsilon in the units of their values; :func:`warn_on_image_budget` catches a
+budget in other units: 8/255 given to 8-bit pixels in [0, 255], or 8 given to images in [0, 1].
 """
 
 import warnings
@@ -117,27 +117,37 @@ def warn_on_scales(X, mask, epsilon):
             "standard deviations of each feature.", UserWarning, stacklevel=4)
 
 
-def warn_on_image_range(X, epsilon, norm):
-    """Warn when images outside [0, 1] get a budget below one 8-bit level of their range.
+def warn_on_image_budget(X, epsilon, norm):
+    """Warn when epsilon is a budget in other units than the images' values.
 
-    The standard budgets (8/255, the default, and the like) are for images in [0, 1]: given to
-    pixels in [0, 255] (or to sklearn's digits in [0, 16]) they barely move them, and robust
-    accuracy reads as clean accuracy, silently. For L2, the budget per value is the root mean
-    square ``epsilon / sqrt(values per sample)``.
+    - At least half their range (8 for 8/255 on images in [0, 1]): every image can be
+      moved to the same flat image, so no classifier can be robust.
+    - Below one 8-bit level of their range on images outside [0, 1]: the standard budgets
+      (8/255, the default) of images in [0, 1] given to pixels in [0, 255] (or to sklearn's
+      digits in [0, 16]) barely move them, and robust accuracy reads as clean accuracy.
+
+    For L2, the budget per value is the root mean square ``epsilon / sqrt(values per sample)``.
     """
     epsilon = radius(epsilon)
     low, high = float(X.min()), float(X.max())
-    if epsilon == 0 or (low >= 0.0 and high <= 1.0):
+    span = high - low
+    if epsilon == 0 or span == 0:
         return
     per_value = epsilon if norm == "linf" else epsilon / np.sqrt(X[0].size)
-    if per_value * PIXEL_LEVELS < high - low:
-        warnings.warn(
-            f"The images of X take values in [{low:g}, {high:g}], not [0, 1]: epsilon="
-            f"{epsilon:g} ({norm}) moves a value by {100 * per_value / (high - low):.2g}% of "
-            "that range, less than one level of 8-bit pixels, so attacks barely change these "
-            "images and robust accuracy reads as clean accuracy. epsilon is in the units of X: "
-            "scale the images to [0, 1] (8-bit pixels: divide by 255), or give epsilon in "
-            "their units (8/255 of [0, 1] is 8 of [0, 255]).", UserWarning, stacklevel=4)
+    units = ("epsilon is in the units of X: scale the images to [0, 1] (8-bit pixels: divide "
+             "by 255), or give epsilon in their units (8/255 of [0, 1] is 8 of [0, 255]).")
+    if per_value >= span / 2:
+        message = (f"epsilon={epsilon:g} ({norm}) is at least half the range [{low:g}, "
+                   f"{high:g}] of the images' values: an attack can turn every image into "
+                   "the same flat image, so no classifier can be robust.")
+    elif (low < 0.0 or high > 1.0) and per_value * PIXEL_LEVELS < span:
+        message = (f"The images of X take values in [{low:g}, {high:g}], not [0, 1]: epsilon="
+                   f"{epsilon:g} ({norm}) moves a value by {100 * per_value / span:.2g}% of "
+                   "that range, less than one level of 8-bit pixels, so attacks barely change "
+                   "these images and robust accuracy reads as clean accuracy.")
+    else:
+        return
+    warnings.warn(f"{message} {units}", UserWarning, stacklevel=4)
 
 
 def fit_threat(estimator, X, feature_names=None):
@@ -157,7 +167,7 @@ def fit_threat(estimator, X, feature_names=None):
                 raise ValueError(f"{name} applies to 2-D X (rows of features); these samples "
                                  f"have shape {shape}.")
         if X is not None:
-            warn_on_image_range(X, estimator.epsilon, estimator.norm)
+            warn_on_image_budget(X, estimator.epsilon, estimator.norm)
         return None, None, None
     mask = perturbable_mask(estimator.perturbable_features, shape[0], feature_names)
     if estimator.epsilon_scale is not None and X is None:

@@ -95,11 +95,22 @@ def test_a_budget_for_images_in_0_1_given_other_units_warns_once(digits_split, s
     assert sum("not [0, 1]" in str(w.message) for w in record) == 1
 
 
+@pytest.mark.parametrize("params", [dict(epsilon=8.0), dict(epsilon=0.5),
+                                    dict(norm="l2", epsilon=4.0)])
+def test_a_budget_that_reaches_a_flat_image_warns(digits_split, params):
+    # Images in [0, 1]: at L-inf 0.5 (L2 0.5 per value of 64) every image reaches the gray one.
+    X_train, _, y_train, _ = digits_split
+    with pytest.warns(UserWarning, match=r"at least half the range \[0, 1\].*no classifier "
+                                         r"can be robust"):
+        _fit_images(X_train[:200], y_train[:200], **params)
+
+
 @pytest.mark.parametrize("offset, scale, params", [
     (0.0, 1, {}),  # the default budget where it belongs
     (0.0, 255, dict(epsilon=8.0)),  # 8/255 in the pixels' own units
     (-0.5, 4, {}),  # normalised images: 8/255 is more than a level of their range
     (0.0, 255, dict(epsilon=0.0)),  # natural training has no budget to check
+    (0.0, 1, dict(epsilon=0.3)),  # MNIST's standard budget
 ])
 def test_a_budget_in_the_units_of_the_images_does_not_warn(digits_split, offset, scale, params):
     X_train, _, y_train, _ = digits_split
