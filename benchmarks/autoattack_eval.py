@@ -203,12 +203,21 @@ def checks(record):
     return overall, per_class, gaps
 
 
+def time_ratios(record):
+    """torchattacks' time over ours, member by member (each alone on the test images)."""
+    theirs = record.get("torchattacks") or {}
+    return {m: theirs[m]["seconds"] / record["attacks"][m]["seconds"] for m in theirs
+            if record["attacks"][m]["seconds"] > 0}
+
+
 def render_reliability(records):
     parts = []
     for record in records:
         overall, per_class, gaps = checks(record)
         norm = {"linf": "L-inf", "l2": "L2"}[record["norm"]]
         gap_text = ", ".join(f"{ATTACK_LABELS[m]} {g:+.1f}" for m, g in gaps.items())
+        ratio_text = ", ".join(f"{ATTACK_LABELS[m]} {r:.2f}x"
+                               for m, r in time_ratios(record).items())
         parts += [
             f"**{record['model']} model, {norm}, epsilon {record['epsilon']:g}** "
             f"(clean {pct(record['clean']['robust'])}%, {record['n_test']} test images; "
@@ -216,7 +225,8 @@ def render_reliability(records):
             attack_table(record), "",
             f"AutoAttack at or below every attack overall: {'yes' if overall else 'NO'}; "
             f"(class, attack) pairs where it is above: {per_class}. Ours minus torchattacks, "
-            f"in points: {gap_text or 'not run'}.", "",
+            f"in points: {gap_text or 'not run'}. torchattacks' time over ours: "
+            f"{ratio_text or 'not run'}.", "",
             "<details><summary>Robust accuracy per class (%)</summary>", "",
             per_class_table(record), "", "</details>", ""]
     return "\n".join(parts).rstrip()

@@ -23,14 +23,16 @@ images of the balanced digits test split, every way once per round, in the same 
 - ``torchattacks``: its ``AutoAttack(version="standard")`` with its members set to the same
   iterations and targets (it defaults to 10 iterations), batches of 250 (the ``bench`` extra).
 
-``--device cuda`` fits and attacks on a GPU and writes ``bench_autoattack_cuda.json``: there the
-estimator keeps the contiguous order (its "auto" chooses channels last only on the CPU and in
-bfloat16), so the ``contiguous`` way, the same as the first, is left out.
+``--norm l2`` attacks at L2 epsilon 1 and writes ``bench_autoattack_l2.json``, whose table
+follows the L-inf one. ``--device cuda`` fits and attacks on a GPU and writes
+``bench_autoattack_cuda.json`` (``_l2_cuda.json`` at L2): there the estimator keeps the
+contiguous order (its "auto" chooses channels last only on the CPU and in bfloat16), so the
+``contiguous`` way, the same as the first, is left out.
 
 It records each way's seconds in every round, their median, samples per second and robust
 accuracy, and the median and range over rounds of its time over the first way's. The second
-form regenerates, from the JSON files, the table between the
-``autoattack-speed`` markers of ``docs/reliability.md``, the line between the
+form regenerates, from the JSON files, the tables between the ``autoattack-speed`` and
+``autoattack-speed-l2`` markers of ``docs/reliability.md``, the line between the
 ``autoattack-speed-summary`` markers of ``README.md``, and the GPU's table between the
 ``autoattack-speed-cuda`` markers of ``docs/performance.md``.
 """
@@ -55,7 +57,7 @@ from _provenance import machine  # noqa: E402
 from _rounds import paired_ratios, rotated  # noqa: E402
 from autoattack_eval import EPSILON, suite_model  # noqa: E402
 
-DOC, MARKER = ROOT / "docs" / "reliability.md", "autoattack-speed"
+DOC, MARKER, L2_MARKER = ROOT / "docs" / "reliability.md", "autoattack-speed", "autoattack-speed-l2"
 GPU_DOC, GPU_MARKER = ROOT / "docs" / "performance.md", "autoattack-speed-cuda"
 README, README_MARKER = ROOT / "README.md", "autoattack-speed-summary"
 BUDGET = {"n_steps": 100, "n_targets": 9, "n_queries": 5000}
@@ -187,7 +189,7 @@ def render(record):
             + "\n".join(lines))
 
 
-def render_summary(record):
+def render_summary(record, l2_record=None):
     ways = record["ways"]
     seconds = {name: f"{way['seconds']:.0f} s" for name, way in ways.items()}
     line = (f"Standard AutoAttack on the {record['n_test']} test images took "
@@ -196,7 +198,13 @@ def render_summary(record):
             f"{seconds['batch by batch']} when the whole ensemble ran batch by batch")
     if "torchattacks" in seconds:
         line += f"; torchattacks' AutoAttack at the same budgets {seconds['torchattacks']}"
-    return line + "), from `benchmarks/bench_autoattack.py`; the times in the table above are " \
+    line += ")"
+    if l2_record is not None and "torchattacks" in l2_record["ways"]:
+        l2 = l2_record["ways"]
+        line += (f"; at L2 epsilon {l2_record['epsilon']:g}, "
+                 f"{l2['members over survivors']['seconds']:.0f} s against torchattacks' "
+                 f"{l2['torchattacks']['seconds']:.0f} s")
+    return line + ", from `benchmarks/bench_autoattack.py`; the times in the table above are " \
         "those of its own runs file."
 
 
@@ -206,14 +214,28 @@ def gpu_runs_file(path):
     return path.with_name(f"{path.stem}_cuda{path.suffix}")
 
 
+def norm_runs_file(path, norm):
+    """The runs file of ``norm`` beside the L-inf one, ``path``."""
+    path = Path(path)
+    return path if norm == "linf" else path.with_name(f"{path.stem}_{norm}{path.suffix}")
+
+
+def load_if_run(path):
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def generated_docs(path):
     record = json.loads(Path(path).read_text())
-    gpu_path = gpu_runs_file(path)
-    gpu_table = (render(json.loads(gpu_path.read_text())) if gpu_path.exists() else
-                 "Not run on a GPU yet: `python benchmarks/bench_autoattack.py --device cuda` "
-                 "writes this table's runs file.")
-    return {DOC: replace_block(DOC.read_text(), MARKER, render(record)),
-            README: replace_block(README.read_text(), README_MARKER, render_summary(record)),
+    gpu, l2 = load_if_run(gpu_runs_file(path)), load_if_run(norm_runs_file(path, "l2"))
+    gpu_table = render(gpu) if gpu else (
+        "Not run on a GPU yet: `python benchmarks/bench_autoattack.py --device cuda` writes "
+        "this table's runs file.")
+    l2_table = render(l2) if l2 else (
+        "Not run at L2 yet: `python benchmarks/bench_autoattack.py --norm l2` writes this "
+        "table's runs file.")
+    doc = replace_block(DOC.read_text(), MARKER, render(record))
+    return {DOC: replace_block(doc, L2_MARKER, l2_table),
+            README: replace_block(README.read_text(), README_MARKER, render_summary(record, l2)),
             GPU_DOC: replace_block(GPU_DOC.read_text(), GPU_MARKER, gpu_table)}
 
 
@@ -221,8 +243,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--norm", default="linf", choices=list(EPSILON))
     parser.add_argument("--output", default=None,
-                        help="default: benchmarks/bench_autoattack.json, or "
-                             "bench_autoattack_cuda.json on a GPU")
+                        help="default: benchmarks/bench_autoattack.json (_l2.json at L2), "
+                             "_cuda.json on a GPU")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--repeats", type=int, default=3,
                         help="rounds of all the ways, each in a rotated order")
@@ -240,7 +262,8 @@ def main():
     gpu = torch.device(args.device).type == "cuda"
     if gpu and not torch.cuda.is_available():
         parser.error("no CUDA device here")
-    output = args.output or (gpu_runs_file(cpu_runs) if gpu else cpu_runs)
+    runs = norm_runs_file(cpu_runs, args.norm)
+    output = args.output or (gpu_runs_file(runs) if gpu else runs)
     torch.set_num_threads(args.threads)
     if args.smoke:
         BUDGET.update(SMOKE)

@@ -209,12 +209,27 @@ def test_autoattack_speed_on_a_gpu_has_its_own_table(tmp_path):
            "machine": {**cpu["machine"], "gpu": "Some GPU"}}
     runs = tmp_path / "bench_autoattack.json"
     runs.write_text(json.dumps(cpu))
+    l2 = bench.norm_runs_file(SCRIPT.with_name("bench_autoattack.json"), "l2")
+    bench.norm_runs_file(runs, "l2").write_text(l2.read_text())
     assert "Not run on a GPU yet" in bench.generated_docs(runs)[bench.GPU_DOC]
     bench.gpu_runs_file(runs).write_text(json.dumps(gpu))
     docs = bench.generated_docs(runs)
     gpu_table = docs[bench.GPU_DOC].split("autoattack-speed-cuda:start")[1]
     assert "SmallCNN, Some GPU," in gpu_table and "| targets together |" in gpu_table
     assert docs[bench.DOC] == bench.DOC.read_text()  # the CPU's table stays the CPU's
+
+
+def test_autoattack_speed_at_l2_has_its_own_table(tmp_path):
+    bench = load_script("bench_autoattack")
+    linf = json.loads(SCRIPT.with_name("bench_autoattack.json").read_text())
+    runs = tmp_path / "bench_autoattack.json"
+    runs.write_text(json.dumps(linf))
+    assert "Not run at L2 yet" in bench.generated_docs(runs)[bench.DOC]
+    bench.norm_runs_file(runs, "l2").write_text(json.dumps({**linf, "norm": "l2",
+                                                            "epsilon": 1.0}))
+    l2_table = bench.generated_docs(runs)[bench.DOC].split("autoattack-speed-l2:start")[1]
+    assert l2_table.startswith(" -->\nStandard AutoAttack, L2 epsilon 1,")
+    assert bench.norm_runs_file(runs, "linf") == runs
 
 
 def test_compile_benchmark_runs_end_to_end(tmp_path):
