@@ -69,12 +69,19 @@ def test_huge_epsilon_leaves_at_most_chance(trained_digits, test_data, norm):
 
 @pytest.fixture(scope="module")
 def autoattack_and_members(trained_digits, digits_split):
-    """Predictions of the digits model under AutoAttack, each member and PGD-20 (L-inf)."""
+    """Predictions of the digits model under AutoAttack, each member and PGD-20 (L-inf).
+
+    Without random starts, APGD-CE and APGD-T attack a sample alike alone and in the
+    ensemble, so the ensemble's robust samples are among theirs: per class, the comparison
+    then measures the ensemble, not the draw of the starts (with random starts, 10
+    iterations left a class 3 samples apart on an AVX-512 CPU).
+    """
     _, X_test, _, y_test = digits_split
     runs = {name: dict(attack=name, **budget) for name, budget in SMALL.items()}
     runs["autoattack"] = dict(attack="autoattack", n_steps=10, n_targets=3, n_queries=200)
     return {name: robust_predict(trained_digits, X_test, y_test, epsilon=0.2, verbose=0,
-                                 **kwargs) == y_test for name, kwargs in runs.items()}
+                                 random_start=False, **kwargs) == y_test
+            for name, kwargs in runs.items()}
 
 
 def test_autoattack_is_below_each_member_and_pgd(autoattack_and_members):
@@ -89,8 +96,10 @@ def test_autoattack_is_below_each_member_per_class(autoattack_and_members, digit
         rows = y_test == c
         ours = autoattack_and_members["autoattack"][rows].mean()
         for name in ("apgd-ce", "apgd-t", "pgd"):
-            # Per class a few dozen samples: one sample of random-start noise.
-            assert ours <= autoattack_and_members[name][rows].mean() + 1 / rows.sum(), (c, name)
+            # PGD is no member, and Square's and FAB-T's draws depend on the batch: one
+            # sample of noise per class (a few dozen samples) for PGD.
+            noise = 1 / rows.sum() if name == "pgd" else 0
+            assert ours <= autoattack_and_members[name][rows].mean() + noise, (c, name)
 
 
 def test_apgd_at_least_as_strong_as_pgd(trained_digits, test_data, norm):
