@@ -150,6 +150,17 @@ class AdversarialMixin:
         --------
         >>> X_adv = clf.generate_adversarial(X_test, y_test, attack="autoattack")  # doctest: +SKIP
         """
+        return self._adversarial_examples(
+            X, y, attack=attack, epsilon=epsilon, step_size=step_size, n_steps=n_steps,
+            norm=norm, random_start=random_start, n_restarts=n_restarts, n_queries=n_queries,
+            n_targets=n_targets, perturbable_features=perturbable_features,
+            batch_size=batch_size, verbose=verbose)[0]
+
+    def _adversarial_examples(self, X, y, *, attack, epsilon, step_size, n_steps, norm,
+                              random_start, n_restarts, n_queries, n_targets,
+                              perturbable_features, batch_size, verbose):
+        """:meth:`generate_adversarial`'s examples, and for an ensemble which samples were
+        still robust after each of its attacks: (n_samples, n_attacks) bool, else None."""
         X_shape = np.shape(X)
         X_valid = self._validate_predict_X(X)
         if is_dataset(X_valid):
@@ -185,19 +196,34 @@ class AdversarialMixin:
                    for Xi, yi in loader]
         X_all, y_all = (torch.cat(parts) for parts in zip(*batches))
         shown = verbose >= 2 or (verbose == 1 and long)
+        standing_after = []
         with self._seeded(), tqdm(total=len(members), desc=name, unit="attack",
                                   disable=not shown) as bar:
             def after_member(i, standing):
-                bar.set_postfix_str(f"{int(standing.sum())} of {len(standing)} robust")
-                bar.update()
+                standing_after.append(standing.clone())  # the ensemble updates it in place
+                if shown:
+                    bar.set_postfix_str(f"{int(standing.sum())} of {len(standing)} robust")
+                    bar.update()
 
+            # A single attack's results go unchecked without a progress bar: predict checks.
             adv = self._attack(X_all, y_all, attack=attack, skip_misclassified=True,
                                batch_size=batch_size or EVALUATION_BATCH_SIZE,
-                               after_member=after_member if shown else None, threat=threat,
-                               **requested)
+                               after_member=after_member if shown or len(members) > 1
+                               else None, threat=threat, **requested)
+        sizes = [len(yi) for _, yi in batches]
+        trace = None
+        if len(members) > 1:
+            # An ensemble stops once no sample stands: the attacks it skipped fooled none.
+            none_standing = [torch.zeros_like(y_all, dtype=torch.bool)]
+            standing_after += (standing_after[-1:] or none_standing) * (
+                len(members) - len(standing_after))
+            trace = torch.stack(standing_after, dim=1).to(torch.uint8).split(sizes)
         # Gathered batch by batch in a second pass: a data-parallel loader knows which of the
         # last batch's samples are padding only while it is being iterated.
-        sizes = [len(yi) for _, yi in batches]
-        adversarial = [to_numpy(self._gather_batch(part))
-                       for _, part in zip(loader, adv.split(sizes))]
-        return np.concatenate(adversarial).reshape(X_shape).astype(np.float32, copy=False)
+        adversarial, robust_after = [], []
+        for i, (_, part) in enumerate(zip(loader, adv.split(sizes))):
+            adversarial.append(to_numpy(self._gather_batch(part)))
+            if trace is not None:  # as numbers: not every backend gathers booleans
+                robust_after.append(to_numpy(self._gather_batch(trace[i])))
+        X_adv = np.concatenate(adversarial).reshape(X_shape).astype(np.float32, copy=False)
+        return X_adv, np.concatenate(robust_after).astype(bool) if robust_after else None

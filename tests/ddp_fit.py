@@ -24,7 +24,7 @@ from skorch.dataset import ValidSplit
 
 from srat_sklearn import SRATClassifier
 from srat_sklearn.datasets import make_imbalanced
-from srat_sklearn.metrics import make_robust_scorer
+from srat_sklearn.metrics import make_robust_scorer, robust_report
 
 GLOBAL_BATCH = 64
 
@@ -79,6 +79,9 @@ def main():
         "lr": [group["lr"] for group in clf.optimizer_.param_groups],
         "test_accuracy": float(np.mean(clf.predict(X_test) == y_test)),
     }
+    report = robust_report(clf, X_test, y_test, attack=("pgd", "apgd-ce"), n_steps=3, verbose=0)
+    result["robust_after"] = [accuracy["overall"] for accuracy in report.robust_after.values()]
+    result["robust"] = report.groups["overall"]["robust"]
     (out_dir / f"rank{rank}.json").write_text(json.dumps(result))
     if mode == "ddp":
         # Without it, gloo's threads can abort the process at exit ("terminate called

@@ -167,6 +167,14 @@ def test_ddp_robust_validation_is_gathered(ddp_runs):
         np.testing.assert_allclose(rank["valid_robust_acc"], single["valid_robust_acc"])
 
 
+def test_ddp_robust_accuracy_after_each_attack_is_gathered(ddp_runs):
+    # Each process attacks its share of the test set; the report counts all of it.
+    single, ranks = ddp_runs
+    for rank in ranks:
+        assert rank["robust_after"][-1] == pytest.approx(rank["robust"])
+        np.testing.assert_allclose(rank["robust_after"], single["robust_after"], atol=0.01)
+
+
 def test_ddp_fit_reaches_the_same_accuracy(ddp_runs):
     single, ranks = ddp_runs
     assert single["test_accuracy"] > 0.5

@@ -8,7 +8,7 @@ from sklearn.metrics import accuracy_score
 
 from srat_sklearn import robust_accuracy_score, robust_report
 from srat_sklearn.attacks import _run as attacks_run
-from srat_sklearn.metrics import robust_predict
+from srat_sklearn.metrics import REPORT_GROUPS, robust_predict
 
 UNDER = [5, 6, 7, 8, 9]
 
@@ -126,6 +126,44 @@ def test_report_states_every_setting_of_the_attack(trained_digits, few_test_imag
     assert report.to_dict()["settings"]["n_queries"] == 20
 
 
+def test_report_gives_robust_accuracy_after_each_attack_of_an_ensemble(trained_digits,
+                                                                      few_test_images):
+    report = robust_report(trained_digits, *few_test_images, verbose=0, **SMALL_AUTOATTACK)
+    after = report.robust_after
+    assert list(after) == ["APGD-CE", "APGD-T", "FAB-T", "Square"]
+    overall = [accuracy["overall"] for accuracy in after.values()]
+    assert overall == sorted(overall, reverse=True) and overall[0] > overall[-1]
+    assert after["Square"] == pytest.approx({g: report.groups[g]["robust"]
+                                             for g in REPORT_GROUPS})
+    assert report.to_dict()["robust_after"] == after
+    assert "| FAB-T | " in report.to_markdown(per_class=False)
+
+
+def test_robust_accuracy_after_an_attack_is_that_of_the_ensemble_up_to_it(trained_digits,
+                                                                          few_test_images):
+    X, y = few_test_images
+    members = ("apgd-ce", "apgd-dlr", "pgd")
+    after = robust_report(trained_digits, X, y, attack=members, n_steps=3,
+                          verbose=0).robust_after
+    for k, accuracy in enumerate(after.values()):
+        assert accuracy["overall"] == robust_accuracy_score(
+            trained_digits, X, y, attack=members[:k + 1], n_steps=3, verbose=0)
+
+
+def test_robust_accuracy_after_each_attack_when_none_stands(trained_digits, few_test_images):
+    # Every sample misclassified clean: the ensemble stops before its first attack.
+    X, _ = few_test_images
+    wrong = (trained_digits.predict(X) + 1) % 10
+    report = robust_report(trained_digits, X, wrong, verbose=0, **SMALL_AUTOATTACK)
+    assert [accuracy["overall"] for accuracy in report.robust_after.values()] == [0.0] * 4
+
+
+def test_a_single_attack_reports_no_steps(trained_digits, few_test_images):
+    report = robust_report(trained_digits, *few_test_images, n_steps=2, verbose=0)
+    assert report.robust_after is None
+    assert "after each attack" not in report.to_markdown()
+
+
 def test_autoattack_defaults_are_the_standard_ones(trained_digits):
     settings = trained_digits.attack_settings("autoattack")
     assert (settings["n_steps"], settings["n_targets"], settings["n_queries"],
@@ -190,7 +228,7 @@ def test_each_member_sees_the_survivors_of_all_batches(trained_digits, few_test_
 ])
 def test_bad_attacks_are_refused_before_any_work(trained_digits, few_test_images, monkeypatch,
                                                  kwargs, match):
-    monkeypatch.setattr(type(trained_digits), "generate_adversarial",
+    monkeypatch.setattr(type(trained_digits), "_adversarial_examples",
                         lambda *a, **k: pytest.fail("the attack started"))
     with pytest.raises(ValueError, match=match):
         robust_report(trained_digits, *few_test_images, **kwargs)

@@ -40,17 +40,18 @@ def pipeline(mixed_table):
 
 @contextmanager
 def recorded_attacks(classifier):
-    """The classifier's input and adversarial examples of each generate_adversarial call."""
+    """The classifier's input and adversarial examples of each attack it runs (the metrics'
+    and generate_adversarial's)."""
     calls = []
-    generate = type(classifier).generate_adversarial
+    generate = type(classifier)._adversarial_examples
 
     def recording(self, X, y, **kwargs):
-        X_adv = generate(self, X, y, **kwargs)
+        X_adv, robust_after = generate(self, X, y, **kwargs)
         calls.append((np.asarray(X, dtype=np.float32), X_adv))
-        return X_adv
+        return X_adv, robust_after
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(type(classifier), "generate_adversarial", recording)
+        patch.setattr(type(classifier), "_adversarial_examples", recording)
         yield calls
 
 

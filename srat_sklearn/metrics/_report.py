@@ -7,7 +7,7 @@ import numpy as np
 from imblearn.metrics import classification_report_imbalanced
 from sklearn.metrics import recall_score
 
-from ..attacks import describe_attack
+from ..attacks import DISPLAY_NAMES, describe_attack
 from ._groups import (
     GROUP_NAMES,
     REPORT_GROUPS,
@@ -44,6 +44,14 @@ class RobustReport:
     settings : dict
         Every setting of the attack, resolved (see
         :func:`srat_sklearn.attacks.attack_settings`); ``to_markdown`` states them.
+    robust_after : dict or None
+        For an ensemble such as AutoAttack, robust accuracy after each of its
+        attacks in turn (each runs on the samples the earlier ones did not
+        fool), as AutoAttack's log reports it: ``{attack: {"overall" | "well"
+        | "under": float}}``, the groups as in ``groups``; the last equals the
+        ``robust`` column. An attack that lowers it far below the earlier
+        gradient attacks, Square most of all, points to masked gradients.
+        None for a single attack.
     """
 
     classes: list
@@ -57,6 +65,7 @@ class RobustReport:
     norm: str
     attack: object = "pgd"
     settings: dict = field(default_factory=dict)
+    robust_after: dict = None
 
     def describe_attack(self):
         """One line that states the attack and every setting it ran with."""
@@ -76,6 +85,7 @@ class RobustReport:
             "norm": self.norm,
             "attack": self.attack,
             "settings": self.settings,
+            "robust_after": self.robust_after,
         }
 
     def to_markdown(self, per_class=True):
@@ -85,6 +95,12 @@ class RobustReport:
         for name in REPORT_GROUPS:
             g = self.groups[name]
             lines.append(f"| {name} | {pct(g['clean'])} | {pct(g['robust'])} |")
+        if self.robust_after:
+            lines += ["", "Robust accuracy after each attack, each on the samples the earlier "
+                      "ones did not fool:", "", "| after | " + " | ".join(REPORT_GROUPS) + " |",
+                      "|---|" + "---|" * len(REPORT_GROUPS)]
+            lines += [f"| {name} | " + " | ".join(pct(accuracy[g]) for g in REPORT_GROUPS)
+                      + " |" for name, accuracy in self.robust_after.items()]
         if per_class:
             lines += ["", "| class | group | n | clean | robust |", "|---|---|---|---|---|"]
             under = set(map(plain, self.under_represented))
@@ -157,7 +173,8 @@ n_queries, n_targets, batch_size, perturbable_features, verbose
     y = np.asarray(y)
     classes = classifier.classes_
     under_mask = _report_mask(classifier, under_represented)
-    y_adv, settings = predict_under_attack(estimator, X, y, request, check_verbose(verbose))
+    y_adv, settings, robust_after = predict_under_attack(estimator, X, y, request,
+                                                         check_verbose(verbose))
     y_clean = estimator.predict(X)
     support = np.array([(y == c).sum() for c in classes])
     clean, robust = (recall_score(y, pred, labels=classes, average=None, zero_division=np.nan)
@@ -168,11 +185,28 @@ n_queries, n_targets, batch_size, perturbable_features, verbose
     for name, members in zip(GROUP_NAMES, (~under_mask, under_mask)):
         groups[name] = {kind: _group_mean(values, members, present, name)
                         for kind, values in (("clean", clean), ("robust", robust))}
+    if robust_after is not None:
+        names = [DISPLAY_NAMES[m] for m in settings["members"]]
+        robust_after = {name: _accuracy_by_group(hits, y, classes, under_mask, present)
+                        for name, hits in zip(names, robust_after.T)}
     return RobustReport(
         classes=list(classes), support=support.tolist(), clean=clean.tolist(),
         robust=robust.tolist(), under_represented=list(classes[under_mask]), groups=groups,
         epsilon=settings["epsilon"], n_steps=settings.get("n_steps"), norm=settings["norm"],
-        attack="worst-case" if worst_case else settings["attack"], settings=settings)
+        attack="worst-case" if worst_case else settings["attack"], settings=settings,
+        robust_after=robust_after)
+
+
+def _accuracy_by_group(hits, y, classes, under_mask, present):
+    """Accuracy overall and mean per-class accuracy of each group, from per-sample ``hits``."""
+    per_class = np.array([hits[y == c].mean() if has else np.nan
+                          for c, has in zip(classes, present)])
+    # The groups' warnings about missing classes came with the report's own rows.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return {"overall": float(hits.mean()),
+                **{name: _group_mean(per_class, members, present, name)
+                   for name, members in zip(GROUP_NAMES, (~under_mask, under_mask))}}
 
 
 def robust_classification_report(estimator, X, y, *, output_dict=False, attack="pgd",
@@ -206,7 +240,7 @@ n_queries, n_targets, batch_size, perturbable_features, verbose
     request = attack_request(attack, worst_case, epsilon, n_steps, step_size, norm,
                              random_start, n_restarts, n_queries, n_targets, batch_size,
                              perturbable_features)
-    y_adv, settings = predict_under_attack(estimator, X, y, request, check_verbose(verbose))
+    y_adv, settings, _ = predict_under_attack(estimator, X, y, request, check_verbose(verbose))
     labels = split_pipeline(estimator)[1].classes_
     reports = {
         name: classification_report_imbalanced(y, y_pred, labels=labels,

@@ -72,7 +72,11 @@ def check_verbose(verbose):
 
 
 def predict_under_attack(estimator, X, y, request, verbose=0):
-    """``(predictions on adversarial examples, the attack's resolved settings)``."""
+    """``(predictions on adversarial examples, the attack's resolved settings, robust_after)``.
+
+    ``robust_after``: for an ensemble, which samples were still robust after each of its
+    attacks, (n_samples, n_attacks) bool; None for a single attack.
+    """
     transformers, classifier = split_pipeline(estimator)
     if "forward_iter" in vars(classifier):
         # skorch's EpochScoring with caching answers every forward pass with the clean
@@ -87,10 +91,10 @@ def predict_under_attack(estimator, X, y, request, verbose=0):
         request.update(feature_budgets(transformers, classifier, X, request))
     X = transform(transformers, X)
     y = np.asarray(y)
-    X_adv = classifier.generate_adversarial(X, y, **request, verbose=verbose)
+    X_adv, robust_after = classifier._adversarial_examples(X, y, **request, verbose=verbose)
     request.pop("batch_size")
     return (classifier.predict(with_columns_of(X, X_adv)),
-            classifier.attack_settings(**request))
+            classifier.attack_settings(**request), robust_after)
 
 
 def feature_budgets(transformers, classifier, X, request):
