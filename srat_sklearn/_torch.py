@@ -24,6 +24,9 @@ def check_device(device, name="device"):
     except (RuntimeError, TypeError):
         raise ValueError(f"{name}={device!r} is not a torch device; use 'cpu', 'cuda' or "
                          "'cuda:N'.") from None
+    if parsed.type == "meta":
+        raise ValueError(f"{name}={device!r} holds no data (tensors with shapes only), so "
+                         "nothing can be trained or attacked on it; use 'cpu' or 'cuda'.")
     if parsed.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"{name}={device!r}, but torch has no MPS device on this machine; "
                          "use 'cpu'.")

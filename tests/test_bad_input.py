@@ -56,6 +56,7 @@ def test_bad_data(Xy, no_training, make_data, match):
     pytest.param("cuda", "no CUDA GPU", marks=pytest.mark.skipif(
         torch.cuda.is_available(), reason="this machine has a CUDA GPU")),
     ("cuda:99", "CUDA GPU"),
+    ("meta", "holds no data"),
     pytest.param("mps", "no MPS device", marks=pytest.mark.skipif(
         torch.backends.mps.is_available(), reason="this machine has an MPS device")),
 ])
