@@ -44,3 +44,11 @@ def machine(device=None):
     if device is not None and torch.device(device).type == "cuda":
         record["gpu"] = torch.cuda.get_device_name(device)
     return record
+
+
+def describe_cpu(record):
+    """``"2 torch threads"`` of a record's ``machine``, with the instruction set of torch's
+    kernels where the record states it (``"2 torch threads, AVX512 kernels"``)."""
+    text = f"{record['torch_threads']} torch threads"
+    capability = record.get("cpu_capability")
+    return f"{text}, {capability} kernels" if capability else text

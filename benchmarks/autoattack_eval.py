@@ -44,7 +44,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 from _docs import replace_block, write_docs  # noqa: E402
-from _provenance import machine  # noqa: E402
+from _provenance import describe_cpu, machine  # noqa: E402
 
 EPSILON = {"linf": 0.2, "l2": 1.0}
 MEMBERS = ("apgd-ce", "apgd-t", "fab-t", "square")
@@ -221,7 +221,8 @@ def render_reliability(records):
         parts += [
             f"**{record['model']} model, {norm}, epsilon {record['epsilon']:g}** "
             f"(clean {pct(record['clean']['robust'])}%, {record['n_test']} test images; "
-            f"one training epoch took {record['epoch_seconds']:.2f} s on this machine):", "",
+            f"one training epoch took {record['epoch_seconds']:.2f} s on this machine, "
+            f"{describe_cpu(record['machine'])}):", "",
             attack_table(record), "",
             f"AutoAttack at or below every attack overall: {'yes' if overall else 'NO'}; "
             f"(class, attack) pairs where it is above: {per_class}. Ours minus torchattacks, "

@@ -53,7 +53,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 from _docs import replace_block, write_docs  # noqa: E402
-from _provenance import machine  # noqa: E402
+from _provenance import describe_cpu, machine  # noqa: E402
 from _rounds import paired_ratios, rotated  # noqa: E402
 from autoattack_eval import EPSILON, suite_model  # noqa: E402
 
@@ -182,7 +182,7 @@ def render(record):
                      f"{100 * way['robust']:.1f} | {way['ratio']:.2f} ({low:.2f} - "
                      f"{high:.2f}) |")
     norm = {"linf": "L-inf", "l2": "L2"}[record["norm"]]
-    where = record["machine"].get("gpu") or f"{record['machine']['torch_threads']} torch threads"
+    where = record["machine"].get("gpu") or describe_cpu(record["machine"])
     return (f"Standard AutoAttack, {norm} epsilon {record['epsilon']:g}, {record['n_test']} "
             f"test images, SmallCNN, {where}, {record['repeats']} rounds with the order of "
             f"the ways rotated, srat-sklearn {record['machine']['srat_sklearn']}:\n\n"

@@ -269,6 +269,14 @@ def test_records_name_the_instruction_set_of_torchs_cpu_kernels():
     assert json.loads(out)["cpu_capability"] == "DEFAULT"
 
 
+@pytest.mark.parametrize("machine, text", [
+    ({"torch_threads": 2, "cpu_capability": "AVX2"}, "2 torch threads, AVX2 kernels"),
+    ({"torch_threads": 2}, "2 torch threads"),  # records from before cpu_capability
+])
+def test_tables_state_the_kernels_where_the_record_does(machine, text):
+    assert load_script("_provenance").describe_cpu(machine) == text
+
+
 def test_records_name_a_gpu_only_for_cuda_devices():
     provenance = load_script("_provenance")
     assert "gpu" not in provenance.machine("cpu") and "gpu" not in provenance.machine()
