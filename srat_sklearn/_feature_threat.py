@@ -14,6 +14,7 @@ empty box (the attacks keep to the box), no gradient, and their exact values bac
 
 Images take one epsilon in the units of their values; :func:`warn_on_image_budget` catches a
 budget in other units: 8/255 given to 8-bit pixels in [0, 255], or 8 given to images in [0, 1].
+:func:`warn_on_rows_budget` catches budgets that move every row to one point.
 """
 
 import warnings
@@ -136,7 +137,7 @@ def warn_on_image_budget(X, epsilon, norm):
     per_value = epsilon if norm == "linf" else epsilon / np.sqrt(X[0].size)
     units = ("epsilon is in the units of X: scale the images to [0, 1] (8-bit pixels: divide "
              "by 255), or give epsilon in their units (8/255 of [0, 1] is 8 of [0, 255]).")
-    if per_value >= span / 2:
+    if reaches_one_point(np.full(X[0].size, span / 2), epsilon, norm):
         message = (f"epsilon={epsilon:g} ({norm}) is at least half the range [{low:g}, "
                    f"{high:g}] of the images' values: an attack can turn every image into "
                    "the same flat image, so no classifier can be robust.")
@@ -148,6 +149,28 @@ def warn_on_image_budget(X, epsilon, norm):
     else:
         return
     warnings.warn(f"{message} {units}", UserWarning, stacklevel=4)
+
+
+def reaches_one_point(half_widths, budgets, norm):
+    """Whether the threat model of per-value ``budgets`` (L2: the axes of its ellipsoid) moves
+    every point of a box of these half-widths to its centre: then no classifier is robust."""
+    half_widths = np.asarray(half_widths, dtype=np.float64)
+    budgets = np.broadcast_to(np.asarray(budgets, dtype=np.float64), half_widths.shape)
+    needed = np.divide(half_widths, budgets, out=np.full(half_widths.shape, np.inf),
+                       where=budgets > 0)
+    needed[half_widths == 0] = 0.0  # a constant value needs no move
+    return bool((needed.max() if norm == "linf" else np.sqrt((needed ** 2).sum())) <= 1)
+
+
+def warn_on_rows_budget(X, budgets, norm):
+    """Warn when the budgets of rows whose every feature is perturbable reach one point."""
+    if reaches_one_point((X.max(axis=0) - X.min(axis=0)) / 2, budgets, norm):
+        warnings.warn(
+            f"epsilon (up to {np.max(budgets):g} in the units of X, {norm}) reaches the middle "
+            "of every feature's training range from any row: an attack can move every row "
+            "to the same point, so no classifier can be robust. epsilon is in the units of X "
+            "(with epsilon_scale='std', in standard deviations of each feature).",
+            UserWarning, stacklevel=4)
 
 
 def fit_threat(estimator, X, feature_names=None):
@@ -177,7 +200,11 @@ def fit_threat(estimator, X, feature_names=None):
     if X is not None and scale is None and not per_feature:
         warn_on_scales(X, mask, estimator.epsilon)
     integer = integer_mask(estimator.integer_features, shape[0], feature_names, X)
-    return mask, scale, FeatureThreat.from_params(estimator.epsilon, mask, scale, integer)
+    threat = FeatureThreat.from_params(estimator.epsilon, mask, scale, integer)  # validates
+    if X is not None and mask.all() and radius(estimator.epsilon) > 0:
+        budgets = np.broadcast_to(np.asarray(estimator.epsilon, dtype=np.float64), mask.shape)
+        warn_on_rows_budget(X, budgets if scale is None else budgets * scale, estimator.norm)
+    return mask, scale, threat
 
 
 def integer_mask(integer_features, n_features, feature_names=None, X=None):

@@ -138,6 +138,33 @@ def test_one_epsilon_over_scales_far_apart_warns_once(tabular, fast_params):
     assert sum("differ in scale" in str(w.message) for w in record) == 1
 
 
+@pytest.fixture
+def unit_box(tabular):
+    """The tabular problem min-max scaled to [0, 1]: each feature's half-width is 0.5."""
+    X, y = tabular
+    return (X - X.min(axis=0)) / (X.max(axis=0) - X.min(axis=0)), y
+
+
+@pytest.mark.parametrize("params", [
+    dict(epsilon=0.6), dict(epsilon=[0.6] * 8), dict(epsilon=100.0, epsilon_scale="std"),
+    dict(norm="l2", epsilon=1.5),  # the L2 ball of the box's half-diagonal, sqrt(8) / 2
+])
+def test_a_budget_that_moves_every_row_to_one_point_warns(unit_box, fast_params, params):
+    with pytest.warns(UserWarning, match="every row to the same point") as record:
+        SRATClassifier(**{**fast_params, **params}).fit(*unit_box)
+    assert sum("same point" in str(w.message) for w in record) == 1
+
+
+@pytest.mark.parametrize("params", [
+    dict(epsilon=0.4), dict(norm="l2", epsilon=1.3),
+    dict(epsilon=0.6, perturbable_features=[0, 1]),  # the frozen features still tell classes
+])
+def test_a_budget_short_of_one_point_does_not_warn(unit_box, fast_params, params):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        SRATClassifier(**{**fast_params, **params}).fit(*unit_box)
+
+
 @pytest.mark.parametrize("params", [dict(epsilon_scale="std"), dict(perturbable_features=[0])])
 def test_no_scale_warning_when_the_threat_model_handles_it(tabular, fast_params, params):
     X, y = tabular
