@@ -5,7 +5,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from imblearn.metrics import classification_report_imbalanced
-from sklearn.metrics import recall_score
 
 from ..attacks import DISPLAY_NAMES, describe_attack
 from ._groups import (
@@ -177,36 +176,39 @@ n_queries, n_targets, batch_size, perturbable_features, verbose
                                                          check_verbose(verbose))
     y_clean = estimator.predict(X)
     support = np.array([(y == c).sum() for c in classes])
-    clean, robust = (recall_score(y, pred, labels=classes, average=None, zero_division=np.nan)
-                     for pred in (y_clean, y_adv))
     present = support > 0
-    groups = {"overall": {"clean": float(np.mean(y_clean == y)),
-                          "robust": float(np.mean(y_adv == y))}}
-    for name, members in zip(GROUP_NAMES, (~under_mask, under_mask)):
-        groups[name] = {kind: _group_mean(values, members, present, name)
-                        for kind, values in (("clean", clean), ("robust", robust))}
+    hits = {"clean": y_clean == y, "robust": y_adv == y}
+    per_class = {kind: _per_class_accuracy(h, y, classes, present) for kind, h in hits.items()}
+    by_kind = {kind: _accuracy_by_group(hits[kind], per_class[kind], under_mask, present)
+               for kind in hits}
+    groups = {name: {kind: by_kind[kind][name] for kind in hits} for name in REPORT_GROUPS}
     if robust_after is not None:
         names = [DISPLAY_NAMES[m] for m in settings["members"]]
-        robust_after = {name: _accuracy_by_group(hits, y, classes, under_mask, present)
-                        for name, hits in zip(names, robust_after.T)}
+        # The groups' warnings about missing classes came with the report's own rows.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            robust_after = {name: _accuracy_by_group(
+                h, _per_class_accuracy(h, y, classes, present), under_mask, present)
+                for name, h in zip(names, robust_after.T)}
     return RobustReport(
-        classes=list(classes), support=support.tolist(), clean=clean.tolist(),
-        robust=robust.tolist(), under_represented=list(classes[under_mask]), groups=groups,
-        epsilon=settings["epsilon"], n_steps=settings.get("n_steps"), norm=settings["norm"],
-        attack="worst-case" if worst_case else settings["attack"], settings=settings,
-        robust_after=robust_after)
+        classes=list(classes), support=support.tolist(), clean=per_class["clean"].tolist(),
+        robust=per_class["robust"].tolist(), under_represented=list(classes[under_mask]),
+        groups=groups, epsilon=settings["epsilon"], n_steps=settings.get("n_steps"),
+        norm=settings["norm"], attack="worst-case" if worst_case else settings["attack"],
+        settings=settings, robust_after=robust_after)
 
 
-def _accuracy_by_group(hits, y, classes, under_mask, present):
-    """Accuracy overall and mean per-class accuracy of each group, from per-sample ``hits``."""
-    per_class = np.array([hits[y == c].mean() if has else np.nan
-                          for c, has in zip(classes, present)])
-    # The groups' warnings about missing classes came with the report's own rows.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return {"overall": float(hits.mean()),
-                **{name: _group_mean(per_class, members, present, name)
-                   for name, members in zip(GROUP_NAMES, (~under_mask, under_mask))}}
+def _per_class_accuracy(hits, y, classes, present):
+    """Per-class accuracy (recall) from per-sample ``hits``; NaN for a class without samples."""
+    return np.array([hits[y == c].mean() if has else np.nan for c, has in zip(classes, present)])
+
+
+def _accuracy_by_group(hits, per_class, under_mask, present):
+    """``{"overall", "well", "under"}``: accuracy over all samples, and the mean per-class
+    accuracy of each group (NaN, with a warning, when it has no test samples)."""
+    return {"overall": float(hits.mean()),
+            **{name: _group_mean(per_class, members, present, name)
+               for name, members in zip(GROUP_NAMES, (~under_mask, under_mask))}}
 
 
 def robust_classification_report(estimator, X, y, *, output_dict=False, attack="pgd",
