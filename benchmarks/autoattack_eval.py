@@ -47,6 +47,7 @@ from _docs import replace_block, write_docs  # noqa: E402
 from _provenance import describe_cpu, machine  # noqa: E402
 
 EPSILON = {"linf": 0.2, "l2": 1.0}
+NORM_LABELS = {"linf": "L-inf", "l2": "L2"}
 MEMBERS = ("apgd-ce", "apgd-t", "fab-t", "square")
 ATTACK_LABELS = {"pgd-20": "PGD-20", "apgd-ce": "APGD-CE", "apgd-t": "APGD-T",
                  "fab-t": "FAB-T", "square": "Square", "autoattack": "AutoAttack"}
@@ -214,7 +215,7 @@ def render_reliability(records):
     parts = []
     for record in records:
         overall, per_class, gaps = checks(record)
-        norm = {"linf": "L-inf", "l2": "L2"}[record["norm"]]
+        norm = NORM_LABELS[record["norm"]]
         gap_text = ", ".join(f"{ATTACK_LABELS[m]} {g:+.1f}" for m, g in gaps.items())
         ratio_text = ", ".join(f"{ATTACK_LABELS[m]} {r:.2f}x"
                                for m, r in time_ratios(record).items())
