@@ -135,10 +135,11 @@ def available_ways(model):
     return ways
 
 
-def run(norm, n_test=None, max_epochs=None, device="cpu", repeats=3):
+def run(norm, n_test=None, max_epochs=None, device="cpu", repeats=3, on_round=None):
     """Each way once per round, ``repeats`` rounds, the order rotated from round to round: the
     machine's speed drifts over minutes, and a fixed order would hand the drift to the ways
-    that run last."""
+    that run last. ``on_round(record)`` receives the record of the rounds so far after each
+    round, so that a run stopped part-way keeps its finished rounds."""
     X_train, X_test, y_train, y_test = load_imbalanced_digits()
     X_test, y_test = X_test[:n_test], y_test[:n_test]
     torch.manual_seed(0)
@@ -148,26 +149,36 @@ def run(norm, n_test=None, max_epochs=None, device="cpu", repeats=3):
     model.fit(X_train, y_train)
     epsilon = EPSILON[norm]
     ways = available_ways(model)
-    record = {"norm": norm, "epsilon": epsilon, "n_test": int(len(y_test)), **BUDGET,
-              "batch_size": BATCH, "repeats": repeats, "ways": {}}
-    seconds = {name: [] for name in ways}
+    robust, seconds = {}, {name: [] for name in ways}
     for round_ in range(repeats):
         for name in rotated(list(ways), round_):
             torch.manual_seed(0)
             started = time.perf_counter()
             predicted = ways[name](model, X_test, y_test, epsilon, norm)
             seconds[name].append(time.perf_counter() - started)
-            robust = float(np.mean(predicted == y_test))
-            record["ways"].setdefault(name, {"robust": robust})
+            robust.setdefault(name, float(np.mean(predicted == y_test)))
             print(f"  round {round_ + 1}, {name}: {seconds[name][-1]:.0f} s, robust "
-                  f"{100 * robust:.1f}%", flush=True)
+                  f"{100 * robust[name]:.1f}%", flush=True)
+        record = summarise(norm, len(y_test), robust, seconds, device)
+        if on_round is not None:
+            on_round(record)
+    return record
+
+
+def summarise(norm, n_test, robust, seconds, device):
+    """The record of the rounds in ``seconds``: each way's median time, samples per second
+    and its time over the first way's, paired round by round."""
     reference = seconds["members over survivors"]
-    for name, way in record["ways"].items():
-        median = float(np.median(seconds[name]))
-        ratio = paired_ratios(seconds[name], reference)
-        way.update(seconds=round(median, 1), seconds_runs=[round(t, 1) for t in seconds[name]],
-                   samples_per_second=round(len(y_test) / median, 2),
-                   ratio=ratio["median"], ratio_range=ratio["range"])
+    record = {"norm": norm, "epsilon": EPSILON[norm], "n_test": int(n_test), **BUDGET,
+              "batch_size": BATCH, "repeats": len(reference), "ways": {}}
+    for name, times in seconds.items():
+        median = float(np.median(times))
+        ratio = paired_ratios(times, reference)
+        record["ways"][name] = dict(
+            robust=robust[name], seconds=round(median, 1),
+            seconds_runs=[round(t, 1) for t in times],
+            samples_per_second=round(n_test / median, 2), ratio=ratio["median"],
+            ratio_range=ratio["range"])
     record["machine"] = machine(device)
     return record
 
@@ -183,13 +194,15 @@ def render(record):
                      f"{high:.2f}) |")
     norm = NORM_LABELS[record["norm"]]
     where = record["machine"].get("gpu") or describe_cpu(record["machine"])
+    rounds = ("1 round" if record["repeats"] == 1 else
+              f"{record['repeats']} rounds with the order of the ways rotated")
     return (f"Standard AutoAttack, {norm} epsilon {record['epsilon']:g}, {record['n_test']} "
-            f"test images, SmallCNN, {where}, {record['repeats']} rounds with the order of "
-            f"the ways rotated, srat-sklearn {record['machine']['srat_sklearn']}:\n\n"
+            f"test images, SmallCNN, {where}, {rounds}, srat-sklearn "
+            f"{record['machine']['srat_sklearn']}:\n\n"
             + "\n".join(lines))
 
 
-def render_summary(record, l2_record=None):
+def render_summary(record, l2_record=None, gpu_record=None):
     ways = record["ways"]
     seconds = {name: f"{way['seconds']:.0f} s" for name, way in ways.items()}
     norm = NORM_LABELS[record["norm"]]
@@ -206,6 +219,11 @@ def render_summary(record, l2_record=None):
         line += (f"; at L2 epsilon {l2_record['epsilon']:g}, "
                  f"{l2['members over survivors']['seconds']:.0f} s against torchattacks' "
                  f"{l2['torchattacks']['seconds']:.0f} s")
+    if gpu_record is not None and "torchattacks" in gpu_record["ways"]:
+        gpu = gpu_record["ways"]
+        line += (f"; on an {gpu_record['machine']['gpu']} at L-inf, "
+                 f"{gpu['members over survivors']['seconds']:.0f} s against torchattacks' "
+                 f"{gpu['torchattacks']['seconds']:.0f} s")
     return line + ", from `benchmarks/bench_autoattack.py`; the times in the table above are " \
         "those of its own runs file."
 
@@ -237,7 +255,8 @@ def generated_docs(path):
         "table's runs file.")
     doc = replace_block(DOC.read_text(), MARKER, render(record))
     return {DOC: replace_block(doc, L2_MARKER, l2_table),
-            README: replace_block(README.read_text(), README_MARKER, render_summary(record, l2)),
+            README: replace_block(README.read_text(), README_MARKER,
+                                  render_summary(record, l2, gpu)),
             GPU_DOC: replace_block(GPU_DOC.read_text(), GPU_MARKER, gpu_table)}
 
 
@@ -269,9 +288,9 @@ def main():
     torch.set_num_threads(args.threads)
     if args.smoke:
         BUDGET.update(SMOKE)
-    record = run(args.norm, device=args.device, repeats=1 if args.smoke else args.repeats,
-                 **({"n_test": 30, "max_epochs": 1} if args.smoke else {}))
-    Path(output).write_text(json.dumps(record, indent=1) + "\n")
+    run(args.norm, device=args.device, repeats=1 if args.smoke else args.repeats,
+        on_round=lambda record: Path(output).write_text(json.dumps(record, indent=1) + "\n"),
+        **({"n_test": 30, "max_epochs": 1} if args.smoke else {}))
 
 
 if __name__ == "__main__":

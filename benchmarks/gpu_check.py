@@ -27,6 +27,11 @@ loop on CIFAR-sized data, written as a Markdown table.
 iterations and 10 queries) so that the whole code path runs on a CPU in seconds; its numbers
 mean nothing.
 Failures of a configuration (a compiler error, say) are written into its row, not raised.
+``python benchmarks/gpu_check.py --write-docs`` puts the table of a GPU's run, kept as
+``benchmarks/gpu_check_cuda.md``, between the ``gpu-check`` markers of ``docs/performance.md``.
+``--output`` is rewritten after each configuration, so a run stopped part-way keeps the rows it
+finished; ``--time-limit SECONDS`` starts no configuration after that many seconds (their rows
+say so) and goes on to the AutoAttack timing, for a machine held for a fixed time.
 """
 
 import argparse
@@ -35,6 +40,7 @@ import statistics
 import subprocess
 import sys
 import time
+import traceback
 import warnings
 from pathlib import Path
 
@@ -48,7 +54,15 @@ from srat_sklearn import SRATClassifier
 from srat_sklearn.attacks import autoattack
 from srat_sklearn.models import resnet18_cifar
 
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _docs import replace_block, write_docs  # noqa: E402
+
+DOC, MARKER, RUNS = HERE.parent / "docs" / "performance.md", "gpu-check", HERE / "gpu_check_cuda.md"
 EPSILON, STEP, LR, MOMENTUM = 8 / 255, 2 / 255, 0.1, 0.9
+#: Training batches of the warm-up epoch in which the estimator's host reads and CUDA
+#: synchronisations are counted; the timed epochs run without the counter.
+COUNTED_BATCHES = 5
 SIZES = {"full": dict(n_train=10_000, n_eval=500, image_size=32, batch_size=128, n_steps=10,
                       aa_steps=100, aa_queries=5000),
          "tiny": dict(n_train=10, n_eval=4, image_size=8, batch_size=10, n_steps=1, aa_steps=2,
@@ -69,14 +83,23 @@ class HostReads(TorchDispatchMode):
 
 
 class SyncsPerBatch(Callback):
-    """Host reads and (on a GPU) CUDA synchronisations inside each training batch."""
+    """Host reads and (on a GPU) CUDA synchronisations inside each training batch.
+
+    The counting routes every operation through Python: ``max_batches`` counts only the first
+    training batches of the net's life (the untimed warm-up epoch), so that the timed epochs
+    run uninstrumented; ``None`` counts them all."""
+
+    def __init__(self, max_batches=None):
+        self.max_batches = max_batches
 
     def initialize(self):
         self.reads, self.syncs = [], []
+        self._mode = None
         return self
 
     def on_batch_begin(self, net, batch=None, training=None, **kwargs):
-        if not training:
+        if not training or (self.max_batches is not None
+                            and len(self.reads) >= self.max_batches):
             return
         self._mode = HostReads()
         self._mode.__enter__()
@@ -87,10 +110,11 @@ class SyncsPerBatch(Callback):
             torch.cuda.set_sync_debug_mode("warn")
 
     def on_batch_end(self, net, batch=None, training=None, **kwargs):
-        if not training:
+        if not training or self._mode is None:
             return
-        self._mode.__exit__(None, None, None)
-        self.reads.append(self._mode.count)
+        mode, self._mode = self._mode, None
+        mode.__exit__(None, None, None)
+        self.reads.append(mode.count)
         if torch.device(net.device).type == "cuda":
             torch.cuda.set_sync_debug_mode("default")
             self._caught.__exit__(None, None, None)
@@ -157,7 +181,7 @@ class EstimatorEpochs:
 
     def __init__(self, device, precision, channels_last, compiled, sizes, method):
         srat = method == "SRAT"
-        self.syncs = SyncsPerBatch()
+        self.syncs = SyncsPerBatch(max_batches=COUNTED_BATCHES)
         self.clf = SRATClassifier(
             module=resnet18_cifar, epsilon=EPSILON, step_size=STEP, n_steps=sizes["n_steps"],
             batch_size=sizes["batch_size"], optimizer=torch.optim.SGD, lr=LR,
@@ -169,6 +193,9 @@ class EstimatorEpochs:
         self.fitted = False
 
     def epoch(self, X, y):
+        # As a scikit-learn user calls it: with arrays in host memory (scikit-learn's checks
+        # read them as NumPy arrays), of which skorch moves each batch to the device.
+        X, y = X.cpu(), y.cpu()
         if self.fitted:
             self.clf.partial_fit(X, y)
         else:
@@ -187,6 +214,7 @@ def measure(runners, X, y, device, repeats):
             runner.epoch(X, y)
         except Exception as error:  # a configuration that fails is reported in its row
             errors[name] = f"{type(error).__name__}: {str(error).splitlines()[0][:120]}"
+            traceback.print_exc()
     live = [name for name in runners if name not in errors]
     for repeat in range(repeats):
         for name in (live if repeat % 2 == 0 else live[::-1]):
@@ -204,19 +232,32 @@ def measure(runners, X, y, device, repeats):
     return speed, peaks, errors
 
 
-def training_rows(X, y, device, sizes, repeats, compile_modes, precisions, memory_formats):
-    """The table's rows, and the eager float32 estimator (AT) for the AutoAttack timing."""
+IMPLEMENTATIONS = ("plain loop, AT", "estimator, AT", "estimator, SRAT")
+
+
+def training_rows(X, y, device, sizes, repeats, compile_modes, precisions, memory_formats,
+                  deadline=float("inf"), on_rows=None):
+    """The table's rows, and the eager float32 estimator (AT) for the AutoAttack timing.
+
+    No configuration starts after ``deadline`` (a ``time.monotonic()`` value): its rows say
+    so. ``on_rows(rows)`` is called with the rows so far after each configuration."""
     rows, evaluated = [], None
     for compiled in compile_modes:
         for precision in precisions:
             for channels_last in (f == "channels-last" for f in memory_formats):
                 config = (device, precision, channels_last, compiled, sizes)
-                runners = {"plain loop, AT": PlainLoop(*config),
-                           "estimator, AT": EstimatorEpochs(*config, method="AT"),
-                           "estimator, SRAT": EstimatorEpochs(*config, method="SRAT")}
+                if time.monotonic() >= deadline:
+                    rows += [{"implementation": name, "compiled": compiled,
+                              "precision": precision, "channels_last": channels_last,
+                              "error": "not run (--time-limit)"} for name in IMPLEMENTATIONS]
+                    continue
+                runners = dict(zip(IMPLEMENTATIONS, (
+                    PlainLoop(*config), EstimatorEpochs(*config, method="AT"),
+                    EstimatorEpochs(*config, method="SRAT"))))
                 speed, peaks, errors = measure(runners, X, y, device, repeats)
                 reference = speed.get("plain loop, AT")
                 for name, runner in runners.items():
+                    # A runner whose fit failed before skorch initialised it counted nothing.
                     syncs = getattr(runner, "syncs", None)
                     rows.append({
                         "implementation": name, "compiled": compiled, "precision": precision,
@@ -224,11 +265,13 @@ def training_rows(X, y, device, sizes, repeats, compile_modes, precisions, memor
                         "ratio": speed[name] / reference if name in speed and reference
                         else None,
                         "peak_mib": peaks.get(name), "error": errors.get(name),
-                        "host_reads": max(syncs.reads) if syncs and syncs.reads else None,
-                        "cuda_syncs": max(syncs.syncs) if syncs and syncs.syncs else None})
+                        "host_reads": max(getattr(syncs, "reads", None) or [None]),
+                        "cuda_syncs": max(getattr(syncs, "syncs", None) or [None])})
                     if name == "estimator, AT" and not compiled and precision == "fp32" \
                             and not channels_last and name not in errors:
                         evaluated = runner.clf
+                if on_rows is not None:
+                    on_rows(rows)
     return rows, evaluated
 
 
@@ -271,8 +314,8 @@ def markdown(rows, aa, device, sizes, test_result):
         lines.append(
             f"| {row['implementation']} | {'yes' if row['compiled'] else 'no'} | "
             f"{row['precision']} | {'yes' if row['channels_last'] else 'no'} | {speed} | "
-            f"{cell(row['ratio'], '.2f')} | {cell(row['peak_mib'], '.0f')} | "
-            f"{cell(row['host_reads'], 'd')} | {cell(row['cuda_syncs'], 'd')} |")
+            f"{cell(row.get('ratio'), '.2f')} | {cell(row.get('peak_mib'), '.0f')} | "
+            f"{cell(row.get('host_reads'), 'd')} | {cell(row.get('cuda_syncs'), 'd')} |")
     if aa is not None:
         lines += ["", f"AutoAttack (standard, {sizes['aa_steps']} iterations, "
                       f"{sizes['aa_queries']} queries) on {sizes['n_eval']} images of the "
@@ -282,10 +325,20 @@ def markdown(rows, aa, device, sizes, test_result):
     return "\n".join(lines) + "\n"
 
 
+def generated_docs(path=RUNS):
+    """``docs/performance.md`` with the table of the GPU run kept at ``path``."""
+    path = Path(path)
+    table = path.read_text() if path.exists() else (
+        "Not run on a GPU yet: `python benchmarks/gpu_check.py --output "
+        "benchmarks/gpu_check_cuda.md` writes this table's runs file.")
+    return {DOC: replace_block(DOC.read_text(), MARKER, table)}
+
+
 def run_cuda_tests():
     tests = Path(__file__).resolve().parents[1] / "tests"
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "cuda", str(tests)],
                           capture_output=True, text=True)
+    print(done.stdout[-4000:], done.stderr[-2000:], sep="\n", file=sys.stderr)
     lines = done.stdout.strip().splitlines()
     return lines[-1].strip("= ") if lines else f"pytest exited with {done.returncode}"
 
@@ -305,7 +358,18 @@ def main(argv=None):
                         default=["contiguous", "channels-last"])
     parser.add_argument("--repeats", type=int, default=2, help="timed epochs per row")
     parser.add_argument("--output", default=None, help="Markdown file to write")
+    parser.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                        help="start no configuration after this many seconds")
+    parser.add_argument("--write-docs", action="store_true",
+                        help="put the table of benchmarks/gpu_check_cuda.md (or --output) "
+                             "into docs/performance.md")
     args = parser.parse_args(argv)
+    if args.write_docs:
+        write_docs(generated_docs(args.output or RUNS), HERE.parent)
+        return
+    if args.time_limit is not None and not args.time_limit >= 0:
+        parser.error("--time-limit must be a number of seconds, at least 0")
+    started = time.monotonic()
     sizes = dict(SIZES["tiny" if args.tiny else "full"])
     sizes.update({k: v for k, v in (("n_train", args.n_train), ("n_eval", args.n_eval)) if v})
     device = torch.device(args.device or ("cpu" if args.tiny else "cuda"))
@@ -315,16 +379,21 @@ def main(argv=None):
         else (False,)
     test_result = "skipped (--skip-tests)" if args.skip_tests else run_cuda_tests()
     X, y = synthetic_data(sizes["n_train"], sizes["image_size"], device)
+
+    def write(rows, aa=None):
+        text = markdown(rows, aa, device, sizes, test_result)
+        if args.output:
+            Path(args.output).write_text(text)
+        return text
+
+    deadline = started + (float("inf") if args.time_limit is None else args.time_limit)
     rows, model = training_rows(X, y, device, sizes, args.repeats, compile_modes,
-                                args.precisions, args.memory_formats)
+                                args.precisions, args.memory_formats, deadline, write)
     aa = None
     if model is not None:
         X_eval, y_eval = synthetic_data(sizes["n_eval"], sizes["image_size"], device, seed=1)
         aa = autoattack_speed(model, X_eval, y_eval, sizes, device)
-    text = markdown(rows, aa, device, sizes, test_result)
-    if args.output:
-        Path(args.output).write_text(text)
-    print(text)
+    print(write(rows, aa))
 
 
 if __name__ == "__main__":

@@ -90,7 +90,8 @@ def test_autoattack_benchmark_runs_end_to_end(tmp_path):
                                           ("bench_fit", "bench_fit.json"),
                                           ("bench_scaling", "bench_scaling.json"),
                                           ("bench_small_cnn", "bench_small_cnn.json"),
-                                          ("demo_table", "demo.json")])
+                                          ("demo_table", "demo.json"),
+                                          ("gpu_check", "gpu_check_cuda.md")])
 def test_tables_in_the_docs_come_from_their_runs(script, runs):
     runs = SCRIPT.with_name(runs)
     for path, text in load_script(script).generated_docs(runs).items():
@@ -840,6 +841,38 @@ def test_gpu_check_runs_its_code_path_on_the_cpu(tmp_path):
     assert [row[7] for row in rows] == ["-", "2", "2"]  # host reads per training batch
     assert "AutoAttack (standard, 2 iterations, 10 queries) on 4 images" in text
     assert "one target at a time" in text and "all targets together" in text
+
+
+def test_autoattack_speed_keeps_each_finished_round(monkeypatch):
+    # A machine held for a fixed time may stop the benchmark in its last round.
+    bench = load_script("bench_autoattack")
+    monkeypatch.setattr(bench, "available_ways", lambda model: dict.fromkeys(
+        ("members over survivors", "torchattacks"), lambda model, X, y, epsilon, norm: y))
+    records = []
+    bench.run("linf", n_test=30, max_epochs=1, repeats=2, on_round=records.append)
+    assert [record["repeats"] for record in records] == [1, 2]
+    assert [len(way["seconds_runs"]) for way in records[-1]["ways"].values()] == [2, 2]
+
+
+def test_gpu_check_starts_no_configuration_after_its_time_limit(tmp_path):
+    output = tmp_path / "gpu-check.md"
+    load_script("gpu_check").main(["--tiny", "--skip-tests", "--time-limit", "0",
+                                   "--output", str(output)])
+    text = output.read_text()
+    rows = [line for line in text.splitlines() if line.startswith(("| plain", "| estimator"))]
+    assert len(rows) == 3 * 2 * 2  # implementations x precisions x memory formats
+    assert all("not run (--time-limit)" in row for row in rows)
+    assert "AutoAttack" not in text  # no eager float32 model to attack
+
+
+def test_gpu_check_hands_over_the_rows_after_each_configuration():
+    gpu_check = load_script("gpu_check")
+    sizes = gpu_check.SIZES["tiny"]
+    X, y = gpu_check.synthetic_data(sizes["n_train"], sizes["image_size"], torch.device("cpu"))
+    seen = []
+    gpu_check.training_rows(X, y, torch.device("cpu"), sizes, 1, (False,), ["fp32"],
+                            ["contiguous"], on_rows=lambda rows: seen.append(len(rows)))
+    assert seen == [3]
 
 
 @pytest.fixture(scope="module")

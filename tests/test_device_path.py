@@ -1,10 +1,17 @@
-"""The batch loop stays on the device: no host synchronisation beyond skorch's own."""
+"""The device path, on the CPU and (``pytest -m cuda``) a CUDA GPU: the attacks run where
+the model is, and the batch loop stays on the device, with no host synchronisation beyond
+skorch's own."""
+
+import copy
 
 import pytest
 import torch
 from conftest import load_benchmark
+from skorch.callbacks import Callback
+from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from srat_sklearn import SRATClassifier
+from srat_sklearn.attacks import ATTACKS, NORMS, run_attack
 
 # The GPU check's counter: host reads at the dispatcher, and CUDA's synchronisations.
 SyncsPerBatch = load_benchmark("gpu_check").SyncsPerBatch
@@ -30,3 +37,45 @@ def test_host_reads_per_training_batch(tabular, fast_params, params, device, los
                    device=device, **{**fast_params, "n_steps": 5, **params}).fit(X, y)
     checked_before = loss_check == "before backward" and device == "cpu"
     assert counter.reads and set(counter.reads) == {2 if checked_before else 1}
+
+
+class DispatchModeSeen(Callback):
+    """Whether a Python dispatch mode is on at the start of each training batch."""
+
+    def initialize(self):
+        self.seen = []
+        return self
+
+    def on_batch_begin(self, net, batch=None, training=None, **kwargs):
+        if training:
+            self.seen.append(_get_current_dispatch_mode() is not None)
+
+
+def test_the_counter_leaves_the_batches_after_its_first_ones_alone(tabular, fast_params):
+    # Counting routes every operation through Python, which on a GPU costs more than the
+    # operations: the GPU check's timed epochs must run without it.
+    X, y = tabular
+    counter, probe = SyncsPerBatch(max_batches=2), DispatchModeSeen()
+    SRATClassifier(callbacks=[("count", counter), ("probe", probe)], **fast_params).fit(X, y)
+    assert len(counter.reads) == 2
+    assert probe.seen[:2] == [True, True] and len(probe.seen) > 2 and not any(probe.seen[2:])
+
+
+@pytest.mark.parametrize("attack", [a for a in ATTACKS if a != "trades"])
+@pytest.mark.parametrize("norm", NORMS)
+def test_attacks_stay_in_the_ball_on_the_device(trained_digits, digits_split, device, attack,
+                                                norm):
+    # On the CPU too, so that the call keeps up with the attacks' arguments: its cuda case,
+    # run only on a GPU, once passed n_queries to attacks that refuse it.
+    _, X_test, _, y_test = digits_split
+    model = copy.deepcopy(trained_digits.module_).to(device).eval()
+    X, y = (torch.as_tensor(a[:40], device=device) for a in (X_test, y_test))
+    epsilon = 0.2 if norm == "linf" else 1.0
+    queries = {"n_queries": 50} if attack in ("square", "autoattack") else {}
+    X_adv = run_attack(attack, model, X, y, epsilon=epsilon, norm=norm, n_steps=5,
+                       bounds=(0.0, 1.0), **queries)
+    assert X_adv.device.type == torch.device(device).type
+    delta = (X_adv - X).flatten(1)
+    size = delta.abs().amax(1) if norm == "linf" else delta.norm(dim=1)
+    assert torch.all(size <= epsilon * (1 + 1e-5))
+    assert X_adv.min() >= 0 and X_adv.max() <= 1
