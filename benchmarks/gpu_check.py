@@ -12,13 +12,14 @@ loop on CIFAR-sized data, written as a Markdown table.
    autocast) and memory format (contiguous, channels-last), and eagerly or under
    ``torch.compile`` (``--compile``; the plain loop compiles its module, the estimator is
    given skorch's ``compile=True``): one warm-up epoch, then timed epochs of the plain loop
-   (PGD-10 adversarial training written out), the estimator doing the same work (AT:
-   ``lambda_sep=0``, no class weights) and the estimator's SRAT (separation loss, class
-   weights from the start), interleaved: the order alternates over ``--repeats``. Per row:
-   samples per second (median), its ratio to the plain loop of the same row, peak GPU memory
-   of the timed epochs, and the host reads per training batch (``.item()`` and the like,
-   counted at the dispatcher; on a GPU also the synchronisations that CUDA's sync debug mode
-   reports).
+   (PGD-10 adversarial training written out, its data on the device), the estimator doing
+   the same work (AT: ``lambda_sep=0``, no class weights) and the estimator's SRAT
+   (separation loss, class weights from the start), both given NumPy arrays in host memory,
+   interleaved: the order alternates over ``--repeats``. Per row: samples per second
+   (median), its ratio to the plain loop of the same row, peak GPU memory of the timed
+   epochs, and the host reads per training batch (``.item()`` and the like, counted at the
+   dispatcher; on a GPU also the synchronisations that CUDA's sync debug mode reports), in
+   the first batches of the untimed warm-up epoch only.
 3. AutoAttack (standard: 100 iterations, 9 targets, 5000 queries) on ``--n-eval`` images of
    the float32 estimator, in batches of 250 samples: samples per second with APGD-T's and
    FAB-T's targets one at a time, and with all 9 of them in one pass.
@@ -153,17 +154,19 @@ def pgd(model, X, y, n_steps, precision):
 
 
 class PlainLoop:
-    """PGD adversarial training written out in PyTorch: the reference of each row."""
+    """PGD adversarial training written out in PyTorch: the reference of each row. ``data``:
+    ``(X, y)`` as tensors on the device, one epoch per call of :meth:`epoch`."""
 
-    def __init__(self, device, precision, channels_last, compiled, sizes):
-        self.device, self.precision, self.sizes = device, precision, sizes
+    def __init__(self, device, precision, channels_last, compiled, sizes, data):
+        self.device, self.precision, self.sizes, self.data = device, precision, sizes, data
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         torch.manual_seed(0)
         model = resnet18_cifar().to(device, memory_format=self.memory_format)
         self.optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
         self.model = torch.compile(model) if compiled else model
 
-    def epoch(self, X, y):
+    def epoch(self):
+        X, y = self.data
         order = torch.randperm(len(X), device=X.device)
         for rows in order.split(self.sizes["batch_size"]):
             X_b = X[rows].contiguous(memory_format=self.memory_format)
@@ -177,10 +180,14 @@ class PlainLoop:
 
 
 class EstimatorEpochs:
-    """SRATClassifier doing the plain loop's work (AT) or SRAT's, one epoch per call."""
+    """SRATClassifier doing the plain loop's work (AT) or SRAT's, one epoch per call.
 
-    def __init__(self, device, precision, channels_last, compiled, sizes, method):
+    ``data``: ``(X, y)`` as a scikit-learn user passes them, NumPy arrays in host memory, of
+    which skorch moves each batch to the device."""
+
+    def __init__(self, device, precision, channels_last, compiled, sizes, data, method):
         srat = method == "SRAT"
+        self.data = data
         self.syncs = SyncsPerBatch(max_batches=COUNTED_BATCHES)
         self.clf = SRATClassifier(
             module=resnet18_cifar, epsilon=EPSILON, step_size=STEP, n_steps=sizes["n_steps"],
@@ -192,18 +199,15 @@ class EstimatorEpochs:
             callbacks=[("syncs", self.syncs)], **({"compile": True} if compiled else {}))
         self.fitted = False
 
-    def epoch(self, X, y):
-        # As a scikit-learn user calls it: with arrays in host memory (scikit-learn's checks
-        # read them as NumPy arrays), of which skorch moves each batch to the device.
-        X, y = X.cpu(), y.cpu()
+    def epoch(self):
         if self.fitted:
-            self.clf.partial_fit(X, y)
+            self.clf.partial_fit(*self.data)
         else:
-            self.clf.fit(X, y)
+            self.clf.fit(*self.data)
             self.fitted = True
 
 
-def measure(runners, X, y, device, repeats):
+def measure(runners, n_samples, device, repeats):
     """Samples per second and peak memory of each runner: a warm-up epoch, then ``repeats``
     timed epochs each, the order alternating so that no side always goes first."""
     times = {name: [] for name in runners}
@@ -211,7 +215,7 @@ def measure(runners, X, y, device, repeats):
     errors = {}
     for name, runner in runners.items():
         try:
-            runner.epoch(X, y)
+            runner.epoch()
         except Exception as error:  # a configuration that fails is reported in its row
             errors[name] = f"{type(error).__name__}: {str(error).splitlines()[0][:120]}"
             traceback.print_exc()
@@ -222,13 +226,13 @@ def measure(runners, X, y, device, repeats):
                 torch.cuda.reset_peak_memory_stats(device)
             synchronize(device)
             started = time.perf_counter()
-            runners[name].epoch(X, y)
+            runners[name].epoch()
             synchronize(device)
             times[name].append(time.perf_counter() - started)
             if device.type == "cuda":
                 peak = torch.cuda.max_memory_allocated(device) / 2 ** 20
                 peaks[name] = max(peaks[name] or 0.0, peak)
-    speed = {name: len(X) / statistics.median(times[name]) for name in live}
+    speed = {name: n_samples / statistics.median(times[name]) for name in live}
     return speed, peaks, errors
 
 
@@ -242,6 +246,7 @@ def training_rows(X, y, device, sizes, repeats, compile_modes, precisions, memor
     No configuration starts after ``deadline`` (a ``time.monotonic()`` value): its rows say
     so. ``on_rows(rows)`` is called with the rows so far after each configuration."""
     rows, evaluated = [], None
+    host = X.cpu().numpy(), y.cpu().numpy()
     for compiled in compile_modes:
         for precision in precisions:
             for channels_last in (f == "channels-last" for f in memory_formats):
@@ -252,9 +257,10 @@ def training_rows(X, y, device, sizes, repeats, compile_modes, precisions, memor
                               "error": "not run (--time-limit)"} for name in IMPLEMENTATIONS]
                     continue
                 runners = dict(zip(IMPLEMENTATIONS, (
-                    PlainLoop(*config), EstimatorEpochs(*config, method="AT"),
-                    EstimatorEpochs(*config, method="SRAT"))))
-                speed, peaks, errors = measure(runners, X, y, device, repeats)
+                    PlainLoop(*config, data=(X, y)),
+                    EstimatorEpochs(*config, data=host, method="AT"),
+                    EstimatorEpochs(*config, data=host, method="SRAT"))))
+                speed, peaks, errors = measure(runners, len(X), device, repeats)
                 reference = speed.get("plain loop, AT")
                 for name, runner in runners.items():
                     # A runner whose fit failed before skorch initialised it counted nothing.
