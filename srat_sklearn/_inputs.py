@@ -2,12 +2,14 @@
 
 Arrays go through scikit-learn's ``validate_data`` (which records ``n_features_in_`` and
 feature names on the estimator); a 2-D X is reshaped to ``input_shape`` when one is given.
-A torch Dataset is taken as it is, its labels already class indices.
+A torch tensor, on any device and whether or not it requires gradients, is read as the NumPy
+array of its values. A torch Dataset is taken as it is, its labels already class indices.
 """
 
 import warnings
 
 import numpy as np
+import torch
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import validate_data
@@ -40,6 +42,12 @@ def check_samples(X, sample_shape):
     return np.ascontiguousarray(X, dtype=np.float32)
 
 
+def host_array(a):
+    """A torch tensor as a NumPy array in host memory, from any device and detached (NumPy
+    cannot read a GPU's memory or a tensor that requires gradients); anything else as is."""
+    return to_numpy(a) if isinstance(a, torch.Tensor) else a
+
+
 def _as_fitted(estimator, X):
     """``X`` in the form ``n_features_in_`` counted at fit, or an error about sample shapes.
 
@@ -70,6 +78,7 @@ def refuse_sample_weight(fit_params):
 
 def validate_X(estimator, X, *, reset):
     """X checked by scikit-learn and shaped to the module's samples."""
+    X = host_array(X)
     if not reset:
         X = _as_fitted(estimator, X)
     X = validate_data(estimator, X, reset=reset, allow_nd=True,
@@ -83,6 +92,7 @@ def validate_Xy(estimator, X, y, *, reset):
     if y is None:
         raise ValueError(f"{type(estimator).__name__} requires y to be passed, but the target y "
                          "is None (only a torch Dataset X carries its own labels).")
+    X, y = host_array(X), host_array(y)
     X, y = validate_data(estimator, X, y, reset=reset, allow_nd=True,
                          dtype=(np.float32, np.float64), ensure_all_finite=True)
     check_classification_targets(y)

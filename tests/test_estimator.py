@@ -11,7 +11,7 @@ from sklearn.model_selection import GridSearchCV
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from srat_sklearn import SRATClassifier
+from srat_sklearn import SRATClassifier, robust_accuracy_score
 from srat_sklearn.models import MLP, SmallCNN
 
 
@@ -152,6 +152,21 @@ def test_torch_dataset_input(tabular, fast_params):
     assert clf.classes_.tolist() == [0, 1, 2]
     assert clf.class_counts_.tolist() == np.bincount(y).tolist()
     assert clf.predict(dataset).shape == (len(y),)
+
+
+@pytest.mark.parametrize("requires_grad", [False, True])
+def test_tensors_are_read_as_their_values(tabular, fast_params, device, requires_grad):
+    # From any device, and when they require gradients (a feature extractor's output, say),
+    # which NumPy cannot read as they are.
+    X, y = tabular
+    X = X.astype(np.float32)
+    X_t = torch.as_tensor(X, device=device).requires_grad_(requires_grad)
+    y_t = torch.as_tensor(y, device=device)
+    from_tensors = SRATClassifier(**fast_params, device=device).fit(X_t, y_t)
+    from_arrays = SRATClassifier(**fast_params, device=device).fit(X, y)
+    np.testing.assert_array_equal(from_tensors.predict(X_t), from_arrays.predict(X))
+    assert robust_accuracy_score(from_tensors, X_t, y_t, verbose=0) == \
+        robust_accuracy_score(from_arrays, X, y, verbose=0)
 
 
 class CountingMLP(nn.Module):

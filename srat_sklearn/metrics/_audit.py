@@ -12,6 +12,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .._feature_threat import describe_features, evaluation_threat, radius
+from .._inputs import host_array
 from .._validation import check_int, check_real
 from ._pipeline_threat import is_per_feature
 from ._robust import (
@@ -207,7 +208,7 @@ def audit_robustness(estimator, X, y, *, epsilon=None, norm=None, perturbable_fe
         return factor * epsilon if np.ndim(epsilon) == 0 else factor * np.asarray(epsilon)
 
     X = transform(transformers, X)
-    y = np.asarray(y)
+    y = np.asarray(host_array(y))
     n = len(y)
     if n == 0:
         raise ValueError("The audit needs at least one test sample.")

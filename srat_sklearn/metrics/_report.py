@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from imblearn.metrics import classification_report_imbalanced
 
+from .._inputs import host_array
 from ..attacks import DISPLAY_NAMES, describe_attack
 from ._groups import (
     GROUP_NAMES,
@@ -169,7 +170,7 @@ n_queries, n_targets, batch_size, perturbable_features, verbose
                              random_start, n_restarts, n_queries, n_targets, batch_size,
                              perturbable_features)
     _, classifier = split_pipeline(estimator)
-    y = np.asarray(y)
+    y = np.asarray(host_array(y))
     classes = classifier.classes_
     under_mask = _report_mask(classifier, under_represented)
     y_adv, settings, robust_after = predict_under_attack(estimator, X, y, request,

@@ -4,6 +4,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score
 from sklearn.utils.validation import check_consistent_length, check_is_fitted
 
+from .._inputs import host_array
 from .._validation import check_int
 from ..attacks import check_attack
 from ._groups import as_label_list, check_group, group_mask
@@ -90,7 +91,7 @@ def predict_under_attack(estimator, X, y, request, verbose=0):
     if request["perturbable_features"] is not None or is_per_feature(request["epsilon"]):
         request.update(feature_budgets(transformers, classifier, X, request))
     X = transform(transformers, X)
-    y = np.asarray(y)
+    y = np.asarray(host_array(y))
     X_adv, robust_after = classifier._adversarial_examples(X, y, **request, verbose=verbose)
     request.pop("batch_size")
     return (classifier.predict(with_columns_of(X, X_adv)),
@@ -338,7 +339,7 @@ class GroupScorer:
         _, classifier = split_pipeline(estimator)
         under = group_mask(classifier, self.under_represented)
         members = classifier.classes_[under if self.group == "under" else ~under]
-        y = np.asarray(y)
+        y = np.asarray(host_array(y))
         if not np.isin(y, members).any():
             raise ValueError(f"The test data hold no sample of the {self.group}-represented "
                              f"classes {members.tolist()}, so their accuracy is undefined.")
