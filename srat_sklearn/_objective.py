@@ -87,11 +87,14 @@ class ObjectiveMixin:
                 rows = to_tensor(rows, device=clean.device)  # one copy for the read and the write
                 start = self.perturbation_store_.previous(clean, rows)
             attack = "trades" if self.adversarial_loss == "trades" else "pgd"
-            X_adv = self._attack(clean, to_tensor(yi, device=self.device), attack=attack,
-                                 start=start, **self._training_budget(yi))
+            # One copy of the labels to the device, for the attack and the loss: on a GPU each
+            # copy from pageable host memory is a synchronisation.
+            y_device = to_tensor(yi, device=self.device)
+            X_adv = self._attack(clean, y_device, attack=attack, start=start,
+                                 **self._training_budget(yi))
             if rows is not None:
                 self.perturbation_store_.update(rows, X_adv - clean)
-            batch = (X_adv, yi)
+            batch = (X_adv, y_device)
         if not checks_before_backward(self._compute_device()):
             self._snapshot = TrainingSnapshot(self.module_, self.optimizer_)
         with self._clean_batch(clean):

@@ -4,6 +4,7 @@ skorch's own."""
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 from conftest import load_benchmark
@@ -37,6 +38,34 @@ def test_host_reads_per_training_batch(tabular, fast_params, params, device, los
                    device=device, **{**fast_params, "n_steps": 5, **params}).fit(X, y)
     checked_before = loss_check == "before backward" and device == "cpu"
     assert counter.reads and set(counter.reads) == {2 if checked_before else 1}
+
+
+class LabelsSeen(SRATClassifier):
+    """Records the labels that the training attack and the training loss receive."""
+
+    def _attack(self, X, y, **kwargs):
+        self.__dict__.setdefault("attacked", []).append(y)
+        return super()._attack(X, y, **kwargs)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        if training:
+            self.__dict__.setdefault("scored", []).append(y_true)
+        return super().get_loss(y_pred, y_true, X=X, training=training)
+
+
+def labels_as_numpy(samples):
+    """A loader's batches with the labels left a NumPy array, which each use must copy."""
+    return (torch.as_tensor(np.stack([x for x, _ in samples])),
+            np.array([label for _, label in samples]))
+
+
+def test_the_labels_go_to_the_device_once_per_batch(tabular, fast_params):
+    # On a GPU a copy from pageable host memory synchronises: the loss takes the labels the
+    # attack was given rather than copying the batch's again.
+    X, y = tabular
+    clf = LabelsSeen(iterator_train__collate_fn=labels_as_numpy, **fast_params).fit(X, y)
+    assert clf.attacked and len(clf.attacked) == len(clf.scored)
+    assert all(scored is attacked for scored, attacked in zip(clf.scored, clf.attacked))
 
 
 class DispatchModeSeen(Callback):
