@@ -96,7 +96,12 @@ class ObjectiveMixin:
                 self.perturbation_store_.update(rows, X_adv - clean)
             batch = (X_adv, y_device)
         if not checks_before_backward(self._compute_device()):
-            self._snapshot = TrainingSnapshot(self.module_, self.optimizer_)
+            snapshot = self.__dict__.get("_snapshot")
+            if snapshot is None or snapshot.module is not self.module_ \
+                    or snapshot.optimizer is not self.optimizer_:
+                self._snapshot = TrainingSnapshot(self.module_, self.optimizer_)
+            else:
+                snapshot.take()  # into the buffers of the batches before
         with self._clean_batch(clean):
             if self.lambda_sep == 0:
                 return super().train_step(batch, **fit_params)
@@ -110,11 +115,18 @@ class ObjectiveMixin:
         # On an accelerator, the loss is first read here, where skorch has read it for its
         # history; the step it made is undone.
         super().on_batch_end(net, batch=batch, training=training, loss=loss, **kwargs)
-        snapshot = self.__dict__.pop("_snapshot", None)
-        if snapshot is not None and not np.isfinite(self.history[-1, "batches", -1,
-                                                                 "train_loss"]):
+        snapshot = self.__dict__.get("_snapshot")
+        if snapshot is None or not snapshot.pending:
+            return
+        snapshot.pending = False
+        if not np.isfinite(self.history[-1, "batches", -1, "train_loss"]):
             snapshot.restore()
+            del self.__dict__["_snapshot"]  # on_train_end does not come after an error
             raise non_finite_loss_error(loss, self.history)
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        super().on_train_end(net, X=X, y=y, **kwargs)
+        self.__dict__.pop("_snapshot", None)  # a copy of the weights: not kept between fits
 
     def _classification_loss(self, logits, y_true):
         """The criterion on this process's batch; data-parallel, normalised over them all."""

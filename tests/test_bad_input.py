@@ -1,8 +1,11 @@
 """Bad input and nonsense parameters fail before training, with a message naming the problem."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
+from skorch.callbacks import Callback
 from torch import nn
 
 from srat_sklearn import NonFiniteLossError, SRATClassifier, robust_accuracy_score, robust_report
@@ -149,6 +152,31 @@ def test_non_finite_loss_stops_with_the_state_before_the_step(Xy, loss_check, op
     moments = [v for state in clf.optimizer_.state.values() for v in state.values()
                if isinstance(v, torch.Tensor)]
     assert all(torch.isfinite(v).all() for v in moments)
+
+
+class StateAtBatchStart(Callback):
+    """The module's and the optimizer's state at the start of the latest training batch."""
+
+    def on_batch_begin(self, net, batch=None, training=None, **kwargs):
+        if training:
+            self.module = copy.deepcopy(net.module_.state_dict())
+            self.optimizer = copy.deepcopy(net.optimizer_.state_dict()["state"])
+
+
+@pytest.mark.parametrize("optimizer, params", [(torch.optim.SGD, {"optimizer__momentum": 0.9}),
+                                               (torch.optim.Adam, {})])
+def test_non_finite_loss_leaves_the_state_from_before_the_bad_batch(Xy, loss_check, optimizer,
+                                                                    params):
+    X, y = Xy
+    state = StateAtBatchStart()
+    clf = SRATClassifier(max_epochs=3, lr=1e30, optimizer=optimizer, epsilon=0.0,
+                         lambda_sep=0.0, verbose=0, callbacks=[("state", state)], **params)
+    with pytest.raises(NonFiniteLossError):
+        clf.fit(X, y)
+    assert state.optimizer  # the bad batch is not the first: the optimizer has moments
+    torch.testing.assert_close(clf.module_.state_dict(), state.module, rtol=0, atol=0)
+    torch.testing.assert_close(clf.optimizer_.state_dict()["state"], state.optimizer, rtol=0,
+                               atol=0)
 
 
 # ---------------------------------------------------------------- scorers and report

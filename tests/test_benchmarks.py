@@ -91,7 +91,8 @@ def test_autoattack_benchmark_runs_end_to_end(tmp_path):
                                           ("bench_scaling", "bench_scaling.json"),
                                           ("bench_small_cnn", "bench_small_cnn.json"),
                                           ("demo_table", "demo.json"),
-                                          ("gpu_check", "gpu_check_cuda.md")])
+                                          ("gpu_check", "gpu_check_cuda.md"),
+                                          ("bench_snapshot", "bench_snapshot.json")])
 def test_tables_in_the_docs_come_from_their_runs(script, runs):
     runs = SCRIPT.with_name(runs)
     for path, text in load_script(script).generated_docs(runs).items():
@@ -841,6 +842,17 @@ def test_gpu_check_runs_its_code_path_on_the_cpu(tmp_path):
     assert [row[7] for row in rows] == ["-", "2", "2"]  # host reads per training batch
     assert "AutoAttack (standard, 2 iterations, 10 queries) on 4 images" in text
     assert "one target at a time" in text and "all targets together" in text
+
+
+def test_snapshot_benchmark_times_both_ways(tmp_path):
+    output = tmp_path / "snapshot.json"
+    load_script("bench_snapshot").main(["--repeats", "1", "--snapshots", "1", "--output",
+                                        str(output)])
+    record = json.loads(output.read_text())
+    assert set(record["networks"]) == {"resnet18_cifar", "SmallCNN"}
+    for row in record["networks"].values():
+        assert set(row["ms"]) == {"deep copy", "buffers refilled"}
+        assert all(ms > 0 for ms in row["ms"].values()) and row["ratio"] > 0
 
 
 def test_autoattack_speed_keeps_each_finished_round(monkeypatch):
