@@ -271,8 +271,8 @@ def training_rows(X, y, device, sizes, repeats, compile_modes, precisions, memor
                         "ratio": speed[name] / reference if name in speed and reference
                         else None,
                         "peak_mib": peaks.get(name), "error": errors.get(name),
-                        "host_reads": max(getattr(syncs, "reads", None) or [None]),
-                        "cuda_syncs": max(getattr(syncs, "syncs", None) or [None])})
+                        "host_reads": getattr(syncs, "reads", None) or None,
+                        "cuda_syncs": getattr(syncs, "syncs", None) or None})
                     if name == "estimator, AT" and not compiled and precision == "fp32" \
                             and not channels_last and name not in errors:
                         evaluated = runner.clf
@@ -300,6 +300,15 @@ def autoattack_speed(clf, X, y, sizes, device):
     return speeds
 
 
+def per_batch(counts):
+    """The median count per batch, and the most in one batch where that differs
+    (the first batches initialise libraries and the optimizer's state)."""
+    if not counts:
+        return "-"
+    median, most = statistics.median(counts), max(counts)
+    return f"{median:g}" + ("" if most == median else f" (at most {most})")
+
+
 def cell(value, fmt):
     return "-" if value is None else format(value, fmt)
 
@@ -321,7 +330,7 @@ def markdown(rows, aa, device, sizes, test_result):
             f"| {row['implementation']} | {'yes' if row['compiled'] else 'no'} | "
             f"{row['precision']} | {'yes' if row['channels_last'] else 'no'} | {speed} | "
             f"{cell(row.get('ratio'), '.2f')} | {cell(row.get('peak_mib'), '.0f')} | "
-            f"{cell(row.get('host_reads'), 'd')} | {cell(row.get('cuda_syncs'), 'd')} |")
+            f"{per_batch(row.get('host_reads'))} | {per_batch(row.get('cuda_syncs'))} |")
     if aa is not None:
         lines += ["", f"AutoAttack (standard, {sizes['aa_steps']} iterations, "
                       f"{sizes['aa_queries']} queries) on {sizes['n_eval']} images of the "

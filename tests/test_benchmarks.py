@@ -877,6 +877,14 @@ def test_gpu_check_starts_no_configuration_after_its_time_limit(tmp_path):
     assert "AutoAttack" not in text  # no eager float32 model to attack
 
 
+@pytest.mark.parametrize("counts, shown", [([1, 1, 1], "1"), ([7, 4, 4, 4, 4], "4 (at most 7)"),
+                                           (None, "-")])
+def test_gpu_check_shows_the_typical_batch_and_the_worst(counts, shown):
+    # The first batch initialises libraries and the optimizer's state: its count is no
+    # batch's usual one.
+    assert load_script("gpu_check").per_batch(counts) == shown
+
+
 def test_gpu_check_hands_over_the_rows_after_each_configuration():
     gpu_check = load_script("gpu_check")
     sizes = gpu_check.SIZES["tiny"]
