@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from srat_sklearn import SRATClassifier
-from srat_sklearn.attacks import describe_attack
+from srat_sklearn.attacks import NORM_NAMES, describe_attack
 from srat_sklearn.datasets import DIGITS_UNDER_REPRESENTED as UNDER
 from srat_sklearn.datasets import load_imbalanced_digits
 from srat_sklearn.methods import DIGITS_RECIPE
@@ -47,7 +47,6 @@ from _docs import replace_block, write_docs  # noqa: E402
 from _provenance import describe_cpu, machine  # noqa: E402
 
 EPSILON = {"linf": 0.2, "l2": 1.0}
-NORM_LABELS = {"linf": "L-inf", "l2": "L2"}
 MEMBERS = ("apgd-ce", "apgd-t", "fab-t", "square")
 ATTACK_LABELS = {"pgd-20": "PGD-20", "apgd-ce": "APGD-CE", "apgd-t": "APGD-T",
                  "fab-t": "FAB-T", "square": "Square", "autoattack": "AutoAttack"}
@@ -215,7 +214,7 @@ def render_reliability(records):
     parts = []
     for record in records:
         overall, per_class, gaps = checks(record)
-        norm = NORM_LABELS[record["norm"]]
+        norm = NORM_NAMES[record["norm"]]
         gap_text = ", ".join(f"{ATTACK_LABELS[m]} {g:+.1f}" for m, g in gaps.items())
         ratio_text = ", ".join(f"{ATTACK_LABELS[m]} {r:.2f}x"
                                for m, r in time_ratios(record).items())

@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from srat_sklearn.attacks import NORM_NAMES
 from srat_sklearn.datasets import load_imbalanced_digits
 from srat_sklearn.metrics import robust_predict
 
@@ -55,7 +56,7 @@ sys.path.insert(0, str(HERE))
 from _docs import replace_block, write_docs  # noqa: E402
 from _provenance import describe_cpu, machine  # noqa: E402
 from _rounds import paired_ratios, rotated  # noqa: E402
-from autoattack_eval import EPSILON, NORM_LABELS, suite_model  # noqa: E402
+from autoattack_eval import EPSILON, suite_model  # noqa: E402
 
 DOC, MARKER, L2_MARKER = ROOT / "docs" / "reliability.md", "autoattack-speed", "autoattack-speed-l2"
 GPU_DOC, GPU_MARKER = ROOT / "docs" / "performance.md", "autoattack-speed-cuda"
@@ -192,7 +193,7 @@ def render(record):
         lines.append(f"| {name} | {way['seconds']:.0f} | {way['samples_per_second']:.1f} | "
                      f"{100 * way['robust']:.1f} | {way['ratio']:.2f} ({low:.2f} - "
                      f"{high:.2f}) |")
-    norm = NORM_LABELS[record["norm"]]
+    norm = NORM_NAMES[record["norm"]]
     where = record["machine"].get("gpu") or describe_cpu(record["machine"])
     rounds = ("1 round" if record["repeats"] == 1 else
               f"{record['repeats']} rounds with the order of the ways rotated")
@@ -205,7 +206,7 @@ def render(record):
 def render_summary(record, l2_record=None, gpu_record=None):
     ways = record["ways"]
     seconds = {name: f"{way['seconds']:.0f} s" for name, way in ways.items()}
-    norm = NORM_LABELS[record["norm"]]
+    norm = NORM_NAMES[record["norm"]]
     line = (f"Standard AutoAttack ({norm} epsilon {record['epsilon']:g}) on the "
             f"{record['n_test']} test images took "
             f"{seconds['members over survivors']} on this 2-core machine "

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .attacks._run import DISPLAY_NAMES
+from .attacks import DISPLAY_NAMES, NORM_NAMES
 from .metrics._groups import REPORT_GROUPS
 
 __all__ = ["plot_group_accuracy", "plot_per_class_accuracy", "plot_tradeoff",
@@ -112,7 +112,7 @@ def plot_per_class_accuracy(report, ax=None):
     members = report.settings.get("members") or [report.attack]
     attack = "AutoAttack" if report.attack == "autoattack" else " + ".join(
         DISPLAY_NAMES.get(m, str(m)) for m in members)
-    norm = {"linf": "L-inf", "l2": "L2"}.get(report.norm, report.norm)
+    norm = NORM_NAMES.get(report.norm, report.norm)
     ax.set_title(f"Per-class accuracy under {attack}, {norm}, epsilon {report.epsilon:g}")
     ax.legend(fontsize="small")
     return ax

@@ -17,7 +17,14 @@ around its input and inside the data bounds widened to contain that input.
 """
 
 from .._torch import eval_mode
-from ._common import NORMS, check_attack_params, project, random_perturbation, threat_box
+from ._common import (
+                   NORM_NAMES,
+                   NORMS,
+                   check_attack_params,
+                   project,
+                   random_perturbation,
+                   threat_box,
+)
 from ._run import (
                    ATTACKS,
                    AUTOATTACK,
@@ -39,4 +46,4 @@ __all__ = ["pgd_attack", "trades_attack", "apgd_attack", "apgd_targeted_attack",
            "square_attack", "autoattack", "run_attack", "dlr_loss", "dlr_targeted_loss", "project",
            "project_onto_hyperplane", "random_perturbation", "threat_box", "eval_mode",
            "attack_members", "attack_settings", "describe_attack", "check_attack",
-           "check_attack_params", "NORMS", "ATTACKS", "AUTOATTACK", "DISPLAY_NAMES"]
+           "check_attack_params", "NORMS", "NORM_NAMES", "ATTACKS", "AUTOATTACK", "DISPLAY_NAMES"]

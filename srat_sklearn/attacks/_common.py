@@ -14,6 +14,8 @@ from .._torch import first_output
 from .._validation import finite, non_negative, positive, positive_int, validate_params
 
 NORMS = ("linf", "l2")
+#: How reports and tables name each norm.
+NORM_NAMES = {"linf": "L-inf", "l2": "L2"}
 
 #: The constraints of every parameter of the attacks, in scikit-learn's terms: the public
 #: functions validate their arguments against them once; the training loop's per-batch

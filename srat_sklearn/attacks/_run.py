@@ -7,6 +7,7 @@ import torch
 from .._torch import eval_mode
 from .._validation import check_option
 from ._common import (
+    NORM_NAMES,
     NORMS,
     attack_survivors,
     check_labels,
@@ -311,7 +312,7 @@ def describe_attack(settings):
         parts.append("random start" if settings["random_start"] else "no random start")
     restarts = settings["n_restarts"]
     parts.append(f"{restarts} restart" + ("s" if restarts > 1 else ""))
-    norm = {"linf": "L-inf", "l2": "L2"}[settings["norm"]]
+    norm = NORM_NAMES[settings["norm"]]
     line = f"{name}: {', '.join(parts)}; {norm}, epsilon {settings['epsilon']:g}"
     if "features" in settings:
         line += f" ({settings['features']})"

@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from .._feature_threat import describe_features, evaluation_threat, radius
 from .._inputs import host_array
 from .._validation import check_int, check_real
+from ..attacks import NORM_NAMES
 from ._pipeline_threat import is_per_feature
 from ._robust import (
     attack_request,
@@ -68,7 +69,7 @@ class RobustnessAudit:
     def to_markdown(self):
         """The audit as a Markdown table, with its verdict and settings."""
         s = self.settings
-        norm = {"linf": "L-inf", "l2": "L2"}[s["norm"]]
+        norm = NORM_NAMES[s["norm"]]
         features = f"; {s['features']}" if "features" in s else ""
         lines = [f"Robustness audit: {'passed' if self.passed else 'FAILED'} "
                  f"({sum(c.passed for c in self.checks)} of {len(self.checks)} checks); "
