@@ -143,13 +143,14 @@ def reweighting_counts(class_prior, class_counts, classes, class_weight):
 
     ``counts`` are the training split's when ``class_prior`` is None, else the
     prior on the scale of the training split. Warns when the training split
-    has equal counts (a sampler in front, say) and class weights are asked for
-    without a prior: they would all be 1.
+    has equal counts (a sampler in front, say) and class weights computed from
+    the counts ("balanced", "effective") are asked for without a prior: they
+    would all be 1. Weights given as a dict weigh as given.
     """
     class_counts = np.asarray(class_counts)
     prior = resolve_class_prior(class_prior, class_counts, classes)
     if class_prior is None:
-        if class_weight is not None and class_counts.sum() and \
+        if isinstance(class_weight, str) and class_counts.sum() and \
                 np.all(class_counts == class_counts[0]):
             warnings.warn(
                 f"Every class has the same number of training samples ({class_counts[0]}), so "

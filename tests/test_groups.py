@@ -66,11 +66,16 @@ def test_smote_without_prior_warns_that_reweighting_does_nothing(imbalanced, fas
     assert np.all(pipe[-1].class_weights_ == 1.0)
 
 
-def test_no_warning_without_class_weights(imbalanced, fast_params):
+@pytest.mark.parametrize("class_weight", [None, {0: 1.0, 1: 2.0, 2: 3.0}])
+def test_no_warning_without_weights_computed_from_the_counts(imbalanced, fast_params,
+                                                             class_weight):
+    # Weights given by hand do not depend on the counts: they weigh as given.
     X, y, _ = imbalanced
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        smote_pipeline(fast_params, class_weight=None).fit(X, y)
+        pipe = smote_pipeline(fast_params, class_weight=class_weight).fit(X, y)
+    if class_weight is not None:
+        assert len(set(pipe[-1].class_weights_.tolist())) == 3
 
 
 def test_class_prior_restores_the_weights_of_the_original_data(imbalanced, fast_params):
