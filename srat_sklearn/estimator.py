@@ -487,7 +487,8 @@ class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, CompileMi
         self.class_counts_ = np.bincount(dataset_labels(dataset_train),
                                          minlength=len(self.classes_))
         self.class_prior_, counts = weighting.reweighting_counts(
-            self.class_prior, self.class_counts_, self.classes_, self.class_weight)
+            self.class_prior, self.class_counts_, self.classes_, self.class_weight,
+            loss=self.loss, class_epsilon_mix=self.class_epsilon_mix)
         self.class_weights_ = weighting.compute_class_weights(
             self.class_weight, counts, self.classes_, self.beta)
         self.class_radius_factors_ = (None if self.class_epsilon_mix == 0 else

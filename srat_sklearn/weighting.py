@@ -138,28 +138,45 @@ def resolve_class_prior(class_prior, class_counts, classes):
     return values / values.sum()
 
 
-def reweighting_counts(class_prior, class_counts, classes, class_weight):
+def reweighting_counts(class_prior, class_counts, classes, class_weight, *, loss="ce",
+                       class_epsilon_mix=0.0):
     """``(prior, counts)``: the class frequencies and counts that weights and margins come from.
 
     ``counts`` are the training split's when ``class_prior`` is None, else the
     prior on the scale of the training split. Warns when the training split
-    has equal counts (a sampler in front, say) and class weights computed from
-    the counts ("balanced", "effective") are asked for without a prior: they
-    would all be 1. Weights given as a dict weigh as given.
+    has equal counts (a sampler in front, say), no prior is given, and
+    something is asked for that the counts decide: class weights computed from
+    them ("balanced", "effective"), LDAM's margins, balanced softmax's prior
+    shift, or class-aware budgets. Each would treat every class alike. Weights
+    given as a dict weigh as given.
     """
     class_counts = np.asarray(class_counts)
     prior = resolve_class_prior(class_prior, class_counts, classes)
     if class_prior is None:
-        if isinstance(class_weight, str) and class_counts.sum() and \
-                np.all(class_counts == class_counts[0]):
-            warnings.warn(
-                f"Every class has the same number of training samples ({class_counts[0]}), so "
-                f"class_weight={class_weight!r} weighs every class 1 and the deferred "
-                "reweighting changes only the learning rate. If a sampler balanced the data in "
-                "front of this estimator, pass the class counts before resampling as "
-                "class_prior=...; else set class_weight=None.", UserWarning, stacklevel=3)
+        if class_counts.sum() and np.all(class_counts == class_counts[0]):
+            _warn_equal_counts(class_counts[0], class_weight, loss, class_epsilon_mix)
         return prior, class_counts
     return prior, prior * class_counts.sum()
+
+
+def _warn_equal_counts(count, class_weight, loss, class_epsilon_mix):
+    alike = []
+    if isinstance(class_weight, str):
+        alike.append(f"class_weight={class_weight!r} weighs every class 1 (the deferred "
+                     "reweighting changes only the learning rate)")
+    if loss == "ldam":
+        alike.append("loss='ldam' gives every class the same margin")
+    if loss == "bsl":
+        alike.append("loss='bsl' shifts every logit alike, which is plain cross-entropy")
+    if class_epsilon_mix:
+        alike.append(f"class_epsilon_mix={class_epsilon_mix!r} gives every class the same "
+                     "budget")
+    if alike:
+        warnings.warn(
+            f"Every class has the same number of training samples ({count}), so "
+            + "; ".join(alike) + ". If a sampler balanced the data in front of this "
+            "estimator, pass the class counts before resampling as class_prior=...; else "
+            "leave out what the counts decide.", UserWarning, stacklevel=4)
 
 
 def compute_class_weights(class_weight, class_counts, classes=None, beta=0.9999):

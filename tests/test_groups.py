@@ -1,5 +1,6 @@
 """The under-represented group is never silently empty, and resampling does not hide it."""
 
+import re
 import warnings
 
 import numpy as np
@@ -64,6 +65,22 @@ def test_smote_without_prior_warns_that_reweighting_does_nothing(imbalanced, fas
     with pytest.warns(UserWarning, match="same number of training samples.*class_prior"):
         pipe = smote_pipeline(fast_params).fit(X, y)
     assert np.all(pipe[-1].class_weights_ == 1.0)
+
+
+@pytest.mark.parametrize("params, named", [
+    ({"loss": "ldam"}, "loss='ldam' gives every class the same margin"),
+    ({"loss": "bsl"}, "loss='bsl' shifts every logit alike"),
+    ({"class_epsilon_mix": 0.5}, "class_epsilon_mix=0.5 gives every class the same budget"),
+])
+def test_smote_without_prior_warns_of_what_else_the_counts_decide(imbalanced, fast_params,
+                                                                   params, named):
+    # Behind a sampler, AT-BSL without class_prior would silently be plain AT.
+    X, y, counts = imbalanced
+    with pytest.warns(UserWarning, match=re.escape(named)):
+        smote_pipeline(fast_params, class_weight=None, **params).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        smote_pipeline(fast_params, class_weight=None, class_prior=counts, **params).fit(X, y)
 
 
 @pytest.mark.parametrize("class_weight", [None, {0: 1.0, 1: 2.0, 2: 3.0}])
