@@ -127,6 +127,9 @@ def main(argv=None):
     parser.add_argument("--write-docs", action="store_true",
                         help="regenerate the table of docs/performance.md from --output")
     args = parser.parse_args(argv)
+    for name in ("repeats", "snapshots"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1")
     if args.write_docs:
         write_docs(generated_docs(args.output or RUNS), HERE.parent)
         return

@@ -855,6 +855,12 @@ def test_snapshot_benchmark_times_both_ways(tmp_path):
         assert all(ms > 0 for ms in row["ms"].values()) and row["ratio"] > 0
 
 
+@pytest.mark.parametrize("argv", [["--repeats", "0"], ["--snapshots", "0"]])
+def test_snapshot_benchmark_refuses_an_empty_run(argv):
+    with pytest.raises(SystemExit):
+        load_script("bench_snapshot").main(argv)
+
+
 def test_autoattack_speed_keeps_each_finished_round(monkeypatch):
     # A machine held for a fixed time may stop the benchmark in its last round.
     bench = load_script("bench_autoattack")
