@@ -20,7 +20,8 @@ themselves, which memory bandwidth bounds; on a GPU those run on the device, and
 time per snapshot is what the training waits on. The first form writes ``--output``
 (default ``benchmarks/bench_snapshot.json``, ``_cuda.json`` on a GPU); the second
 regenerates from it the table between the ``snapshot-speed`` markers of
-``docs/performance.md``.
+``docs/performance.md``, and from ``bench_snapshot_cuda.json`` the one between the
+``snapshot-speed-cuda`` markers.
 """
 
 import argparse
@@ -44,6 +45,7 @@ from _rounds import paired_ratios, rotated  # noqa: E402
 
 DOC, MARKER, RUNS = HERE.parent / "docs" / "performance.md", "snapshot-speed", \
     HERE / "bench_snapshot.json"
+CUDA_MARKER, CUDA_RUNS = "snapshot-speed-cuda", HERE / "bench_snapshot_cuda.json"
 NETWORKS = {"resnet18_cifar": (resnet18_cifar, (3, 32, 32)),
             "SmallCNN": (lambda: SmallCNN(in_channels=1, n_classes=10, image_size=(8, 8)),
                          (1, 8, 8))}
@@ -112,9 +114,15 @@ def render(record):
             f"round, {record['repeats']} rounds, {where}:\n\n" + "\n".join(lines))
 
 
-def generated_docs(path=RUNS):
-    return {DOC: replace_block(DOC.read_text(), MARKER,
-                               render(json.loads(Path(path).read_text())))}
+def generated_docs(path=RUNS, cuda_path=CUDA_RUNS):
+    """``docs/performance.md`` with the CPU table from ``path`` and the GPU table from
+    ``cuda_path``, where a GPU has run."""
+    text = replace_block(DOC.read_text(), MARKER, render(json.loads(Path(path).read_text())))
+    cuda_path = Path(cuda_path)
+    gpu_table = render(json.loads(cuda_path.read_text())) if cuda_path.exists() else (
+        "Not run on a GPU yet: `python benchmarks/bench_snapshot.py --device cuda` writes "
+        f"this table's runs file, `{cuda_path.name}`.")
+    return {DOC: replace_block(text, CUDA_MARKER, gpu_table)}
 
 
 def main(argv=None):
@@ -135,7 +143,7 @@ def main(argv=None):
         return
     torch.set_num_threads(args.threads)
     gpu = torch.device(args.device).type == "cuda"
-    output = args.output or RUNS.with_name(f"bench_snapshot{'_cuda' if gpu else ''}.json")
+    output = args.output or (CUDA_RUNS if gpu else RUNS)
     record = run(args.device, args.repeats, args.snapshots)
     Path(output).write_text(json.dumps(record, indent=1) + "\n")
     print(render(record))

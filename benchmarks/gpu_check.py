@@ -43,6 +43,7 @@ import sys
 import time
 import traceback
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -86,8 +87,29 @@ class HostReads(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
+def call_site(stack):
+    """Where a synchronisation came from: the innermost frame of ``stack`` (a list of
+    :class:`traceback.FrameSummary`, outermost first) outside torch and the warnings
+    machinery, as ``package/module.py:line (function)`` from the package's folder on."""
+    for frame in reversed(stack):
+        parts = Path(frame.filename).parts
+        if "torch" in parts or frame.filename == warnings.__file__ or \
+                Path(frame.filename).resolve() == Path(__file__).resolve():
+            continue
+        for package in ("srat_sklearn", "skorch"):
+            if package in parts:
+                parts = parts[len(parts) - 1 - parts[::-1].index(package):]
+                break
+        else:
+            parts = parts[-1:]
+        return f"{'/'.join(parts)}:{frame.lineno} ({frame.name})"
+    return "torch"
+
+
 class SyncsPerBatch(Callback):
-    """Host reads and (on a GPU) CUDA synchronisations inside each training batch.
+    """Host reads and (on a GPU) CUDA synchronisations inside each training batch, and the
+    call sites of the synchronisations (``sources``: call site -> count, see
+    :func:`call_site`).
 
     The counting routes every operation through Python: ``max_batches`` counts only the first
     training batches of the net's life (the untimed warm-up epoch), so that the timed epochs
@@ -97,9 +119,16 @@ class SyncsPerBatch(Callback):
         self.max_batches = max_batches
 
     def initialize(self):
-        self.reads, self.syncs = [], []
+        self.reads, self.syncs, self.sources = [], [], Counter()
         self._mode = None
         return self
+
+    def note_warning(self, message, *args, **kwargs):
+        """``warnings.showwarning`` while a batch is counted: CUDA's sync debug mode warns
+        from inside the operation that synchronises, so the stack shows its caller."""
+        if "synchroniz" in str(message):
+            self._batch_syncs += 1
+            self.sources[call_site(traceback.extract_stack()[:-1])] += 1
 
     def on_batch_begin(self, net, batch=None, training=None, **kwargs):
         if not training or (self.max_batches is not None
@@ -107,10 +136,13 @@ class SyncsPerBatch(Callback):
             return
         self._mode = HostReads()
         self._mode.__enter__()
+        self._caught = None
         if torch.device(net.device).type == "cuda":
-            self._caught = warnings.catch_warnings(record=True)
-            self._warnings = self._caught.__enter__()
+            self._batch_syncs = 0
+            self._caught = warnings.catch_warnings()
+            self._caught.__enter__()
             warnings.simplefilter("always")
+            warnings.showwarning = self.note_warning
             torch.cuda.set_sync_debug_mode("warn")
 
     def on_batch_end(self, net, batch=None, training=None, **kwargs):
@@ -119,10 +151,10 @@ class SyncsPerBatch(Callback):
         mode, self._mode = self._mode, None
         mode.__exit__(None, None, None)
         self.reads.append(mode.count)
-        if torch.device(net.device).type == "cuda":
+        if self._caught is not None:
             torch.cuda.set_sync_debug_mode("default")
             self._caught.__exit__(None, None, None)
-            self.syncs.append(sum("synchroniz" in str(w.message) for w in self._warnings))
+            self.syncs.append(self._batch_syncs)
 
 
 def synthetic_data(n, image_size, device, seed=0):
@@ -243,12 +275,15 @@ IMPLEMENTATIONS = ("plain loop, AT", "estimator, AT", "estimator, SRAT")
 
 
 def training_rows(X, y, device, sizes, repeats, compile_modes, precisions, memory_formats,
-                  deadline=float("inf"), on_rows=None):
-    """The table's rows, and the eager float32 estimator (AT) for the AutoAttack timing.
+                  deadline=float("inf"), on_rows=None, on_model=None, profile=None):
+    """The table's rows.
 
     No configuration starts after ``deadline`` (a ``time.monotonic()`` value): its rows say
-    so. ``on_rows(rows)`` is called with the rows so far after each configuration."""
-    rows, evaluated = [], None
+    so. ``on_rows(rows)`` is called with the rows so far after each configuration;
+    ``on_model(clf)`` with the eager float32 contiguous estimator (AT) right after its
+    configuration, for the AutoAttack timing, before the compiled rows, which take longest;
+    ``profile(runners)`` with the first configuration's runners after their timing."""
+    rows = []
     host = X.cpu().numpy(), y.cpu().numpy()
     for compiled in compile_modes:
         for precision in precisions:
@@ -275,13 +310,39 @@ def training_rows(X, y, device, sizes, repeats, compile_modes, precisions, memor
                         else None,
                         "peak_mib": peaks.get(name), "error": errors.get(name),
                         "host_reads": getattr(syncs, "reads", None) or None,
-                        "cuda_syncs": getattr(syncs, "syncs", None) or None})
-                    if name == "estimator, AT" and not compiled and precision == "fp32" \
-                            and not channels_last and name not in errors:
-                        evaluated = runner.clf
+                        "cuda_syncs": getattr(syncs, "syncs", None) or None,
+                        "sync_sources": getattr(syncs, "sources", None) or None})
+                if profile is not None and len(rows) == len(IMPLEMENTATIONS):
+                    profile({name: runners[name] for name in runners if name not in errors})
                 if on_rows is not None:
                     on_rows(rows)
-    return rows, evaluated
+                if on_model is not None and not compiled and precision == "fp32" \
+                        and not channels_last and "estimator, AT" not in errors:
+                    on_model(runners["estimator, AT"].clf)
+    return rows
+
+
+def profile_epochs(runners, device, path):
+    """One more epoch of each runner under :mod:`torch.profiler`, its operators by their own
+    time on the host and on the device, written to ``path``: where the time goes."""
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    sections = []
+    for name, runner in runners.items():
+        synchronize(device)
+        started = time.perf_counter()
+        with torch.profiler.profile(activities=activities) as prof:
+            runner.epoch()
+            synchronize(device)
+        wall = time.perf_counter() - started
+        averages = prof.key_averages()
+        sections += [f"## {name}: one epoch, {wall:.2f} s under the profiler", "",
+                     averages.table(sort_by="self_cpu_time_total", row_limit=25), ""]
+        if sort != "self_cpu_time_total":
+            sections += [averages.table(sort_by=sort, row_limit=25), ""]
+    Path(path).write_text("\n".join(sections))
 
 
 #: AutoAttack's batches of 250 samples: APGD-T's and FAB-T's 9 targets one after the other,
@@ -334,6 +395,15 @@ def markdown(rows, aa, device, sizes, test_result):
             f"{row['precision']} | {'yes' if row['channels_last'] else 'no'} | {speed} | "
             f"{cell(row.get('ratio'), '.2f')} | {cell(row.get('peak_mib'), '.0f')} | "
             f"{per_batch(row.get('host_reads'))} | {per_batch(row.get('cuda_syncs'))} |")
+    sources, batches = Counter(), 0
+    for row in rows:
+        sources.update(row.get("sync_sources") or {})
+        batches += len(row.get("cuda_syncs") or ())
+    if sources:
+        lines += ["", f"CUDA synchronisations in the {batches} counted batches of the estimator "
+                      "rows, by call site (the innermost frame outside torch): "
+                      + "; ".join(f"`{site}` {count}" for site, count in sources.most_common())
+                      + "."]
     if aa is not None:
         lines += ["", f"AutoAttack (standard, {sizes['aa_steps']} iterations, "
                       f"{sizes['aa_queries']} queries) on {sizes['n_eval']} images of the "
@@ -378,6 +448,9 @@ def main(argv=None):
     parser.add_argument("--output", default=None, help="Markdown file to write")
     parser.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
                         help="start no configuration after this many seconds")
+    parser.add_argument("--profile", default=None, metavar="FILE",
+                        help="profile one more epoch of each implementation of the first "
+                             "configuration, written to FILE")
     parser.add_argument("--write-docs", action="store_true",
                         help="put the table of benchmarks/gpu_check_cuda.md (or --output) "
                              "into docs/performance.md")
@@ -405,14 +478,23 @@ def main(argv=None):
         return text
 
     deadline = started + (float("inf") if args.time_limit is None else args.time_limit)
-    rows, model = training_rows(X, y, device, sizes, args.repeats, compile_modes,
-                                args.precisions, args.memory_formats, deadline, write)
-    aa = None
-    if model is not None:
-        X_eval, y_eval = synthetic_data(sizes["n_eval"], sizes["image_size"], device, seed=1)
-        aa = autoattack_speed(model, X_eval, y_eval, sizes, device)
-    print(write(rows, aa))
+    rows, aa = [], None
 
+    def time_autoattack(clf):
+        nonlocal aa
+        X_eval, y_eval = synthetic_data(sizes["n_eval"], sizes["image_size"], device, seed=1)
+        aa = autoattack_speed(clf, X_eval, y_eval, sizes, device)
+        write(rows, aa)
+
+    def keep(rows_so_far):
+        rows[:] = rows_so_far
+        write(rows, aa)
+
+    profile = None if args.profile is None else (
+        lambda runners: profile_epochs(runners, device, args.profile))
+    rows[:] = training_rows(X, y, device, sizes, args.repeats, compile_modes, args.precisions,
+                            args.memory_formats, deadline, keep, time_autoattack, profile)
+    print(write(rows, aa))
 
 if __name__ == "__main__":
     main()

@@ -901,6 +901,45 @@ def test_gpu_check_hands_over_the_rows_after_each_configuration():
     assert seen == [3]
 
 
+def test_gpu_check_times_autoattack_before_the_next_configuration():
+    # A run stopped part-way (the lease's end, say) keeps the AutoAttack timing.
+    gpu_check = load_script("gpu_check")
+    sizes = gpu_check.SIZES["tiny"]
+    X, y = gpu_check.synthetic_data(sizes["n_train"], sizes["image_size"], torch.device("cpu"))
+    events = []
+    gpu_check.training_rows(X, y, torch.device("cpu"), sizes, 1, (False,), ["fp32"],
+                            ["contiguous", "channels-last"],
+                            on_rows=lambda rows: events.append(len(rows)),
+                            on_model=lambda clf: events.append(type(clf).__name__))
+    assert events == [3, "SRATClassifier", 6]
+
+
+def test_gpu_check_profiles_the_first_configuration(tmp_path):
+    output, profile = tmp_path / "gpu-check.md", tmp_path / "profile.txt"
+    load_script("gpu_check").main(["--tiny", "--skip-tests", "--precisions", "fp32",
+                                   "--memory-formats", "contiguous", "--repeats", "1",
+                                   "--output", str(output), "--profile", str(profile)])
+    text = profile.read_text()
+    assert [line.split(":")[0] for line in text.splitlines() if line.startswith("## ")] == [
+        "## plain loop, AT", "## estimator, AT", "## estimator, SRAT"]
+    assert "aten::convolution" in text  # the operators, not an empty table
+
+
+@pytest.mark.parametrize("files, site", [
+    ([("skorch/net.py", 10, "fit"), ("srat_sklearn/estimator.py", 20, "train_step"),
+      ("torch/optim/sgd.py", 30, "step")], "srat_sklearn/estimator.py:20 (train_step)"),
+    ([("skorch/net.py", 10, "fit"), ("torch/nn/modules/module.py", 30, "__call__")],
+     "skorch/net.py:10 (fit)"),
+    ([("torch/nn/modules/module.py", 30, "__call__")], "torch"),
+    ([("script.py", 5, "<module>")], "script.py:5 (<module>)"),
+])
+def test_gpu_check_names_the_call_site_of_a_synchronisation(files, site):
+    import traceback
+    stack = [traceback.FrameSummary(str(Path("/site-packages", name)), line, function,
+                                    lookup_line=False) for name, line, function in files]
+    assert load_script("gpu_check").call_site(stack) == site
+
+
 @pytest.fixture(scope="module")
 def replace_block():
     return load_script("_docs").replace_block
@@ -916,3 +955,16 @@ def test_replace_block_fills_empty_and_full_blocks(replace_block, block):
 def test_replace_block_needs_its_markers(replace_block):
     with pytest.raises(ValueError, match="no <!-- t:start/end --> markers"):
         replace_block("no markers here", "t", "table")
+
+
+def test_gpu_check_counts_each_synchronisation_at_its_call_site():
+    # CUDA's sync debug mode warns from inside the synchronising operation; a CPU has none,
+    # so the warning is given by hand, from this test's own line.
+    counter = load_script("gpu_check").SyncsPerBatch().initialize()
+    counter._batch_syncs = 0
+    for message in ("called a synchronizing CUDA operation", "an unrelated warning"):
+        counter.note_warning(message, UserWarning, __file__, 1)
+    assert counter._batch_syncs == 1
+    [(site, count)] = counter.sources.items()
+    assert site.startswith("test_benchmarks.py:") and site.endswith(
+        "(test_gpu_check_counts_each_synchronisation_at_its_call_site)") and count == 1
