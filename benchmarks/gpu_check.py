@@ -53,6 +53,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import srat_sklearn
 from srat_sklearn import SRATClassifier
+from srat_sklearn._compiled import describe_failure
 from srat_sklearn.attacks import autoattack
 from srat_sklearn.models import resnet18_cifar
 
@@ -303,12 +304,13 @@ def training_rows(X, y, device, sizes, repeats, compile_modes, precisions, memor
                 for name, runner in runners.items():
                     # A runner whose fit failed before skorch initialised it counted nothing.
                     syncs = getattr(runner, "syncs", None)
+                    error = errors.get(name) or compile_fallback(runner)
                     rows.append({
                         "implementation": name, "compiled": compiled, "precision": precision,
                         "channels_last": channels_last, "samples_per_second": speed.get(name),
                         "ratio": speed[name] / reference if name in speed and reference
                         else None,
-                        "peak_mib": peaks.get(name), "error": errors.get(name),
+                        "peak_mib": peaks.get(name), "error": error,
                         "host_reads": getattr(syncs, "reads", None) or None,
                         "cuda_syncs": getattr(syncs, "syncs", None) or None,
                         "sync_sources": getattr(syncs, "sources", None) or None})
@@ -320,6 +322,16 @@ def training_rows(X, y, device, sizes, repeats, compile_modes, precisions, memor
                         and not channels_last and "estimator, AT" not in errors:
                     on_model(runners["estimator, AT"].clf)
     return rows
+
+
+def compile_fallback(runner):
+    """What the row says of an estimator whose ``compile=True`` fell back to eager (it warns
+    and trains on), so that no eager speed passes for a compiled one; else None."""
+    steps = getattr(runner, "clf", None) and runner.clf.__dict__.get("_compiled")
+    failure = getattr(steps, "failure", None)
+    if failure is None:
+        return None
+    return f"ran eagerly, compile failed: {describe_failure(failure)[:200]}"
 
 
 def profile_epochs(runners, device, path):

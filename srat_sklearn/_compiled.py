@@ -30,6 +30,13 @@ class CompileFallbackWarning(UserWarning):
     """torch.compile failed; the estimator runs the step eagerly from then on."""
 
 
+def describe_failure(error):
+    """``"TypeName: reason"`` of a compiler's exception, on one line."""
+    # Dynamo's first line often only introduces the next ("backend raised:").
+    reason = " ".join([line.strip() for line in str(error).splitlines() if line.strip()][:2])
+    return f"{type(error).__name__}: {reason}"
+
+
 class CompiledSteps:
     """The compiled ascent step and training forward pass of one module.
 
@@ -74,11 +81,8 @@ class CompiledSteps:
                 return compiled(*args)
             except Exception as error:  # noqa: BLE001 (any failure of the compiler)
                 self.failure = error
-                # Dynamo's first line often only introduces the next ("backend raised:").
-                reason = " ".join([line.strip() for line in str(error).splitlines()
-                                   if line.strip()][:2])
-                warnings.warn(f"compile=True: torch.compile failed ({type(error).__name__}: "
-                              f"{reason}); training goes on without compiling.",
+                warnings.warn(f"compile=True: torch.compile failed ({describe_failure(error)}"
+                              "); training goes on without compiling.",
                               CompileFallbackWarning, stacklevel=3)
         return eager(*args)  # a real error of the module raises here, as without compile
 

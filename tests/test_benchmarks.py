@@ -968,3 +968,22 @@ def test_gpu_check_counts_each_synchronisation_at_its_call_site():
     [(site, count)] = counter.sources.items()
     assert site.startswith("test_benchmarks.py:") and site.endswith(
         "(test_gpu_check_counts_each_synchronisation_at_its_call_site)") and count == 1
+
+
+def test_gpu_check_reports_a_compile_fallback_instead_of_its_speed():
+    gpu_check = load_script("gpu_check")
+    sizes = gpu_check.SIZES["tiny"]
+    X, y = gpu_check.synthetic_data(sizes["n_train"], sizes["image_size"], torch.device("cpu"))
+    runner = gpu_check.EstimatorEpochs(torch.device("cpu"), "fp32", False, True, sizes,
+                                       (X.numpy(), y.numpy()), method="AT")
+    def broken_backend(graph, example_inputs):
+        raise RuntimeError("this backend cannot compile")
+
+    runner.clf.set_params(compile__backend=broken_backend)
+    runner.syncs.max_batches = 0  # Dynamo runs eagerly under the counter's dispatch mode
+    with pytest.warns(UserWarning, match="compile=True: torch.compile failed"):
+        runner.epoch()
+    assert gpu_check.compile_fallback(runner).startswith("ran eagerly, compile failed: ")
+    assert "this backend cannot compile" in gpu_check.compile_fallback(runner)
+    assert gpu_check.compile_fallback(gpu_check.PlainLoop(
+        torch.device("cpu"), "fp32", False, False, sizes, (X, y))) is None
