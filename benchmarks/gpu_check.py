@@ -10,7 +10,7 @@ loop on CIFAR-sized data, written as a Markdown table.
    images (``--n-train``); ``resnet18_cifar``; L-inf PGD-10 (eps 8/255, step 2/255, random
    start), SGD lr 0.1, momentum 0.9, batch 128. For each precision (float32, bfloat16
    autocast) and memory format (contiguous, channels-last), and eagerly or under
-   ``torch.compile`` (``--compile``; the plain loop compiles its module, the estimator is
+   ``torch.compile`` (``--modes``; the plain loop compiles its module, the estimator is
    given skorch's ``compile=True``): one warm-up epoch, then timed epochs of the plain loop
    (PGD-10 adversarial training written out, its data on the device), the estimator doing
    the same work (AT: ``lambda_sep=0``, no class weights) and the estimator's SRAT
@@ -244,14 +244,19 @@ class EstimatorEpochs:
 
 
 def measure(runners, n_samples, device, repeats):
-    """Samples per second and peak memory of each runner: a warm-up epoch, then ``repeats``
-    timed epochs each, the order alternating so that no side always goes first."""
+    """Samples per second, peak memory and the warm-up epoch's seconds (compiling included)
+    of each runner: a warm-up epoch, then ``repeats`` timed epochs each, the order alternating
+    so that no side always goes first."""
     times = {name: [] for name in runners}
     peaks = dict.fromkeys(runners, None)
-    errors = {}
+    errors, first = {}, {}
     for name, runner in runners.items():
         try:
+            started = time.perf_counter()
             runner.epoch()
+            synchronize(device)
+            first[name] = time.perf_counter() - started
+            print(f"{name}: warm-up epoch {first[name]:.1f} s", file=sys.stderr, flush=True)
         except Exception as error:  # a configuration that fails is reported in its row
             errors[name] = f"{type(error).__name__}: {str(error).splitlines()[0][:120]}"
             traceback.print_exc()
@@ -269,7 +274,7 @@ def measure(runners, n_samples, device, repeats):
                 peak = torch.cuda.max_memory_allocated(device) / 2 ** 20
                 peaks[name] = max(peaks[name] or 0.0, peak)
     speed = {name: n_samples / statistics.median(times[name]) for name in live}
-    return speed, peaks, errors
+    return speed, peaks, errors, first
 
 
 IMPLEMENTATIONS = ("plain loop, AT", "estimator, AT", "estimator, SRAT")
@@ -299,7 +304,7 @@ def training_rows(X, y, device, sizes, repeats, compile_modes, precisions, memor
                     PlainLoop(*config, data=(X, y)),
                     EstimatorEpochs(*config, data=host, method="AT"),
                     EstimatorEpochs(*config, data=host, method="SRAT"))))
-                speed, peaks, errors = measure(runners, len(X), device, repeats)
+                speed, peaks, errors, first = measure(runners, len(X), device, repeats)
                 reference = speed.get("plain loop, AT")
                 for name, runner in runners.items():
                     # A runner whose fit failed before skorch initialised it counted nothing.
@@ -311,6 +316,7 @@ def training_rows(X, y, device, sizes, repeats, compile_modes, precisions, memor
                         "ratio": speed[name] / reference if name in speed and reference
                         else None,
                         "peak_mib": peaks.get(name), "error": error,
+                        "first_epoch_s": first.get(name),
                         "host_reads": getattr(syncs, "reads", None) or None,
                         "cuda_syncs": getattr(syncs, "syncs", None) or None,
                         "sync_sources": getattr(syncs, "sources", None) or None})
@@ -398,15 +404,17 @@ def markdown(rows, aa, device, sizes, test_result):
              f"resnet18_cifar, PGD-{sizes['n_steps']}, batch {sizes['batch_size']}.", "",
              f"CUDA tests (`pytest -m cuda tests`): {test_result}.", "",
              "| implementation | compiled | precision | channels-last | samples/s | "
-             "vs plain loop | peak MiB | host reads / batch | CUDA syncs / batch |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "vs plain loop | peak MiB | host reads / batch | CUDA syncs / batch | "
+             "warm-up epoch (s) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         speed = row["error"] or cell(row["samples_per_second"], ".1f")
         lines.append(
             f"| {row['implementation']} | {'yes' if row['compiled'] else 'no'} | "
             f"{row['precision']} | {'yes' if row['channels_last'] else 'no'} | {speed} | "
             f"{cell(row.get('ratio'), '.2f')} | {cell(row.get('peak_mib'), '.0f')} | "
-            f"{per_batch(row.get('host_reads'))} | {per_batch(row.get('cuda_syncs'))} |")
+            f"{per_batch(row.get('host_reads'))} | {per_batch(row.get('cuda_syncs'))} | "
+            f"{cell(row.get('first_epoch_s'), '.1f')} |")
     sources, batches = Counter(), 0
     for row in rows:
         sources.update(row.get("sync_sources") or {})
@@ -448,8 +456,8 @@ def main(argv=None):
     parser.add_argument("--tiny", action="store_true", help="tiny sizes on the CPU")
     parser.add_argument("--device", default=None, help="default: cuda, or cpu with --tiny")
     parser.add_argument("--skip-tests", action="store_true", help="skip pytest -m cuda")
-    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                        help="also the compiled rows (default: on, off with --tiny)")
+    parser.add_argument("--modes", nargs="+", choices=("eager", "compiled"), default=None,
+                        help="eager and/or compiled rows (default: both, eager with --tiny)")
     parser.add_argument("--n-train", type=int, default=None)
     parser.add_argument("--n-eval", type=int, default=None)
     parser.add_argument("--precisions", nargs="+", choices=("fp32", "bf16"),
@@ -478,8 +486,8 @@ def main(argv=None):
     device = torch.device(args.device or ("cpu" if args.tiny else "cuda"))
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("no CUDA device here: run with --tiny to try the code path on the CPU.")
-    compile_modes = (False, True) if (not args.tiny if args.compile is None else args.compile) \
-        else (False,)
+    modes = args.modes or (["eager"] if args.tiny else ["eager", "compiled"])
+    compile_modes = tuple(mode == "compiled" for mode in modes)
     test_result = "skipped (--skip-tests)" if args.skip_tests else run_cuda_tests()
     X, y = synthetic_data(sizes["n_train"], sizes["image_size"], device)
 

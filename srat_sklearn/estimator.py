@@ -313,9 +313,7 @@ class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, CompileMi
 
     def _check_params(self, warn=True):
         """Validate the hyper-parameters (``_parameter_constraints``); raise before any data.
-
-        ``warn``: warn about the schedule too, once per fit (where the data are prepared).
-        """
+        ``warn``: warn about the schedule too, once per fit (where the data are prepared)."""
         _params.check_params(self, warn=warn)
 
     def _prepare_fit_data(self, X, y, *, reset):
@@ -379,8 +377,7 @@ class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, CompileMi
         return torch.device(self.device if self.device is not None else "cpu")
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
-        super().on_epoch_begin(net, dataset_train=dataset_train, dataset_valid=dataset_valid,
-                               **kwargs)
+        super().on_epoch_begin(net, dataset_train, dataset_valid, **kwargs)
         if getattr(self, "_epoch_seed_", None) is not None:
             seed_epoch(self._epoch_seed_, len(self.history))
 
@@ -444,10 +441,9 @@ class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, CompileMi
         return self
 
     def _n_classes(self):
-        if hasattr(self, "classes_"):
-            return len(self.classes_)
-        if self.classes is not None:
-            return len(self.classes)
+        classes = getattr(self, "classes_", self.classes)  # fitted, else as given
+        if classes is not None:
+            return len(classes)
         raise ValueError("The number of classes is known only after fit; pass classes=... "
                          "to initialize before fitting.")
 
@@ -588,6 +584,10 @@ class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, CompileMi
         """Predicted labels, of the same kind as the ``y`` given to fit."""
         indices = self.predict_proba(X).argmax(axis=1)  # validates and checks fitted first
         return self.classes_[indices]
+
+    def score(self, X, y, sample_weight=None):
+        """Accuracy of :meth:`predict` on ``X``; ``y`` may be a tensor on any device."""
+        return super().score(X, _inputs.host_array(y), _inputs.host_array(sample_weight))
 
     def __repr__(self):
         changed = ", ".join(f"{k}={v!r}" for k, v in _params.changed_params(self).items())

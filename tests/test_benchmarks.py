@@ -987,3 +987,15 @@ def test_gpu_check_reports_a_compile_fallback_instead_of_its_speed():
     assert "this backend cannot compile" in gpu_check.compile_fallback(runner)
     assert gpu_check.compile_fallback(gpu_check.PlainLoop(
         torch.device("cpu"), "fp32", False, False, sizes, (X, y))) is None
+
+
+@pytest.mark.parametrize("modes, compiled", [(["compiled"], {"yes"}), (["eager"], {"no"}),
+                                             ([], {"no"})])
+def test_gpu_check_runs_the_modes_asked_for(tmp_path, modes, compiled):
+    # A short lease runs the compiled rows alone; --tiny defaults to eager.
+    output = tmp_path / "gpu-check.md"
+    load_script("gpu_check").main(["--tiny", "--skip-tests", "--time-limit", "0", "--output",
+                                   str(output)] + (["--modes", *modes] if modes else []))
+    rows = [line.split(" | ") for line in output.read_text().splitlines()
+            if line.startswith(("| plain", "| estimator"))]
+    assert len(rows) == 3 * 2 * 2 and {row[1] for row in rows} == compiled

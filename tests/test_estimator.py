@@ -7,11 +7,13 @@ import torch
 import torchvision
 from conftest import CountingArray
 from sklearn.base import clone
+from sklearn.metrics import balanced_accuracy_score
 from sklearn.model_selection import GridSearchCV
 from torch import nn
 from torch.utils.data import TensorDataset
 
 from srat_sklearn import SRATClassifier, robust_accuracy_score
+from srat_sklearn.metrics import make_robust_scorer
 from srat_sklearn.models import MLP, SmallCNN
 
 
@@ -167,6 +169,20 @@ def test_tensors_are_read_as_their_values(tabular, fast_params, device, requires
     np.testing.assert_array_equal(from_tensors.predict(X_t), from_arrays.predict(X))
     assert robust_accuracy_score(from_tensors, X_t, y_t, verbose=0) == \
         robust_accuracy_score(from_arrays, X, y, verbose=0)
+
+
+@pytest.mark.parametrize("score", [
+    lambda clf, X, y: clf.score(X, y),
+    lambda clf, X, y: robust_accuracy_score(clf, X, y, verbose=0),
+    lambda clf, X, y: make_robust_scorer(balanced_accuracy_score)(clf, X, y),
+], ids=["score", "robust_accuracy_score", "make_robust_scorer"])
+def test_scores_read_label_tensors_that_numpy_cannot(tabular, fast_params, device, score):
+    # Labels on a GPU, or requiring gradients (on any device): NumPy reads neither as it is.
+    # A GPU run found robust_accuracy_score handing such labels to scikit-learn.
+    X, y = tabular
+    clf = SRATClassifier(**fast_params, device=device).fit(X, y)
+    y_t = torch.as_tensor(y, dtype=torch.float32, device=device).requires_grad_(True)
+    assert score(clf, X, y_t) == score(clf, X, y)
 
 
 class CountingMLP(nn.Module):

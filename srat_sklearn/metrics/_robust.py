@@ -241,7 +241,7 @@ n_queries, n_targets, batch_size, perturbable_features, verbose
                            random_start=random_start, n_restarts=n_restarts,
                            n_queries=n_queries, n_targets=n_targets, batch_size=batch_size,
                            perturbable_features=perturbable_features, verbose=verbose)
-    return accuracy_score(y, y_adv, sample_weight=sample_weight)
+    return accuracy_score(host_array(y), y_adv, sample_weight=host_array(sample_weight))
 
 
 def _request_repr(request):
@@ -264,8 +264,8 @@ class RobustScorer:
         y_adv = predict_under_attack(estimator, X, y, self.attack_request)[0]
         score_params = dict(self.score_params)
         if sample_weight is not None:
-            score_params["sample_weight"] = sample_weight
-        return self.score_func(y, y_adv, **score_params)
+            score_params["sample_weight"] = host_array(sample_weight)
+        return self.score_func(host_array(y), y_adv, **score_params)
 
     def __repr__(self):
         extra = "".join(f", {k}={v!r}" for k, v in self.score_params.items())
