@@ -29,10 +29,16 @@ iterations and 10 queries) so that the whole code path runs on a CPU in seconds;
 mean nothing.
 Failures of a configuration (a compiler error, say) are written into its row, not raised.
 ``python benchmarks/gpu_check.py --write-docs`` puts the table of a GPU's run, kept as
-``benchmarks/gpu_check_cuda.md``, between the ``gpu-check`` markers of ``docs/performance.md``.
+``benchmarks/gpu_check_cuda.md``, between the ``gpu-check`` markers of ``docs/performance.md``,
+and that of a run of the compiled rows alone (``--modes compiled``), kept as
+``benchmarks/gpu_check_cuda_compiled.md``, between the ``gpu-check-compiled`` markers.
 ``--output`` is rewritten after each configuration, so a run stopped part-way keeps the rows it
-finished; ``--time-limit SECONDS`` starts no configuration after that many seconds (their rows
-say so) and goes on to the AutoAttack timing, for a machine held for a fixed time.
+finished; the AutoAttack timing follows the eager float32 contiguous configuration, before the
+compiled ones; ``--time-limit SECONDS`` starts no configuration after that many seconds (their
+rows say so), for a machine held for a fixed time. ``--profile FILE`` profiles one more epoch
+of each implementation of the first configuration (:mod:`torch.profiler`, operators by their
+own host and device time). The log shows each implementation's warm-up epoch (compiling
+included) as it ends.
 """
 
 import argparse
@@ -62,6 +68,7 @@ sys.path.insert(0, str(HERE))
 from _docs import replace_block, write_docs  # noqa: E402
 
 DOC, MARKER, RUNS = HERE.parent / "docs" / "performance.md", "gpu-check", HERE / "gpu_check_cuda.md"
+COMPILED_MARKER, COMPILED_RUNS = "gpu-check-compiled", HERE / "gpu_check_cuda_compiled.md"
 EPSILON, STEP, LR, MOMENTUM = 8 / 255, 2 / 255, 0.1, 0.9
 #: Training batches of the warm-up epoch in which the estimator's host reads and CUDA
 #: synchronisations are counted; the timed epochs run without the counter.
@@ -288,7 +295,8 @@ def training_rows(X, y, device, sizes, repeats, compile_modes, precisions, memor
     so. ``on_rows(rows)`` is called with the rows so far after each configuration;
     ``on_model(clf)`` with the eager float32 contiguous estimator (AT) right after its
     configuration, for the AutoAttack timing, before the compiled rows, which take longest;
-    ``profile(runners)`` with the first configuration's runners after their timing."""
+    ``profile(runners)`` with the first configuration's runners after their rows are handed
+    over (profiling a compiled epoch can outlast a lease)."""
     rows = []
     host = X.cpu().numpy(), y.cpu().numpy()
     for compiled in compile_modes:
@@ -320,10 +328,10 @@ def training_rows(X, y, device, sizes, repeats, compile_modes, precisions, memor
                         "host_reads": getattr(syncs, "reads", None) or None,
                         "cuda_syncs": getattr(syncs, "syncs", None) or None,
                         "sync_sources": getattr(syncs, "sources", None) or None})
-                if profile is not None and len(rows) == len(IMPLEMENTATIONS):
-                    profile({name: runners[name] for name in runners if name not in errors})
                 if on_rows is not None:
                     on_rows(rows)
+                if profile is not None and len(rows) == len(IMPLEMENTATIONS):
+                    profile({name: runners[name] for name in runners if name not in errors})
                 if on_model is not None and not compiled and precision == "fp32" \
                         and not channels_last and "estimator, AT" not in errors:
                     on_model(runners["estimator, AT"].clf)
@@ -433,13 +441,16 @@ def markdown(rows, aa, device, sizes, test_result):
     return "\n".join(lines) + "\n"
 
 
-def generated_docs(path=RUNS):
-    """``docs/performance.md`` with the table of the GPU run kept at ``path``."""
-    path = Path(path)
-    table = path.read_text() if path.exists() else (
-        "Not run on a GPU yet: `python benchmarks/gpu_check.py --output "
-        "benchmarks/gpu_check_cuda.md` writes this table's runs file.")
-    return {DOC: replace_block(DOC.read_text(), MARKER, table)}
+def generated_docs(path=RUNS, compiled_path=COMPILED_RUNS):
+    """``docs/performance.md`` with the tables of the GPU runs kept at ``path`` (the whole
+    check) and ``compiled_path`` (the compiled rows, from a run of ``--modes compiled``)."""
+    text = DOC.read_text()
+    for marker, runs in ((MARKER, Path(path)), (COMPILED_MARKER, Path(compiled_path))):
+        table = runs.read_text() if runs.exists() else (
+            f"Not run on a GPU yet: `python benchmarks/gpu_check.py --output "
+            f"benchmarks/{runs.name}` writes this table's runs file.")
+        text = replace_block(text, marker, table)
+    return {DOC: text}
 
 
 def run_cuda_tests():
@@ -472,8 +483,8 @@ def main(argv=None):
                         help="profile one more epoch of each implementation of the first "
                              "configuration, written to FILE")
     parser.add_argument("--write-docs", action="store_true",
-                        help="put the table of benchmarks/gpu_check_cuda.md (or --output) "
-                             "into docs/performance.md")
+                        help="put the tables of benchmarks/gpu_check_cuda.md (or --output) "
+                             "and gpu_check_cuda_compiled.md into docs/performance.md")
     args = parser.parse_args(argv)
     if args.write_docs:
         write_docs(generated_docs(args.output or RUNS), HERE.parent)
