@@ -36,9 +36,9 @@ and that of a run of the compiled rows alone (``--modes compiled``), kept as
 finished; the AutoAttack timing follows the eager float32 contiguous configuration, before the
 compiled ones; ``--time-limit SECONDS`` starts no configuration after that many seconds (their
 rows say so), for a machine held for a fixed time. ``--profile FILE`` profiles one more epoch
-of each implementation of the first configuration (:mod:`torch.profiler`, operators by their
-own host and device time). The log shows each implementation's warm-up epoch (compiling
-included) as it ends.
+of each implementation of the first configuration, of its first ``--profile-batches`` batches
+(:mod:`torch.profiler`, operators by their own host and device time). The log shows each
+implementation's warm-up epoch (compiling included) as it ends.
 """
 
 import argparse
@@ -348,27 +348,35 @@ def compile_fallback(runner):
     return f"ran eagerly, compile failed: {describe_failure(failure)[:200]}"
 
 
-def profile_epochs(runners, device, path):
-    """One more epoch of each runner under :mod:`torch.profiler`, its operators by their own
-    time on the host and on the device, written to ``path``: where the time goes."""
+def profile_epochs(runners, device, path, n_samples=None):
+    """One more epoch of each runner under :mod:`torch.profiler`, on its first ``n_samples``
+    samples (all if None), its operators by their own time on the host and on the device:
+    where the time goes. ``path`` is rewritten after each runner, so that a run stopped
+    part-way keeps the runners it profiled."""
     activities = [torch.profiler.ProfilerActivity.CPU]
     if device.type == "cuda":
         activities.append(torch.profiler.ProfilerActivity.CUDA)
     sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     sections = []
     for name, runner in runners.items():
+        data = runner.data
+        runner.data = tuple(a[:n_samples] for a in data)
         synchronize(device)
         started = time.perf_counter()
-        with torch.profiler.profile(activities=activities) as prof:
-            runner.epoch()
-            synchronize(device)
+        try:
+            with torch.profiler.profile(activities=activities) as prof:
+                runner.epoch()
+                synchronize(device)
+        finally:
+            runner.data = data
         wall = time.perf_counter() - started
         averages = prof.key_averages()
-        sections += [f"## {name}: one epoch, {wall:.2f} s under the profiler", "",
+        sections += [f"## {name}: one epoch of {len(runner.data[0][:n_samples])} samples, "
+                     f"{wall:.2f} s under the profiler", "",
                      averages.table(sort_by="self_cpu_time_total", row_limit=25), ""]
         if sort != "self_cpu_time_total":
             sections += [averages.table(sort_by=sort, row_limit=25), ""]
-    Path(path).write_text("\n".join(sections))
+        Path(path).write_text("\n".join(sections))
 
 
 #: AutoAttack's batches of 250 samples: APGD-T's and FAB-T's 9 targets one after the other,
@@ -482,6 +490,8 @@ def main(argv=None):
     parser.add_argument("--profile", default=None, metavar="FILE",
                         help="profile one more epoch of each implementation of the first "
                              "configuration, written to FILE")
+    parser.add_argument("--profile-batches", type=int, default=10, metavar="N",
+                        help="batches of the profiled epoch (default 10; 0: all)")
     parser.add_argument("--write-docs", action="store_true",
                         help="put the tables of benchmarks/gpu_check_cuda.md (or --output) "
                              "and gpu_check_cuda_compiled.md into docs/performance.md")
@@ -491,6 +501,8 @@ def main(argv=None):
         return
     if args.time_limit is not None and not args.time_limit >= 0:
         parser.error("--time-limit must be a number of seconds, at least 0")
+    if args.profile_batches < 0:
+        parser.error("--profile-batches must be at least 0 (0: the whole epoch)")
     started = time.monotonic()
     sizes = dict(SIZES["tiny" if args.tiny else "full"])
     sizes.update({k: v for k, v in (("n_train", args.n_train), ("n_eval", args.n_eval)) if v})
@@ -522,7 +534,8 @@ def main(argv=None):
         write(rows, aa)
 
     profile = None if args.profile is None else (
-        lambda runners: profile_epochs(runners, device, args.profile))
+        lambda runners: profile_epochs(runners, device, args.profile,
+                                       args.profile_batches * sizes["batch_size"] or None))
     rows[:] = training_rows(X, y, device, sizes, args.repeats, compile_modes, args.precisions,
                             args.memory_formats, deadline, keep, time_autoattack, profile)
     print(write(rows, aa))

@@ -920,9 +920,26 @@ def test_gpu_check_profiles_the_first_configuration(tmp_path):
                                    "--memory-formats", "contiguous", "--repeats", "1",
                                    "--output", str(output), "--profile", str(profile)])
     text = profile.read_text()
-    assert [line.split(":")[0] for line in text.splitlines() if line.startswith("## ")] == [
+    headers = [line for line in text.splitlines() if line.startswith("## ")]
+    assert [line.split(":")[0] for line in headers] == [
         "## plain loop, AT", "## estimator, AT", "## estimator, SRAT"]
+    assert all("one epoch of 10 samples" in line for line in headers)  # 10 batches of 10 asked
     assert "aten::convolution" in text  # the operators, not an empty table
+
+
+def test_gpu_check_profiles_the_batches_asked_for(tmp_path):
+    gpu_check = load_script("gpu_check")
+    sizes = gpu_check.SIZES["tiny"]
+    X, y = gpu_check.synthetic_data(sizes["n_train"], sizes["image_size"], torch.device("cpu"))
+    runner = gpu_check.PlainLoop(torch.device("cpu"), "fp32", False, False, sizes, (X, y))
+    gpu_check.profile_epochs({"plain": runner}, torch.device("cpu"), tmp_path / "p.txt", 4)
+    assert "## plain: one epoch of 4 samples" in (tmp_path / "p.txt").read_text()
+    assert runner.data[0] is X  # the whole data back for the rows that follow
+
+
+def test_gpu_check_refuses_a_negative_profile_size():
+    with pytest.raises(SystemExit):
+        load_script("gpu_check").main(["--tiny", "--profile-batches", "-1"])
 
 
 @pytest.mark.parametrize("files, site", [
