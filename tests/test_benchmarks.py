@@ -828,6 +828,19 @@ def test_fit_time_pairs_refuse_a_method_the_setting_lacks(bench_methods, tmp_pat
         bench_methods.measure("yeast", 2, 1, ["SRAT-LDAM"])
 
 
+@pytest.fixture(scope="module")
+def gpu_check():
+    return load_script("gpu_check")
+
+
+@pytest.fixture
+def tiny_images(gpu_check):
+    """``--tiny``'s sizes and its training images, on the CPU."""
+    sizes = gpu_check.SIZES["tiny"]
+    return sizes, gpu_check.synthetic_data(sizes["n_train"], sizes["image_size"],
+                                           torch.device("cpu"))
+
+
 def test_gpu_check_runs_its_code_path_on_the_cpu(tmp_path):
     output = tmp_path / "gpu-check.md"
     load_script("gpu_check").main(["--tiny", "--skip-tests", "--precisions", "fp32",
@@ -891,21 +904,17 @@ def test_gpu_check_shows_the_typical_batch_and_the_worst(counts, shown):
     assert load_script("gpu_check").per_batch(counts) == shown
 
 
-def test_gpu_check_hands_over_the_rows_after_each_configuration():
-    gpu_check = load_script("gpu_check")
-    sizes = gpu_check.SIZES["tiny"]
-    X, y = gpu_check.synthetic_data(sizes["n_train"], sizes["image_size"], torch.device("cpu"))
+def test_gpu_check_hands_over_the_rows_after_each_configuration(gpu_check, tiny_images):
+    sizes, (X, y) = tiny_images
     seen = []
     gpu_check.training_rows(X, y, torch.device("cpu"), sizes, 1, (False,), ["fp32"],
                             ["contiguous"], on_rows=lambda rows: seen.append(len(rows)))
     assert seen == [3]
 
 
-def test_gpu_check_times_autoattack_before_the_next_configuration():
+def test_gpu_check_times_autoattack_before_the_next_configuration(gpu_check, tiny_images):
     # A run stopped part-way (the lease's end, say) keeps the AutoAttack timing.
-    gpu_check = load_script("gpu_check")
-    sizes = gpu_check.SIZES["tiny"]
-    X, y = gpu_check.synthetic_data(sizes["n_train"], sizes["image_size"], torch.device("cpu"))
+    sizes, (X, y) = tiny_images
     events = []
     gpu_check.training_rows(X, y, torch.device("cpu"), sizes, 1, (False,), ["fp32"],
                             ["contiguous", "channels-last"],
@@ -927,10 +936,8 @@ def test_gpu_check_profiles_the_first_configuration(tmp_path):
     assert "aten::convolution" in text  # the operators, not an empty table
 
 
-def test_gpu_check_profiles_the_batches_asked_for(tmp_path):
-    gpu_check = load_script("gpu_check")
-    sizes = gpu_check.SIZES["tiny"]
-    X, y = gpu_check.synthetic_data(sizes["n_train"], sizes["image_size"], torch.device("cpu"))
+def test_gpu_check_profiles_the_batches_asked_for(gpu_check, tiny_images, tmp_path):
+    sizes, (X, y) = tiny_images
     runner = gpu_check.PlainLoop(torch.device("cpu"), "fp32", False, False, sizes, (X, y))
     gpu_check.profile_epochs({"plain": runner}, torch.device("cpu"), tmp_path / "p.txt", 4)
     assert "## plain: one epoch of 4 samples" in (tmp_path / "p.txt").read_text()
@@ -987,10 +994,8 @@ def test_gpu_check_counts_each_synchronisation_at_its_call_site():
         "(test_gpu_check_counts_each_synchronisation_at_its_call_site)") and count == 1
 
 
-def test_gpu_check_reports_a_compile_fallback_instead_of_its_speed():
-    gpu_check = load_script("gpu_check")
-    sizes = gpu_check.SIZES["tiny"]
-    X, y = gpu_check.synthetic_data(sizes["n_train"], sizes["image_size"], torch.device("cpu"))
+def test_gpu_check_reports_a_compile_fallback_instead_of_its_speed(gpu_check, tiny_images):
+    sizes, (X, y) = tiny_images
     runner = gpu_check.EstimatorEpochs(torch.device("cpu"), "fp32", False, True, sizes,
                                        (X.numpy(), y.numpy()), method="AT")
     def broken_backend(graph, example_inputs):
