@@ -312,7 +312,11 @@ def training_rows(X, y, device, sizes, repeats, compile_modes, precisions, memor
                     PlainLoop(*config, data=(X, y)),
                     EstimatorEpochs(*config, data=host, method="AT"),
                     EstimatorEpochs(*config, data=host, method="SRAT"))))
+                began = time.monotonic()
                 speed, peaks, errors, first = measure(runners, len(X), device, repeats)
+                print(f"{'compiled' if compiled else 'eager'} {precision} "
+                      f"{'channels-last' if channels_last else 'contiguous'}: "
+                      f"{time.monotonic() - began:.0f} s", file=sys.stderr, flush=True)
                 reference = speed.get("plain loop, AT")
                 for name, runner in runners.items():
                     # A runner whose fit failed before skorch initialised it counted nothing.
@@ -511,7 +515,12 @@ def main(argv=None):
         parser.error("no CUDA device here: run with --tiny to try the code path on the CPU.")
     modes = args.modes or (["eager"] if args.tiny else ["eager", "compiled"])
     compile_modes = tuple(mode == "compiled" for mode in modes)
+
+    def log(done):
+        print(f"{done} at {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+
     test_result = "skipped (--skip-tests)" if args.skip_tests else run_cuda_tests()
+    log("tests")
     X, y = synthetic_data(sizes["n_train"], sizes["image_size"], device)
 
     def write(rows, aa=None):
@@ -528,16 +537,20 @@ def main(argv=None):
         X_eval, y_eval = synthetic_data(sizes["n_eval"], sizes["image_size"], device, seed=1)
         aa = autoattack_speed(clf, X_eval, y_eval, sizes, device)
         write(rows, aa)
+        log("AutoAttack timing")
 
     def keep(rows_so_far):
         rows[:] = rows_so_far
         write(rows, aa)
 
-    profile = None if args.profile is None else (
-        lambda runners: profile_epochs(runners, device, args.profile,
-                                       args.profile_batches * sizes["batch_size"] or None))
+    def profile(runners):
+        profile_epochs(runners, device, args.profile,
+                       args.profile_batches * sizes["batch_size"] or None)
+        log("profile")
+
     rows[:] = training_rows(X, y, device, sizes, args.repeats, compile_modes, args.precisions,
-                            args.memory_formats, deadline, keep, time_autoattack, profile)
+                            args.memory_formats, deadline, keep, time_autoattack,
+                            profile if args.profile else None)
     print(write(rows, aa))
 
 if __name__ == "__main__":
