@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from srat_sklearn import SRATClassifier, robust_accuracy_score
-from srat_sklearn.metrics import make_robust_scorer
+from srat_sklearn.metrics import make_robust_scorer, robust_classification_report
 from srat_sklearn.models import MLP, SmallCNN
 
 
@@ -175,7 +175,8 @@ def test_tensors_are_read_as_their_values(tabular, fast_params, device, requires
     lambda clf, X, y: clf.score(X, y),
     lambda clf, X, y: robust_accuracy_score(clf, X, y, verbose=0),
     lambda clf, X, y: make_robust_scorer(balanced_accuracy_score)(clf, X, y),
-], ids=["score", "robust_accuracy_score", "make_robust_scorer"])
+    lambda clf, X, y: robust_classification_report(clf, X, y, output_dict=True, verbose=0),
+], ids=["score", "robust_accuracy_score", "make_robust_scorer", "robust_classification_report"])
 def test_scores_read_label_tensors_that_numpy_cannot(tabular, fast_params, device, score):
     # Labels on a GPU, or requiring gradients (on any device): NumPy reads neither as it is.
     # A GPU run found robust_accuracy_score handing such labels to scikit-learn.

@@ -246,7 +246,7 @@ n_queries, n_targets, batch_size, perturbable_features, verbose
     y_adv, settings, _ = predict_under_attack(estimator, X, y, request, check_verbose(verbose))
     labels = split_pipeline(estimator)[1].classes_
     reports = {
-        name: classification_report_imbalanced(y, y_pred, labels=labels,
+        name: classification_report_imbalanced(host_array(y), y_pred, labels=labels,
                                                output_dict=output_dict, zero_division=0,
                                                **kwargs)
         for name, y_pred in (("clean", estimator.predict(X)), ("adversarial", y_adv))}
