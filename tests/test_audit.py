@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from sklearn.exceptions import NotFittedError
 
 from srat_sklearn import SRATClassifier
@@ -78,3 +79,13 @@ def test_bad_parameters(trained_digits, test_subset, kwargs, error, match):
 def test_unfitted_estimator(test_subset):
     with pytest.raises(NotFittedError):
         audit_robustness(SRATClassifier(), *test_subset)
+
+
+def test_audit_reads_tensors_that_numpy_cannot(trained_digits, test_subset):
+    # Inputs that require gradients (a feature extractor's output, say), as on a GPU: NumPy
+    # reads neither as it is.
+    X, y = (a[:40] for a in test_subset)
+    as_arrays = audit_robustness(trained_digits, X, y, epsilon=0.2, **BUDGET)
+    as_tensors = audit_robustness(trained_digits, torch.as_tensor(X).requires_grad_(True),
+                                  torch.as_tensor(y), epsilon=0.2, **BUDGET)
+    assert as_tensors.to_markdown() == as_arrays.to_markdown()

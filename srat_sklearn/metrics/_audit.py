@@ -104,6 +104,7 @@ def _box_diameter(classifier, X, norm, threat):
     ``threat`` is the evaluation's :class:`~srat_sklearn._feature_threat.FeatureThreat` (or
     None); None when it freezes features: no radius reaches every point.
     """
+    X = np.asarray(host_array(X))
     low, high = X.min(axis=0), X.max(axis=0)
     bounds = getattr(classifier, "bounds_", None)
     if bounds is not None:
