@@ -8,18 +8,19 @@ loop on CIFAR-sized data, written as a Markdown table.
    evaluate and pickle with ``device="cuda"``, and count the host reads of a training batch.
 2. Synthetic data of CIFAR-10's size: 3x32x32 images in [0, 1], 10 classes, 10,000 training
    images (``--n-train``); ``resnet18_cifar``; L-inf PGD-10 (eps 8/255, step 2/255, random
-   start), SGD lr 0.1, momentum 0.9, batch 128. For each precision (float32, bfloat16
-   autocast) and memory format (contiguous, channels-last), and eagerly or under
-   ``torch.compile`` (``--modes``; the plain loop compiles its module, the estimator is
-   given skorch's ``compile=True``): one warm-up epoch, then timed epochs of the plain loop
-   (PGD-10 adversarial training written out, its data on the device), the estimator doing
-   the same work (AT: ``lambda_sep=0``, no class weights) and the estimator's SRAT
-   (separation loss, class weights from the start), both given NumPy arrays in host memory,
-   interleaved: the order alternates over ``--repeats``. Per row: samples per second
-   (median), its ratio to the plain loop of the same row, peak GPU memory of the timed
-   epochs, and the host reads per training batch (``.item()`` and the like, counted at the
-   dispatcher; on a GPU also the synchronisations that CUDA's sync debug mode reports), in
-   the first batches of the untimed warm-up epoch only.
+   start), SGD lr 0.1, momentum 0.9, batch 128. For each precision (float32, bfloat16 autocast)
+   and memory format (contiguous, channels-last), and eagerly or under ``torch.compile``
+   (``--modes``; the plain loop compiles its module, the estimator is given skorch's
+   ``compile=True``): a warm-up epoch on the first 10 batches (and a last one the size of an
+   epoch's last batch, which a compiled runner compiles for), then timed epochs of the plain
+   loop (PGD-10 adversarial training written out, its data on the device), the estimator doing
+   the same work (AT: ``lambda_sep=0``, no class weights) and the estimator's SRAT (separation
+   loss, class weights from the start), both given NumPy arrays in host memory, interleaved:
+   the order alternates over ``--repeats``. Per row: samples per second (median), its ratio to
+   the plain loop of the same row, peak GPU memory of the timed epochs, and the host reads per
+   training batch (``.item()`` and the like, counted at the dispatcher; on a GPU also the
+   synchronisations that CUDA's sync debug mode reports), in the first batches of the untimed
+   warm-up epoch only.
 3. AutoAttack (standard: 100 iterations, 9 targets, 5000 queries) on ``--n-eval`` images of
    the float32 estimator, in batches of 250 samples: samples per second with APGD-T's and
    FAB-T's targets one at a time, and with all 9 of them in one pass.
@@ -38,7 +39,7 @@ compiled ones; ``--time-limit SECONDS`` starts no configuration after that many 
 rows say so), for a machine held for a fixed time. ``--profile FILE`` profiles one more epoch
 of each implementation of the first configuration, of its first ``--profile-batches`` batches
 (:mod:`torch.profiler`, operators by their own host and device time). The log shows each
-implementation's warm-up epoch (compiling included) as it ends.
+implementation's warm-up (compiling included) as it ends.
 """
 
 import argparse
@@ -50,6 +51,7 @@ import time
 import traceback
 import warnings
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -73,6 +75,9 @@ EPSILON, STEP, LR, MOMENTUM = 8 / 255, 2 / 255, 0.1, 0.9
 #: Training batches of the warm-up epoch in which the estimator's host reads and CUDA
 #: synchronisations are counted; the timed epochs run without the counter.
 COUNTED_BATCHES = 5
+#: Full batches of the warm-up epoch: enough to compile, count and fill the optimizer's
+#: state, without an untimed pass over all the data.
+WARM_UP_BATCHES = 10
 #: SRAT's class weights: the synthetic classes are balanced, so "balanced" would weigh each
 #: class 1 (and warn at every fit); these cost the same and change the loss.
 SRAT_WEIGHTS = {c: 1.0 + c % 2 for c in range(10)}
@@ -250,20 +255,38 @@ class EstimatorEpochs:
             self.fitted = True
 
 
-def measure(runners, n_samples, device, repeats):
-    """Samples per second, peak memory and the warm-up epoch's seconds (compiling included)
-    of each runner: a warm-up epoch, then ``repeats`` timed epochs each, the order alternating
-    so that no side always goes first."""
+@contextmanager
+def on_first_samples(runner, n_samples):
+    """``runner`` working on the first ``n_samples`` samples of its data (all if None)."""
+    data = runner.data
+    runner.data = tuple(a[:n_samples] for a in data)
+    try:
+        yield runner
+    finally:
+        runner.data = data
+
+
+def warm_up_size(n_samples, batch_size, batches=WARM_UP_BATCHES):
+    """The warm-up's samples: ``batches`` full batches and then the smaller last batch of an
+    epoch of ``n_samples``, for which a compiled runner compiles once more."""
+    return min(n_samples, batches * batch_size + n_samples % batch_size)
+
+
+def measure(runners, n_samples, device, repeats, warm_up_samples=None):
+    """Samples per second, peak memory and the warm-up's seconds (compiling included) of each
+    runner: a warm-up epoch on the first ``warm_up_samples`` samples (all if None), then
+    ``repeats`` timed epochs each, the order alternating so that no side always goes first."""
     times = {name: [] for name in runners}
     peaks = dict.fromkeys(runners, None)
     errors, first = {}, {}
     for name, runner in runners.items():
         try:
             started = time.perf_counter()
-            runner.epoch()
+            with on_first_samples(runner, warm_up_samples):
+                runner.epoch()
             synchronize(device)
             first[name] = time.perf_counter() - started
-            print(f"{name}: warm-up epoch {first[name]:.1f} s", file=sys.stderr, flush=True)
+            print(f"{name}: warm-up {first[name]:.1f} s", file=sys.stderr, flush=True)
         except Exception as error:  # a configuration that fails is reported in its row
             errors[name] = f"{type(error).__name__}: {str(error).splitlines()[0][:120]}"
             traceback.print_exc()
@@ -313,7 +336,8 @@ def training_rows(X, y, device, sizes, repeats, compile_modes, precisions, memor
                     EstimatorEpochs(*config, data=host, method="AT"),
                     EstimatorEpochs(*config, data=host, method="SRAT"))))
                 began = time.monotonic()
-                speed, peaks, errors, first = measure(runners, len(X), device, repeats)
+                speed, peaks, errors, first = measure(
+                    runners, len(X), device, repeats, warm_up_size(len(X), sizes["batch_size"]))
                 print(f"{'compiled' if compiled else 'eager'} {precision} "
                       f"{'channels-last' if channels_last else 'contiguous'}: "
                       f"{time.monotonic() - began:.0f} s", file=sys.stderr, flush=True)
@@ -363,16 +387,12 @@ def profile_epochs(runners, device, path, n_samples=None):
     sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     sections = []
     for name, runner in runners.items():
-        data = runner.data
-        runner.data = tuple(a[:n_samples] for a in data)
         synchronize(device)
         started = time.perf_counter()
-        try:
-            with torch.profiler.profile(activities=activities) as prof:
-                runner.epoch()
-                synchronize(device)
-        finally:
-            runner.data = data
+        with on_first_samples(runner, n_samples), \
+                torch.profiler.profile(activities=activities) as prof:
+            runner.epoch()
+            synchronize(device)
         wall = time.perf_counter() - started
         averages = prof.key_averages()
         sections += [f"## {name}: one epoch of {len(runner.data[0][:n_samples])} samples, "
@@ -425,7 +445,7 @@ def markdown(rows, aa, device, sizes, test_result):
              f"CUDA tests (`pytest -m cuda tests`): {test_result}.", "",
              "| implementation | compiled | precision | channels-last | samples/s | "
              "vs plain loop | peak MiB | host reads / batch | CUDA syncs / batch | "
-             "warm-up epoch (s) |",
+             "warm-up (s) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         speed = row["error"] or cell(row["samples_per_second"], ".1f")

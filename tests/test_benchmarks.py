@@ -1021,3 +1021,26 @@ def test_gpu_check_runs_the_modes_asked_for(tmp_path, modes, compiled):
     rows = [line.split(" | ") for line in output.read_text().splitlines()
             if line.startswith(("| plain", "| estimator"))]
     assert len(rows) == 3 * 2 * 2 and {row[1] for row in rows} == compiled
+
+
+@pytest.mark.parametrize("n_samples, expected", [(10_000, 10 * 128 + 16), (5120, 10 * 128),
+                                                 (1000, 1000)])
+def test_gpu_check_warms_up_on_ten_batches_and_the_last_batch_size(gpu_check, n_samples,
+                                                                    expected):
+    # The last, smaller batch of an epoch makes a compiled runner compile once more: the
+    # warm-up ends with one of its size, so that no timed epoch compiles.
+    assert gpu_check.warm_up_size(n_samples, 128) == expected
+
+
+def test_gpu_check_warm_up_sees_only_its_samples(gpu_check, tiny_images):
+    sizes, (X, y) = tiny_images
+    seen = []
+
+    class Runner:
+        data = (X, y)
+
+        def epoch(self):
+            seen.append(len(self.data[0]))
+
+    gpu_check.measure({"runner": Runner()}, len(X), torch.device("cpu"), 2, warm_up_samples=4)
+    assert seen == [4, len(X), len(X)]
