@@ -1,7 +1,7 @@
 """The GPU path in one run: the suite's CUDA tests, then the estimator against a plain PyTorch
 loop on CIFAR-sized data, written as a Markdown table.
 
-    python benchmarks/gpu_check.py --output gpu-check.md          # a CUDA GPU, under 8 minutes
+    python benchmarks/gpu_check.py --output gpu-check.md          # a CUDA GPU (not yet timed whole)
     python benchmarks/gpu_check.py --tiny --skip-tests             # the same code, CPU, seconds
 
 1. ``pytest -m cuda tests``: the tests marked ``cuda`` (skipped without a GPU) fit, attack,
