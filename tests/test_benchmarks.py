@@ -99,6 +99,18 @@ def test_tables_in_the_docs_come_from_their_runs(script, runs):
         assert path.read_text() == text, f"python benchmarks/{script}.py --write-docs"
 
 
+@pytest.mark.parametrize("script, runs, marker", [
+    ("gpu_check", "gpu_check_cuda.md", "gpu-check-compiled"),
+    ("bench_snapshot", "bench_snapshot.json", "snapshot-speed-cuda"),
+])
+def test_a_gpu_table_without_its_runs_file_says_so(script, runs, marker, tmp_path):
+    # A clone with no GPU run yet: the page names the command that writes the table.
+    (text,) = load_script(script).generated_docs(SCRIPT.with_name(runs),
+                                                 tmp_path / "missing.json").values()
+    block = text.split(f"<!-- {marker}:start -->")[1].split(f"<!-- {marker}:end -->")[0]
+    assert block.strip().startswith("Not run on a GPU yet: `python benchmarks/")
+
+
 def test_fit_benchmark_runs_end_to_end(tmp_path, bench_fit):
     output = tmp_path / "fit.json"
     subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--epochs", "1", "--repeats", "1",
