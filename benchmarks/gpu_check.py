@@ -255,6 +255,12 @@ class EstimatorEpochs:
             self.fitted = True
 
 
+def failure(error):
+    """A row's account of an exception: its type and first line."""
+    lines = str(error).splitlines()
+    return f"{type(error).__name__}: {lines[0][:120] if lines else ''}"
+
+
 @contextmanager
 def on_first_samples(runner, n_samples):
     """``runner`` working on the first ``n_samples`` samples of its data (all if None)."""
@@ -288,22 +294,30 @@ def measure(runners, n_samples, device, repeats, warm_up_samples=None):
             first[name] = time.perf_counter() - started
             print(f"{name}: warm-up {first[name]:.1f} s", file=sys.stderr, flush=True)
         except Exception as error:  # a configuration that fails is reported in its row
-            errors[name] = f"{type(error).__name__}: {str(error).splitlines()[0][:120]}"
+            errors[name] = failure(error)
             traceback.print_exc()
     live = [name for name in runners if name not in errors]
     for repeat in range(repeats):
         for name in (live if repeat % 2 == 0 else live[::-1]):
+            if name in errors:
+                continue
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
             synchronize(device)
             started = time.perf_counter()
-            runners[name].epoch()
+            try:
+                runners[name].epoch()
+            except Exception as error:  # as in the warm-up: the row says so, the rest runs
+                errors[name] = failure(error)
+                traceback.print_exc()
+                continue
             synchronize(device)
             times[name].append(time.perf_counter() - started)
             if device.type == "cuda":
                 peak = torch.cuda.max_memory_allocated(device) / 2 ** 20
                 peaks[name] = max(peaks[name] or 0.0, peak)
-    speed = {name: n_samples / statistics.median(times[name]) for name in live}
+    speed = {name: n_samples / statistics.median(times[name]) for name in live
+             if name not in errors}
     return speed, peaks, errors, first
 
 

@@ -60,7 +60,14 @@ class CompiledSteps:
     def __init__(self, module, options):
         self.module = module
         self.failure = None
-        self._forward = torch.compile(module, **options)
+        from torch._dynamo import config  # loaded by torch.compile in any case
+
+        # The separation term hooks the feature layer for each training step. By default
+        # dynamo does not guard on hooks: a graph traced without them, for another estimator
+        # of the same network class in this process (an AT fit of a grid search, say),
+        # would be reused and record no features.
+        self._forward = config.patch(skip_nnmodule_hook_guards=False)(
+            torch.compile(module, **options))
         self._ascent = torch.compile(ascent_step, **options)
 
     def forward(self, x):

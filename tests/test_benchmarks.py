@@ -1056,3 +1056,25 @@ def test_gpu_check_warm_up_sees_only_its_samples(gpu_check, tiny_images):
 
     gpu_check.measure({"runner": Runner()}, len(X), torch.device("cpu"), 2, warm_up_samples=4)
     assert seen == [4, len(X), len(X)]
+
+
+def test_gpu_check_reports_a_runner_failing_in_a_timed_epoch(gpu_check, tiny_images):
+    # Once, a compiled SRAT failed after its warm-up and took the whole run down with it.
+    sizes, (X, y) = tiny_images
+
+    class Runner:
+        data = (X, y)
+
+        def __init__(self, fail_after):
+            self.epochs, self.fail_after = 0, fail_after
+
+        def epoch(self):
+            self.epochs += 1
+            if self.epochs > self.fail_after:
+                raise IndexError("list index out of range")
+
+    runners = {"sound": Runner(fail_after=9), "failing": Runner(fail_after=1)}
+    speed, _, errors, _ = gpu_check.measure(runners, len(X), torch.device("cpu"), 3)
+    assert set(speed) == {"sound"} and runners["sound"].epochs == 4
+    assert errors == {"failing": "IndexError: list index out of range"}
+    assert runners["failing"].epochs == 2  # not tried again after it failed

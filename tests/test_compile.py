@@ -66,6 +66,21 @@ def test_compiled_fit_ends_with_the_eager_weights(small_digits, compile_params, 
         torch.testing.assert_close(got[name], expected[name], rtol=0, atol=0, msg=name)
 
 
+def test_a_compiled_srat_fit_follows_a_compiled_at_fit(small_digits, compile_params,
+                                                       fresh_dynamo):
+    # As in a grid search over lambda_sep: the AT fit compiles the network's forward pass
+    # without the separation term's feature hook, and the SRAT fit after it must not reuse
+    # that graph (it once did, and found no features: IndexError).
+    X, y = small_digits
+    params = {**compile_params, "compile__backend": "eager"}
+    SRATClassifier(**params, lambda_sep=0.0, compile=True).fit(X, y)
+    compiled = SRATClassifier(**params, lambda_sep=1.0, compile=True).fit(X, y)
+    eager = SRATClassifier(**params, lambda_sep=1.0).fit(X, y)
+    expected, got = weights(eager), weights(compiled)
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], rtol=0, atol=0, msg=name)
+
+
 def test_tabular_feature_threat_compiles_too(tabular):
     X, y = tabular
     params = dict(max_epochs=2, epsilon=0.3, n_steps=2, random_state=0, verbose=0,
