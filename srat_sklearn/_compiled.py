@@ -9,7 +9,9 @@ attack's eval mode and the step's train mode. The estimator compiles two functio
   forward pass, input gradient and projection in one graph, called with the radius and step
   size as 0-dim tensors, so that class-aware budgets and the epsilon warm-up reuse the graph;
 - the forward pass of the training step, in train mode only, with the separation term's
-  feature hook inside the graph.
+  feature hook inside the graph. It is compiled as a function of its own, with guards on the
+  module's hooks, so that no graph of ``module.forward`` compiled without the hook (by an AT
+  fit of the same network class, or by the user's ``torch.compile``) is reused.
 
 ``module_`` stays the plain module: pickles, state dicts and hooks are as without compiling.
 The loss and the optimizer step run eagerly. Options ``compile__*`` go to
@@ -28,6 +30,11 @@ from .attacks._common import ascent_step
 
 class CompileFallbackWarning(UserWarning):
     """torch.compile failed; the estimator runs the step eagerly from then on."""
+
+
+def training_forward(module, x):
+    """``module(x)``, the function the training forward pass is compiled as."""
+    return module(x)
 
 
 def describe_failure(error):
@@ -64,15 +71,16 @@ class CompiledSteps:
 
         # The separation term hooks the feature layer for each training step. By default
         # dynamo does not guard on hooks: a graph traced without them, for another estimator
-        # of the same network class in this process (an AT fit of a grid search, say),
-        # would be reused and record no features.
+        # of the same network class (an AT fit of a grid search, say) or by the user's own
+        # torch.compile(module), would be reused and record no features. So the forward
+        # pass is compiled as a function of its own, with guards on the hooks.
         self._forward = config.patch(skip_nnmodule_hook_guards=False)(
-            torch.compile(module, **options))
+            torch.compile(training_forward, **options))
         self._ascent = torch.compile(ascent_step, **options)
 
     def forward(self, x):
         """``module(x)``, compiled."""
-        return self._run(self._forward, self.module, x)
+        return self._run(self._forward, training_forward, self.module, x)
 
     def ascent(self, loss, model, x, X, target, step_size, epsilon, norm, box):
         """:func:`~srat_sklearn.attacks._common.ascent_step`, compiled."""

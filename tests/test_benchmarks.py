@@ -1078,3 +1078,21 @@ def test_gpu_check_reports_a_runner_failing_in_a_timed_epoch(gpu_check, tiny_ima
     assert set(speed) == {"sound"} and runners["sound"].epochs == 4
     assert errors == {"failing": "IndexError: list index out of range"}
     assert runners["failing"].epochs == 2  # not tried again after it failed
+
+
+def test_gpu_check_compiled_srat_runs_after_the_compiled_plain_loop(gpu_check, tiny_images):
+    # The plain loop's torch.compile(model) caches graphs of the network class's forward
+    # without the separation term's feature hook; the estimator's compiled SRAT once picked
+    # them up and found no features (IndexError), in every compiled row of the GPU check.
+    sizes, (X, y) = tiny_images
+    cpu = torch.device("cpu")
+    plain = gpu_check.PlainLoop(cpu, "fp32", False, False, sizes, (X, y))
+    plain.model = torch.compile(plain.model, backend="eager")
+    plain.epoch()
+    srat = gpu_check.EstimatorEpochs(cpu, "fp32", False, True, sizes, (X.numpy(), y.numpy()),
+                                     method="SRAT")
+    srat.syncs.max_batches = 0  # dynamo runs eagerly under the counter's dispatch mode
+    srat.clf.set_params(compile__backend="eager")
+    srat.epoch()
+    assert gpu_check.compile_fallback(srat) is None and np.isfinite(
+        srat.clf.history[-1, "train_loss"])
