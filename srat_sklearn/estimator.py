@@ -312,8 +312,8 @@ class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, CompileMi
         return callbacks
 
     def _check_params(self, warn=True):
-        """Validate the hyper-parameters (``_parameter_constraints``); raise before any data.
-        ``warn``: warn about the schedule too, once per fit (where the data are prepared)."""
+        """Validate the hyper-parameters (``_parameter_constraints``) before any data; with
+        ``warn``, the schedule too (once per fit, where the data are prepared)."""
         _params.check_params(self, warn=warn)
 
     def _prepare_fit_data(self, X, y, *, reset):
