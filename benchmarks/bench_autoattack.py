@@ -222,7 +222,8 @@ def render_summary(record, l2_record=None, gpu_record=None):
                  f"{l2['torchattacks']['seconds']:.0f} s")
     if gpu_record is not None and "torchattacks" in gpu_record["ways"]:
         gpu = gpu_record["ways"]
-        line += (f"; on an {gpu_record['machine']['gpu']} at L-inf, "
+        line += (f"; on an {gpu_record['machine']['gpu']} at "
+                 f"{NORM_NAMES[gpu_record['norm']]}, "
                  f"{gpu['members over survivors']['seconds']:.0f} s against torchattacks' "
                  f"{gpu['torchattacks']['seconds']:.0f} s")
     return line + ", from `benchmarks/bench_autoattack.py`; the times in the table above are " \

@@ -87,16 +87,18 @@ SIZES = {"full": dict(n_train=10_000, n_eval=500, image_size=32, batch_size=128,
                       aa_queries=10)}
 
 
-class HostReads(TorchDispatchMode):
-    """Counts reads of a tensor's value by the host (``.item()``, ``bool(tensor)``, ...)."""
+class OperatorCounts(TorchDispatchMode):
+    """Counts the operators dispatched while it is on (``operators``), and among them the
+    reads of a tensor's value by the host (``reads``: ``.item()``, ``bool(tensor)``, ...)."""
 
     def __init__(self):
         super().__init__()
-        self.count = 0
+        self.operators = self.reads = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.operators += 1
         if func is torch.ops.aten._local_scalar_dense.default:
-            self.count += 1
+            self.reads += 1
         return func(*args, **(kwargs or {}))
 
 
@@ -120,9 +122,9 @@ def call_site(stack):
 
 
 class SyncsPerBatch(Callback):
-    """Host reads and (on a GPU) CUDA synchronisations inside each training batch, and the
-    call sites of the synchronisations (``sources``: call site -> count, see
-    :func:`call_site`).
+    """Host reads, operators and (on a GPU) CUDA synchronisations inside each training batch,
+    its optimizer step included, and the call sites of the synchronisations (``sources``:
+    call site -> count, see :func:`call_site`).
 
     The counting routes every operation through Python: ``max_batches`` counts only the first
     training batches of the net's life (the untimed warm-up epoch), so that the timed epochs
@@ -132,7 +134,7 @@ class SyncsPerBatch(Callback):
         self.max_batches = max_batches
 
     def initialize(self):
-        self.reads, self.syncs, self.sources = [], [], Counter()
+        self.reads, self.operators, self.syncs, self.sources = [], [], [], Counter()
         self._mode = None
         return self
 
@@ -147,7 +149,7 @@ class SyncsPerBatch(Callback):
         if not training or (self.max_batches is not None
                             and len(self.reads) >= self.max_batches):
             return
-        self._mode = HostReads()
+        self._mode = OperatorCounts()
         self._mode.__enter__()
         self._caught = None
         if torch.device(net.device).type == "cuda":
@@ -163,7 +165,8 @@ class SyncsPerBatch(Callback):
             return
         mode, self._mode = self._mode, None
         mode.__exit__(None, None, None)
-        self.reads.append(mode.count)
+        self.reads.append(mode.reads)
+        self.operators.append(mode.operators)
         if self._caught is not None:
             torch.cuda.set_sync_debug_mode("default")
             self._caught.__exit__(None, None, None)
@@ -255,12 +258,6 @@ class EstimatorEpochs:
             self.fitted = True
 
 
-def failure(error):
-    """A row's account of an exception: its type and first line."""
-    lines = str(error).splitlines()
-    return f"{type(error).__name__}: {lines[0][:120] if lines else ''}"
-
-
 @contextmanager
 def on_first_samples(runner, n_samples):
     """``runner`` working on the first ``n_samples`` samples of its data (all if None)."""
@@ -294,7 +291,7 @@ def measure(runners, n_samples, device, repeats, warm_up_samples=None):
             first[name] = time.perf_counter() - started
             print(f"{name}: warm-up {first[name]:.1f} s", file=sys.stderr, flush=True)
         except Exception as error:  # a configuration that fails is reported in its row
-            errors[name] = failure(error)
+            errors[name] = describe_failure(error)[:200]
             traceback.print_exc()
     live = [name for name in runners if name not in errors]
     for repeat in range(repeats):
@@ -308,7 +305,7 @@ def measure(runners, n_samples, device, repeats, warm_up_samples=None):
             try:
                 runners[name].epoch()
             except Exception as error:  # as in the warm-up: the row says so, the rest runs
-                errors[name] = failure(error)
+                errors[name] = describe_failure(error)[:200]
                 traceback.print_exc()
                 continue
             synchronize(device)
@@ -366,7 +363,7 @@ def training_rows(X, y, device, sizes, repeats, compile_modes, precisions, memor
                         "ratio": speed[name] / reference if name in speed and reference
                         else None,
                         "peak_mib": peaks.get(name), "error": error,
-                        "first_epoch_s": first.get(name),
+                        "warm_up_s": first.get(name),
                         "host_reads": getattr(syncs, "reads", None) or None,
                         "cuda_syncs": getattr(syncs, "syncs", None) or None,
                         "sync_sources": getattr(syncs, "sources", None) or None})
@@ -468,7 +465,7 @@ def markdown(rows, aa, device, sizes, test_result):
             f"{row['precision']} | {'yes' if row['channels_last'] else 'no'} | {speed} | "
             f"{cell(row.get('ratio'), '.2f')} | {cell(row.get('peak_mib'), '.0f')} | "
             f"{per_batch(row.get('host_reads'))} | {per_batch(row.get('cuda_syncs'))} | "
-            f"{cell(row.get('first_epoch_s'), '.1f')} |")
+            f"{cell(row.get('warm_up_s'), '.1f')} |")
     sources, batches = Counter(), 0
     for row in rows:
         sources.update(row.get("sync_sources") or {})

@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import load_benchmark
 from skorch.callbacks import Callback
-from torch.utils._python_dispatch import TorchDispatchMode, _get_current_dispatch_mode
+from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from srat_sklearn import SRATClassifier
 from srat_sklearn.attacks import ATTACKS, NORMS, run_attack
@@ -110,35 +110,6 @@ def test_attacks_stay_in_the_ball_on_the_device(trained_digits, digits_split, de
     assert X_adv.min() >= 0 and X_adv.max() <= 1
 
 
-class OperatorCount(TorchDispatchMode):
-    """Operators dispatched while it is on."""
-
-    def __init__(self):
-        super().__init__()
-        self.count = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.count += 1
-        return func(*args, **(kwargs or {}))
-
-
-class OperatorsPerBatch(Callback):
-    """The operators of each training batch, its optimizer step included."""
-
-    def initialize(self):
-        self.counts, self._mode = [], None
-        return self
-
-    def on_batch_begin(self, net, batch=None, training=None, **kwargs):
-        if training:
-            self._mode = OperatorCount().__enter__()
-
-    def on_batch_end(self, net, batch=None, training=None, **kwargs):
-        if training:
-            self._mode.__exit__(None, None, None)
-            self.counts.append(self._mode.count)
-
-
 def operators_per_batch(method, n_steps):
     """Operators of a training batch of the GPU check's plain loop and of the estimator doing
     ``method`` (AT or SRAT), at tiny sizes on the CPU, after a first epoch (the optimizer's
@@ -148,14 +119,13 @@ def operators_per_batch(method, n_steps):
     X, y = gpu_check.synthetic_data(sizes["n_train"], sizes["image_size"], torch.device("cpu"))
     plain = gpu_check.PlainLoop(torch.device("cpu"), "fp32", False, False, sizes, (X, y))
     plain.epoch()
-    with OperatorCount() as counted:
+    with gpu_check.OperatorCounts() as counted:
         plain.epoch()
     estimator = gpu_check.EstimatorEpochs(torch.device("cpu"), "fp32", False, False, sizes,
                                           (X.numpy(), y.numpy()), method=method)
-    estimator.clf.set_params(callbacks__syncs=OperatorsPerBatch())
     estimator.epoch()
-    estimator.epoch()
-    return counted.count, dict(estimator.clf.callbacks_)["syncs"].counts[-1]
+    estimator.epoch()  # one batch an epoch: the counter's second
+    return counted.operators, estimator.syncs.operators[-1]
 
 
 @pytest.mark.parametrize("method, most_added", [("AT", 20), ("SRAT", 100)])
