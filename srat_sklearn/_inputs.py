@@ -113,6 +113,24 @@ def learn_classes(y, classes=None):
     return learned
 
 
+def fit_classes(estimator, classes, *, reset):
+    """The labels a fit must know beyond those of its y: ``partial_fit``'s ``classes`` or the
+    constructor's, or None.
+
+    As scikit-learn's incremental learners take them: the first call's ``classes`` may name
+    labels its y lacks; a later call's must be the classes already learned.
+    """
+    if classes is None:
+        return estimator.classes if reset else None
+    classes = LabelEncoder().fit(host_array(classes)).classes_
+    known, source = ((estimator.classes, "the constructor's classes") if reset else
+                     (estimator.classes_, "the classes of the first call"))
+    if known is not None and not np.array_equal(LabelEncoder().fit(known).classes_, classes):
+        raise ValueError(f"partial_fit(classes={classes.tolist()}) is not the same as "
+                         f"{source}, {np.asarray(known).tolist()}.")
+    return classes
+
+
 def label_indices(y, classes, *, what="y holds labels the classifier does not know"):
     """Positions of the labels ``y`` in ``classes``, as int64; unknown labels are an error."""
     unknown = np.setdiff1d(np.unique(y), classes)

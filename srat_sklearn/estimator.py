@@ -234,15 +234,14 @@ class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, CompileMi
                  classes=None, optimizer=torch.optim.Adam, lr=1e-3, max_epochs=30, batch_size=64,
                  epsilon=8 / 255, step_size=None, n_steps=10, norm="linf", random_start=True,
                  reuse_perturbations=False, adversarial_loss="madry", trades_beta=6.0,
-                 class_epsilon_mix=0.0, epsilon_warmup=0,
-                 bounds="auto", perturbable_features=None,
+                 class_epsilon_mix=0.0, epsilon_warmup=0, bounds="auto", perturbable_features=None,
                  epsilon_scale=None, integer_features=None, lambda_sep=1.0, temperature=0.1,
                  separation_views="adversarial", class_weight="balanced", class_prior=None,
                  beta=0.9999, reweight_epoch=0.75, reweight_lr_factor=0.1, lr_drop_epoch=None,
-                 weight_normalization="weights",
-                 sampler=None, loss="ce", focal_gamma=1.0, ldam_max_margin=0.5, ldam_scale=1.0,
-                 bsl_tau=1.0, feature_layer=None, input_shape=None, mixed_precision=None,
-                 channels_last="auto", random_state=None, **kwargs):
+                 weight_normalization="weights", sampler=None, loss="ce", focal_gamma=1.0,
+                 ldam_max_margin=0.5, ldam_scale=1.0, bsl_tau=1.0, feature_layer=None,
+                 input_shape=None, mixed_precision=None, channels_last="auto", random_state=None,
+                 **kwargs):
         # skorch does not shuffle by default; SGD on sorted or grouped rows trains badly.
         kwargs.setdefault("iterator_train__shuffle", True)
         super().__init__(module, *args, criterion=criterion, train_split=train_split,
@@ -316,13 +315,14 @@ class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, CompileMi
         ``warn``, the schedule too (once per fit, where the data are prepared)."""
         _params.check_params(self, warn=warn)
 
-    def _prepare_fit_data(self, X, y, *, reset):
+    def _prepare_fit_data(self, X, y, *, reset, classes=None):
         """Validate and encode the training data; set the data-dependent fitted attributes."""
         self._check_params()
+        classes = _inputs.fit_classes(self, classes, reset=reset)
         if is_dataset(X):
             labels = _inputs.check_dataset(X, y, self.input_shape)
             if reset:
-                n_classes = int(labels.max()) + 1 if self.classes is None else len(self.classes)
+                n_classes = int(labels.max()) + 1 if classes is None else len(classes)
                 self.classes_ = _inputs.learn_classes(np.arange(n_classes))
                 self.sample_shape_ = _inputs.dataset_sample_shape(X)
                 self.n_features_in_ = self.sample_shape_[0]
@@ -334,7 +334,7 @@ class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, CompileMi
             return X, None
         X, y = _inputs.validate_Xy(self, X, y, reset=reset)
         if reset:
-            self.classes_ = _inputs.learn_classes(y, self.classes)
+            self.classes_ = _inputs.learn_classes(y, classes)
             self.sample_shape_ = tuple(X.shape[1:])
             self._set_bounds(infer_bounds(self.bounds, X))
             self._set_feature_threat(X)
@@ -409,9 +409,9 @@ class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, CompileMi
         return self
 
     def partial_fit(self, X, y=None, classes=None, **fit_params):
-        """Train for ``max_epochs`` more epochs without re-initialising (see skorch)."""
+        """Train ``max_epochs`` more epochs (skorch); ``classes``, first call: every label."""
         _inputs.refuse_sample_weight(fit_params)
-        X, y = self._prepare_fit_data(X, y, reset=not self.initialized_)
+        X, y = self._prepare_fit_data(X, y, reset=not self.initialized_, classes=classes)
         with self._seeded():
             return super().partial_fit(X, y, classes=classes, **fit_params)
 

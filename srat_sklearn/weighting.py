@@ -215,10 +215,13 @@ def compute_class_weights(class_weight, class_counts, classes=None, beta=0.9999)
     if class_weight is None:
         return np.ones(n_classes)
     if isinstance(class_weight, str) and np.any(counts <= 0):
-        empty = np.flatnonzero(counts <= 0).tolist()
+        empty = counts <= 0
+        named = (f"classes {np.asarray(classes)[empty].tolist()}" if classes is not None else
+                 f"classes at positions {np.flatnonzero(empty).tolist()}")
         raise ValueError(
-            f"class_weight={class_weight!r} needs every class in the training split; "
-            f"classes at positions {empty} have no training sample.")
+            f"class_weight={class_weight!r} needs every class in the training split; {named} "
+            "have no training sample. Where the split holds part of the data (partial_fit), "
+            "pass the class counts of the whole as class_prior=...")
     if class_weight == "balanced":
         # sklearn's compute_class_weight("balanced"), n / (k * n_c), from the counts.
         weights = counts.sum() / (n_classes * counts)

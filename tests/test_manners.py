@@ -165,3 +165,43 @@ def test_reports_show_labels_as_plain_values(binary_model):
     labels = report["classes"] + report["under_represented"]
     assert labels and all(type(label) is int for label in labels)
     assert "np." not in repr(report)
+
+
+@pytest.fixture
+def stream(tabular):
+    """``tabular`` as two parts, the first without its rarest class (label 2)."""
+    X, y = tabular
+    first = y[:120] != 2
+    return (X[:120][first], y[:120][first]), (X[120:], y[120:])
+
+
+@pytest.mark.parametrize("weights", [dict(class_weight=None), dict(class_prior=[144, 72, 24])])
+def test_partial_fit_learns_the_classes_its_first_call_names(stream, fast_params, weights):
+    (X_first, y_first), (X_next, y_next) = stream
+    clf = SRATClassifier(**fast_params, **weights)
+    clf.partial_fit(X_first, y_first, classes=[0, 1, 2])
+    assert clf.classes_.tolist() == [0, 1, 2]
+    assert clf.predict_proba(X_first).shape == (len(y_first), 3)
+    clf.partial_fit(X_next, y_next, classes=[0, 1, 2])  # later calls may repeat them
+    assert len(clf.history) == 2 * fast_params["max_epochs"]
+
+
+@pytest.mark.parametrize("constructor, first, later, match", [
+    ([0, 1], [0, 1, 2], None, r"classes=\[0, 1, 2\]\) is not the same as the constructor's"),
+    (None, [0, 1, 2], [0, 1, 2, 3], r"classes=\[0, 1, 2, 3\]\) is not the same as the classes "
+                                    r"of the first call, \[0, 1, 2\]"),
+])
+def test_partial_fit_refuses_classes_that_contradict_the_known_ones(
+        stream, fast_params, constructor, first, later, match):
+    (X_first, y_first), _ = stream
+    clf = SRATClassifier(**fast_params, classes=constructor, class_weight=None)
+    with pytest.raises(ValueError, match=match):
+        clf.partial_fit(X_first, y_first, classes=first)
+        clf.partial_fit(X_first, y_first, classes=later)
+
+
+def test_balanced_weights_of_a_part_without_a_class_say_to_pass_the_prior(stream, fast_params):
+    (X_first, y_first), _ = stream
+    with pytest.raises(ValueError, match=r"classes \[2\] have no training sample.*"
+                                         r"class_prior="):
+        SRATClassifier(**fast_params).partial_fit(X_first, y_first, classes=[0, 1, 2])
