@@ -218,8 +218,34 @@ def test_each_member_sees_the_survivors_of_all_batches(trained_digits, few_test_
     assert len(second) == -(-sum(second) // 20) and max(second) - min(second) <= 1
 
 
+@pytest.mark.parametrize("attack, n_steps, ran", [
+    ("pgd", None, {"pgd": 20}),
+    (("pgd", "apgd-ce"), None, {"pgd": 20, "apgd-ce": 100}),  # was PGD-10 in an ensemble
+    (("apgd-ce", "pgd"), {"apgd-ce": 3}, {"pgd": 20, "apgd-ce": 3}),
+    (("pgd", "apgd-ce"), {"pgd": 5}, {"pgd": 5, "apgd-ce": 100}),
+    (("pgd", "apgd-ce"), 4, {"pgd": 4, "apgd-ce": 4}),
+])
+def test_each_attack_runs_and_reports_its_evaluation_iterations(
+        trained_digits, few_test_images, monkeypatch, attack, n_steps, ran):
+    seen = {}
+    for name, function in (("pgd", "_pgd_attack"), ("apgd-ce", "_apgd_attack")):
+        def spy(*args, _name=name, _run=getattr(attacks_run, function), **kwargs):
+            seen[_name] = kwargs["n_steps"]
+            return _run(*args, **kwargs)
+        monkeypatch.setattr(attacks_run, function, spy)
+    report = robust_report(trained_digits, *few_test_images, attack=attack, n_steps=n_steps,
+                           verbose=0)
+    assert seen == ran
+    stated = report.settings["n_steps"]
+    assert (stated if isinstance(stated, dict) else dict.fromkeys(ran, stated)) == ran
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(attack="cw"), "attack"),
+    (dict(attack=("pgd", "square"), n_steps={"square": 5}),
+     r"n_steps names \['square'\], but the iterations of PGD \+ Square are those of \['pgd'\]"),
+    (dict(attack=("pgd", "apgd-ce"), n_steps={"pgd": 0}), "'n_steps' parameter"),
+    (dict(attack="pgd", n_steps="ten"), "'n_steps' parameter.*dict"),
     (dict(attack="square", n_queries=0), "n_queries"),
     (dict(attack="fab-t", n_targets=0), "n_targets"),
     (dict(attack="pgd", n_targets=3), "n_targets applies"),

@@ -5,8 +5,9 @@ from functools import partial
 import torch
 
 from .._torch import eval_mode
-from .._validation import check_option
+from .._validation import check_option, validate_params
 from ._common import (
+    ATTACK_PARAMETERS,
     NORM_NAMES,
     NORMS,
     attack_survivors,
@@ -56,13 +57,42 @@ def attack_members(attack):
     return tuple(m for name in names for m in (AUTOATTACK if name == "autoattack" else (name,)))
 
 
+def member_steps(name, n_steps):
+    """The iterations of the attack ``name`` under ``n_steps``: one number for every gradient
+    attack, a dict per attack name, or None, for :data:`DEFAULT_STEPS`.
+
+    Examples
+    --------
+    >>> member_steps("apgd-ce", {"pgd": 20}), member_steps("pgd", {"pgd": 20})
+    (100, 20)
+    """
+    if isinstance(n_steps, dict):
+        n_steps = n_steps.get(name)
+    return DEFAULT_STEPS.get(name) if n_steps is None else n_steps
+
+
+def _check_steps(n_steps, members, attack, caller):
+    """``n_steps``: a number, None, or a dict by the names of the members that iterate."""
+    validate_params({"n_steps": [*ATTACK_PARAMETERS["n_steps"], dict]}, {"n_steps": n_steps},
+                    caller)
+    if not isinstance(n_steps, dict):
+        return
+    iterated = [m for m in members if m in DEFAULT_STEPS]
+    unknown = [name for name in n_steps if name not in iterated]
+    if unknown:
+        raise ValueError(f"n_steps names {unknown}, but the iterations of "
+                         f"{_describe_names(attack)} are those of {iterated}.")
+    for steps in n_steps.values():
+        validate_attack_args(caller, n_steps=steps)
+
+
 def check_attack(attack, *, epsilon, norm, n_steps=None, step_size=None, n_restarts=1,
                  n_queries=None, n_targets=None, start=None, caller="the attack"):
     """Validate an attack and its settings before any work; return its members."""
     members = attack_members(attack)
-    validate_attack_args(caller, epsilon=epsilon, step_size=step_size, n_steps=n_steps,
-                         norm=norm, n_restarts=n_restarts, n_queries=n_queries,
-                         n_targets=n_targets)
+    _check_steps(n_steps, members, attack, caller)
+    validate_attack_args(caller, epsilon=epsilon, step_size=step_size, norm=norm,
+                         n_restarts=n_restarts, n_queries=n_queries, n_targets=n_targets)
     uses = set(members)
     for value, name, users, named in (
             (step_size, "step_size", _STEPPED, "pgd and trades"),
@@ -85,7 +115,7 @@ def _describe_names(attack):
 def _run_member(name, model, X, y, *, epsilon, n_steps, norm, step_size, random_start,
                 n_restarts, n_queries, n_targets, bounds, start, step=None, batch_size=None):
     """One attack on ``(X, y)``; ``batch_size`` bounds the rows of a targeted attack's pass."""
-    n_steps = DEFAULT_STEPS.get(name) if n_steps is None else n_steps
+    n_steps = member_steps(name, n_steps)
     common = dict(epsilon=epsilon, norm=norm, bounds=bounds)
     if name in _TARGETED:
         targeted = _apgd_targeted_attack if name == "apgd-t" else _fab_attack
@@ -130,9 +160,10 @@ def run_attack(attack, model, X, y, *, epsilon, n_steps=None, norm="linf", step_
     y : torch.Tensor of shape (n,)
     epsilon : float
         Radius of the threat model.
-    n_steps : int or None, default=None
-        Iterations of each gradient attack; None: 10 for PGD, 100 for the
-        others (AutoAttack's setting).
+    n_steps : int, dict or None, default=None
+        Iterations of each gradient attack, or a dict of them by attack name
+        (``{"pgd": 20}``; the attacks it does not name keep their default);
+        None: 10 for PGD, 100 for the others (AutoAttack's setting).
     norm : {"linf", "l2"}, default="linf"
     step_size : float or None, default=None
         PGD's step (see :func:`pgd_attack`); the other attacks set their own.
@@ -258,8 +289,7 @@ def attack_settings(attack, *, epsilon, norm, n_steps=None, step_size=None, rand
     members = attack_members(attack)
     settings = {"attack": attack if isinstance(attack, str) else list(attack),
                 "members": list(members), "epsilon": float(epsilon), "norm": norm}
-    steps = {m: DEFAULT_STEPS[m] if n_steps is None else n_steps
-             for m in members if m in DEFAULT_STEPS}
+    steps = {m: member_steps(m, n_steps) for m in members if m in DEFAULT_STEPS}
     if steps:
         settings["n_steps"] = (next(iter(steps.values())) if len(set(steps.values())) == 1
                                else steps)

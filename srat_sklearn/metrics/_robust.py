@@ -10,7 +10,8 @@ from ..attacks import check_attack
 from ._groups import as_label_list, check_group, group_mask
 from ._pipeline_threat import budget_radius, classifier_threat, input_budget, is_per_feature
 
-#: PGD's steps in evaluation, alone and in the worst case, unless n_steps is given.
+#: PGD's steps in evaluation, alone, in an ensemble and in the worst case, unless n_steps
+#: is given.
 EVALUATION_PGD_STEPS = 20
 #: The attacks of ``worst_case=True``, run in this order on the samples still standing.
 WORST_CASE_ATTACKS = ("pgd", "apgd-ce", "apgd-dlr")
@@ -56,12 +57,16 @@ def attack_request(attack="pgd", worst_case=False, epsilon=None, n_steps=None, s
     if worst_case:
         attack = WORST_CASE_ATTACKS
     largest = budget_radius(epsilon)
-    check_attack(attack, epsilon=0.0 if largest is None else largest,
-                 norm="linf" if norm is None else norm, n_steps=n_steps, step_size=step_size,
-                 n_restarts=n_restarts, n_queries=n_queries, n_targets=n_targets)
+    members = check_attack(attack, epsilon=0.0 if largest is None else largest,
+                           norm="linf" if norm is None else norm, n_steps=n_steps,
+                           step_size=step_size, n_restarts=n_restarts, n_queries=n_queries,
+                           n_targets=n_targets)
     check_int(batch_size, "batch_size", min_val=1, allow_none=True)
-    if n_steps is None and (worst_case or attack == "pgd"):
+    if n_steps is None and (worst_case or members == ("pgd",)):
         n_steps = EVALUATION_PGD_STEPS
+    elif "pgd" in members and (n_steps is None or isinstance(n_steps, dict)):
+        # PGD's own default is the training attack's 10; the others keep theirs (100).
+        n_steps = {"pgd": EVALUATION_PGD_STEPS, **(n_steps or {})}
     return dict(attack=attack if isinstance(attack, str) else tuple(attack), epsilon=epsilon,
                 n_steps=n_steps, step_size=step_size, norm=norm, random_start=random_start,
                 n_restarts=n_restarts, n_queries=n_queries, n_targets=n_targets,
@@ -160,9 +165,11 @@ def robust_predict(estimator, X, y, *, attack="pgd", worst_case=False, epsilon=N
         stay fixed): behind transformers, in the units of the pipeline's
         input columns, carried to the classifier's features (see
         ``perturbable_features``).
-    n_steps : int or None, default=None
-        Iterations of each gradient attack; ``None``: 20 for PGD and the
-        worst case, 100 (AutoAttack's) for the others.
+    n_steps : int, dict or None, default=None
+        Iterations of each gradient attack, or a dict of them by attack name
+        (``{"pgd": 50}``; the others keep their default); ``None``: 20 for PGD
+        (alone or in an ensemble) and the worst case, 100 (AutoAttack's) for
+        the others.
     step_size : float or None, default=None
         PGD's step; ``None`` is ``2.5 * epsilon / n_steps``.
     norm : {"linf", "l2"} or None
