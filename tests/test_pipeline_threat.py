@@ -1,5 +1,6 @@
 """A threat model named in a pipeline's input columns and units, carried to the classifier."""
 
+import json
 import pickle
 from contextlib import contextmanager
 
@@ -160,6 +161,33 @@ def test_report_states_the_carried_threat(pipeline, mixed_table):
     assert f"1 of {N_FEATURES} features perturbable" in report.to_markdown().splitlines()[0]
 
 
+@pytest.mark.parametrize("kwargs, stated", [
+    (dict(epsilon={"amount": 30.0, "hour": 2.0}), {"amount": 30.0, "hour": 2.0}),
+    (dict(epsilon=1.5, perturbable_features=["hour"]), {"hour": 1.5}),
+])
+def test_report_states_the_budget_in_the_units_of_the_input_columns(pipeline, mixed_table,
+                                                                    kwargs, stated):
+    # The classifier's radius is in its standardised features: alone it does not say what an
+    # attacker may do to the data.
+    frame, y = mixed_table
+    report = robust_report(pipeline, frame, y, n_steps=2, verbose=0, **kwargs)
+    assert report.settings["input_epsilon"] == stated
+    budgets = ", ".join(f"{column} {budget:g}" for column, budget in stated.items())
+    assert f"L-inf, epsilon per input column: {budgets} (at most " in \
+        report.to_markdown().splitlines()[0]
+    assert json.loads(json.dumps(report.to_dict()))["settings"]["input_epsilon"] == stated
+
+
+@pytest.mark.filterwarnings("ignore:The features of X differ in scale")
+def test_a_bare_classifiers_budget_is_stated_in_its_own_features(mixed_table):
+    frame, y = mixed_table
+    clf = SRATClassifier(max_epochs=1, epsilon=0.1, n_steps=1, random_state=0, verbose=0,
+                         module__hidden_units=(8,)).fit(frame[NUMERIC], y)
+    report = robust_report(clf, frame[NUMERIC], y, epsilon={"hour": 3.0}, n_steps=2, verbose=0)
+    assert "input_epsilon" not in report.settings
+    assert "L-inf, epsilon 3 (1 of 5 features" in report.to_markdown().splitlines()[0]
+
+
 def test_input_columns_need_an_input_budget(pipeline, mixed_table):
     frame, y = mixed_table
     with pytest.raises(ValueError, match="give epsilon in their units"):
@@ -240,7 +268,10 @@ def test_audit_scales_every_input_budget_alike(column_audit):
 def test_audit_of_input_columns_states_them_and_skips_the_whole_box(column_audit):
     audit, _, _ = column_audit
     assert audit.settings["features"].startswith(f"2 of {N_FEATURES} features perturbable")
-    assert f"2 of {N_FEATURES} features perturbable" in audit.to_markdown().splitlines()[0]
+    assert audit.settings["input_epsilon"] == {"amount": 30.0, "hour": 2.0}
+    first_line = audit.to_markdown().splitlines()[0]
+    assert "L-inf, epsilon per input column: amount 30, hour 2 (at most " in first_line
+    assert f"2 of {N_FEATURES} features perturbable" in first_line
     assert "unbounded attack leaves at most chance" not in [c.name for c in audit.checks]
 
 

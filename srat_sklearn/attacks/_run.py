@@ -308,6 +308,28 @@ def attack_settings(attack, *, epsilon, norm, n_steps=None, step_size=None, rand
     return settings
 
 
+def describe_budget(settings):
+    """The budget of an evaluation's settings: its radius, or the budgets per input column of
+    a pipeline (``input_epsilon``), and the classifier's features it may change.
+
+    Examples
+    --------
+    >>> describe_budget({"epsilon": 0.2})
+    'epsilon 0.2'
+    >>> describe_budget({"epsilon": 0.5, "input_epsilon": {"amount": 30.0}})
+    "epsilon per input column: amount 30 (at most 0.5 in the classifier's features)"
+    """
+    notes = [settings["features"]] if "features" in settings else []
+    if "input_epsilon" not in settings:
+        text = f"epsilon {settings['epsilon']:g}"
+    else:
+        budgets = ", ".join(f"{column} {budget:g}"
+                            for column, budget in settings["input_epsilon"].items())
+        text = f"epsilon per input column: {budgets or 'none'}"
+        notes.insert(0, f"at most {settings['epsilon']:g} in the classifier's features")
+    return text + (f" ({'; '.join(notes)})" if notes else "")
+
+
 def describe_attack(settings):
     """One line that states an attack and every setting it ran with (the evaluation checklist).
 
@@ -343,9 +365,7 @@ def describe_attack(settings):
     restarts = settings["n_restarts"]
     parts.append(f"{restarts} restart" + ("s" if restarts > 1 else ""))
     norm = NORM_NAMES[settings["norm"]]
-    line = f"{name}: {', '.join(parts)}; {norm}, epsilon {settings['epsilon']:g}"
-    if "features" in settings:
-        line += f" ({settings['features']})"
+    line = f"{name}: {', '.join(parts)}; {norm}, {describe_budget(settings)}"
     if len(members) > 1:
         line += "; robust only if every attack fails"
     return line

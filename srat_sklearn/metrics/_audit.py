@@ -15,6 +15,7 @@ from .._feature_threat import describe_features, evaluation_threat, radius
 from .._inputs import host_array
 from .._validation import check_int, check_real
 from ..attacks import NORM_NAMES
+from ..attacks._run import describe_budget
 from ._pipeline_threat import is_per_feature
 from ._robust import (
     attack_request,
@@ -69,13 +70,11 @@ class RobustnessAudit:
     def to_markdown(self):
         """The audit as a Markdown table, with its verdict and settings."""
         s = self.settings
-        norm = NORM_NAMES[s["norm"]]
-        features = f"; {s['features']}" if "features" in s else ""
         lines = [f"Robustness audit: {'passed' if self.passed else 'FAILED'} "
                  f"({sum(c.passed for c in self.checks)} of {len(self.checks)} checks); "
-                 f"{norm}, epsilon {s['epsilon']:g}, {s['n_samples']} samples, tolerance "
-                 f"{100 * s['tolerance']:.1f} points, {s['n_steps']} iterations, "
-                 f"{s['n_queries']} queries, {s['n_restarts']} restarts{features}", "",
+                 f"{NORM_NAMES[s['norm']]}, {describe_budget(s)}, {s['n_samples']} samples, "
+                 f"tolerance {100 * s['tolerance']:.1f} points, {s['n_steps']} iterations, "
+                 f"{s['n_queries']} queries, {s['n_restarts']} restarts", "",
                  "| check | measured | result | why it matters |", "|---|---|---|---|"]
         for c in self.checks:
             lines.append(f"| {c.name} | {c.measured} | {'pass' if c.passed else 'FAIL'} | "
@@ -189,10 +188,10 @@ def audit_robustness(estimator, X, y, *, epsilon=None, norm=None, perturbable_fe
     attack_request("square", epsilon=epsilon, norm=norm, n_queries=n_queries,
                    perturbable_features=perturbable_features)  # validates
     verbose = check_verbose(verbose)
-    features = None
+    features = stated = None
     if per_feature:
         # The budgets of the classifier's own features, once: the checks scale them.
-        budgets = feature_budgets(transformers, classifier, X, dict(
+        budgets, stated = feature_budgets(transformers, classifier, X, dict(
             epsilon=epsilon, perturbable_features=perturbable_features))
         epsilon = budgets.get("epsilon", classifier.epsilon if epsilon is None else epsilon)
         perturbable_features = budgets.get("perturbable_features", perturbable_features)
@@ -323,4 +322,6 @@ def audit_robustness(estimator, X, y, *, epsilon=None, norm=None, perturbable_fe
                     n_restarts=n_restarts)
     if features is not None:
         settings["features"] = features
+    if stated is not None:
+        settings["input_epsilon"] = stated
     return RobustnessAudit(checks, settings)

@@ -7,7 +7,7 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted
 from .._inputs import host_array
 from .._validation import check_int
 from ..attacks import check_attack
-from ._groups import as_label_list, check_group, group_mask
+from ._groups import as_label_list, check_group, group_mask, plain
 from ._pipeline_threat import budget_radius, classifier_threat, input_budget, is_per_feature
 
 #: PGD's steps in evaluation, alone, in an ensemble and in the worst case, unless n_steps
@@ -93,22 +93,31 @@ def predict_under_attack(estimator, X, y, request, verbose=0):
     request = dict(request)
     if request["attack"] == WORST_CASE_ATTACKS and len(classifier.classes_) < 3:
         request["attack"] = WORST_CASE_ATTACKS[:2]  # the DLR loss needs 3 classes
+    stated = None
     if request["perturbable_features"] is not None or is_per_feature(request["epsilon"]):
-        request.update(feature_budgets(transformers, classifier, X, request))
+        budgets, stated = feature_budgets(transformers, classifier, X, request)
+        request.update(budgets)
     X = transform(transformers, X)
     y = np.asarray(host_array(y))
     X_adv, robust_after = classifier._adversarial_examples(X, y, **request, verbose=verbose)
     request.pop("batch_size")
-    return (classifier.predict(with_columns_of(X, X_adv)),
-            classifier.attack_settings(**request), robust_after)
+    settings = classifier.attack_settings(**request)
+    if stated is not None:
+        settings["input_epsilon"] = stated
+    return classifier.predict(with_columns_of(X, X_adv)), settings, robust_after
 
 
 def feature_budgets(transformers, classifier, X, request):
-    """The classifier's ``epsilon`` and ``perturbable_features`` for an evaluation that names
-    columns or budgets per column: of the pipeline's input when transformers come first."""
+    """``(budgets, stated)`` for an evaluation that names columns or budgets per column.
+
+    ``budgets``: the classifier's ``epsilon`` and ``perturbable_features``, from columns of
+    the pipeline's input when transformers come first. ``stated``: then, the budget as given,
+    ``{column: budget}`` of the columns that may move, for reports (the classifier's budgets
+    are in the units of its scaled features); else None.
+    """
     epsilon, features = request["epsilon"], request["perturbable_features"]
     if transformers is None and not isinstance(epsilon, dict):
-        return {}  # the classifier's own features: it checks them
+        return {}, None  # the classifier's own features: it checks them
     if transformers is not None and epsilon is None:
         raise ValueError("perturbable_features names the pipeline's input columns: give "
                          "epsilon in their units too (a number, one per column, or a mapping "
@@ -117,12 +126,15 @@ def feature_budgets(transformers, classifier, X, request):
     if names is None:
         names = getattr(transformers or classifier, "feature_names_in_", None)
     budget = input_budget(epsilon, features, np.shape(X)[1], names)
-    if transformers is not None:
-        budget = classifier_threat(transformers, budget)
-        scale = getattr(classifier, "epsilon_scale_", None)
-        if scale is not None:  # the classifier measures epsilon in its own units
-            budget = np.divide(budget, scale, out=np.zeros_like(budget), where=scale > 0)
-    return {"epsilon": budget, "perturbable_features": budget > 0}
+    if transformers is None:
+        return {"epsilon": budget, "perturbable_features": budget > 0}, None
+    stated = {plain(names[i]) if names is not None else int(i): float(budget[i])
+              for i in np.flatnonzero(budget > 0)}
+    budget = classifier_threat(transformers, budget)
+    scale = getattr(classifier, "epsilon_scale_", None)
+    if scale is not None:  # the classifier measures epsilon in its own units
+        budget = np.divide(budget, scale, out=np.zeros_like(budget), where=scale > 0)
+    return {"epsilon": budget, "perturbable_features": budget > 0}, stated
 
 
 def with_columns_of(X, values):
