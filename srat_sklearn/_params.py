@@ -20,7 +20,13 @@ from ._validation import finite, non_negative, positive, positive_int, validate_
 from .attacks import NORMS
 from .losses import LOSSES, WEIGHT_NORMALIZATIONS, ReweightedLoss
 from .separation import SEPARATION_VIEWS
-from .weighting import CLASS_WEIGHTS, SAMPLERS, check_class_weight, resolve_reweight_epoch
+from .weighting import (
+    CLASS_WEIGHTS,
+    SAMPLERS,
+    check_class_weight,
+    resolve_reweight_epoch,
+    warn_double_correction,
+)
 
 MIXED_PRECISIONS = ("bf16",)
 #: Training objectives: PGD adversarial training (Madry et al., 2018), or TRADES (Zhang et al.,
@@ -100,6 +106,7 @@ def check_params(estimator, *, warn=True):
                            warn=warn and estimator.class_weight is not None)
     if warn:
         check_epsilon_warmup(estimator.epsilon_warmup, estimator.max_epochs)
+        warn_double_correction(estimator.sampler, estimator.class_weight, estimator.loss)
     if estimator.adversarial_loss == "trades" and estimator.reuse_perturbations:
         raise ValueError("reuse_perturbations=True continues PGD's attack across epochs; "
                          "TRADES' attack starts next to each input: use one or the other.")

@@ -149,8 +149,8 @@ class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, CompileMi
         :data:`~srat_sklearn.methods.PAPER_METHODS` sets it).
     sampler : None or "balanced", default=None
         ``"balanced"`` draws class-balanced training batches anew each epoch
-        (:func:`~srat_sklearn.weighting.balanced_sampler`); usually with
-        ``class_weight=None``.
+        (:func:`~srat_sklearn.weighting.balanced_sampler`); with
+        ``class_weight=None`` and not ``loss="bsl"`` (else fit warns).
     loss : {"ce", "focal", "ldam", "bsl"}, default="ce"
         Classification loss; "bsl" is balanced softmax (AT-BSL's outer loss:
         logits shifted by ``bsl_tau`` times the log class prior in training).

@@ -179,6 +179,30 @@ def _warn_equal_counts(count, class_weight, loss, class_epsilon_mix):
             "leave out what the counts decide.", UserWarning, stacklevel=4)
 
 
+def warn_double_correction(sampler, class_weight, loss):
+    """Warn when class-balanced batches meet a correction computed from the training split's
+    class counts: together they correct the imbalance twice and favour the rare classes.
+
+    Balanced softmax shifts the logits by the log class prior that the batches no longer
+    have; ``"balanced"`` and ``"effective"`` class weights weigh up classes that the batches
+    already draw as often as the others. Weights given as a dict weigh as given.
+    """
+    if sampler != "balanced":
+        return
+    twice = []
+    if loss == "bsl":
+        twice.append("loss='bsl' shifts the logits by the log class prior of the training "
+                     "split")
+    if isinstance(class_weight, str):
+        twice.append(f"class_weight={class_weight!r} weighs the rare classes up")
+    if twice:
+        warnings.warn("sampler='balanced' draws every class equally often, and "
+                      + " and ".join(twice) + ": the imbalance is corrected twice, which "
+                      "favours the rare classes. Keep one of them (with the sampler: "
+                      "class_weight=None, loss 'ce', 'focal' or 'ldam').",
+                      UserWarning, stacklevel=4)
+
+
 def compute_class_weights(class_weight, class_counts, classes=None, beta=0.9999):
     """One weight per class, normalised to mean 1 over the classes.
 

@@ -250,13 +250,38 @@ def test_without_sampler_every_sample_is_seen_once_per_epoch(batch_labels, tabul
 def test_balanced_sampler_draws_anew_each_epoch(tabular, fast_params):
     recorder = BatchLabels()
     SRATClassifier(**{**fast_params, "max_epochs": 2, "batch_size": -1, "callbacks": [recorder],
-                      "sampler": "balanced"}).fit(*tabular)
+                      "sampler": "balanced", "class_weight": None}).fit(*tabular)
     first, second = recorder.labels
     assert not np.array_equal(first, second)
 
 
 def test_balanced_sampler_is_reproducible(batch_labels):
-    assert np.array_equal(batch_labels(sampler="balanced"), batch_labels(sampler="balanced"))
+    balanced = dict(sampler="balanced", class_weight=None)
+    assert np.array_equal(batch_labels(**balanced), batch_labels(**balanced))
+
+
+@pytest.mark.parametrize("params, named", [
+    (dict(loss="bsl", class_weight=None), "loss='bsl' shifts the logits"),
+    (dict(), "class_weight='balanced' weighs"),
+    (dict(class_weight="effective", loss="bsl"), "loss='bsl'.* and class_weight='effective'"),
+])
+def test_a_balanced_sampler_with_a_correction_from_the_counts_warns(tabular, fast_params,
+                                                                     params, named):
+    # Balanced softmax with balanced batches predicted the rarest class for most rows.
+    with pytest.warns(UserWarning, match=f"sampler='balanced'.*{named}.*corrected twice"):
+        SRATClassifier(**fast_params, sampler="balanced", **params).fit(*tabular)
+
+
+@pytest.mark.parametrize("params", [
+    dict(sampler="balanced", class_weight=None),
+    dict(sampler="balanced", class_weight=None, loss="ldam"),  # LDAM's margins, as LDAM-DRS
+    dict(sampler="balanced", class_weight={0: 2.0}),  # weights given, weighing as given
+    dict(loss="bsl", class_weight=None),
+])
+def test_one_correction_does_not_warn(tabular, fast_params, params):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        SRATClassifier(**fast_params, **params).fit(*tabular)
 
 
 def test_unknown_sampler_is_rejected(tabular):
