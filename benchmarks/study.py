@@ -107,6 +107,7 @@ from srat_sklearn import SRATClassifier, robust_report
 from srat_sklearn.callbacks import CatastrophicOverfittingGuard
 from srat_sklearn.datasets import (
     FRAUD_LIKE_PERTURBABLE,
+    UCI_MEASURED_COLUMNS,
     load_imbalanced_digits,
     load_mnist_5k,
     load_uci,
@@ -133,8 +134,7 @@ FRAUD_RECIPE = dict(epsilon=0.3, epsilon_scale="std", perturbable_features=FRAUD
 UCI_RECIPE = dict(epsilon=0.25, epsilon_scale="std", n_steps=10, batch_size=64, max_epochs=40,
                   reweight_epoch=30, reweight_lr_factor=1.0)
 #: The perturbable columns of each UCI table (None: all); indicator columns stay fixed.
-UCI_PERTURBABLE = {"page-blocks": None, "yeast": [0, 1, 2, 3, 6, 7],
-                   "hypothyroid": [0, 14, 16, 18, 20, 22, 24]}
+UCI_PERTURBABLE = UCI_MEASURED_COLUMNS
 #: The settings of the baselines issue's target; each has a validation twin, on its training
 #: split only, for the choice of the default (``validation_split``).
 TARGET_SETTINGS = (*UCI_PERTURBABLE, "mnist-step", "mnist-exp")

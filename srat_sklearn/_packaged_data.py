@@ -18,6 +18,13 @@ UCI_FILES = {
     "yeast": ("yeast", "yeast.data.txt"),
     "hypothyroid": ("hypothyroid", "hypothyroid.data.txt"),
 }
+#: The columns of each table that measure a quantity an attacker may move (None: all); flags
+#: stay fixed: yeast's two near-binary columns (erl, pox), and hypothyroid's t/f, y/n and sex
+#: columns (its lab values and age move).
+UCI_MEASURED_COLUMNS = {"page-blocks": None, "yeast": [0, 1, 2, 3, 6, 7],
+                        "hypothyroid": [0, 14, 16, 18, 20, 22, 24]}
+#: The tables with missing values (NaN in :func:`load_uci`'s X).
+UCI_MISSING_VALUES = ("hypothyroid",)
 #: The columns of the hypothyroid table, after its class (hypothyroid.names.txt).
 HYPOTHYROID_COLUMNS = (
     "age", "sex", "on_thyroxine", "query_on_thyroxine", "on_antithyroid_medication",

