@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import accuracy_score
+from sklearn.metrics import accuracy_score, f1_score
 
 from srat_sklearn import robust_accuracy_score, robust_report
 from srat_sklearn.attacks import _run as attacks_run
-from srat_sklearn.metrics import REPORT_GROUPS, robust_predict
+from srat_sklearn.metrics import REPORT_GROUPS, make_robust_scorer, robust_predict
 
 UNDER = [5, 6, 7, 8, 9]
 
@@ -89,6 +89,22 @@ def test_bad_scorer_parameters(trained_digits, digits_split, kwargs, error, matc
     _, X_test, _, y_test = digits_split
     with pytest.raises(error, match=match):
         robust_accuracy_score(trained_digits, X_test, y_test, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(verbose=0), r"passes \['verbose'\] to accuracy_score.*take no verbose"),
+    (dict(average="macro"), r"passes \['average'\] to accuracy_score, which does not take"),
+])
+def test_a_scorer_refuses_what_its_metric_does_not_take_when_made(kwargs, match):
+    # Found in a search, it was each fold's NaN score and a warning.
+    with pytest.raises(TypeError, match=match):
+        make_robust_scorer(**kwargs)
+
+
+def test_a_scorer_passes_what_its_metric_takes(trained_digits, digits_split):
+    _, X_test, _, y_test = digits_split
+    scorer = make_robust_scorer(f1_score, average="macro", n_steps=2)
+    assert 0 < scorer(trained_digits, X_test, y_test) < 1
 
 
 def test_scorer_rejects_unknown_labels(trained_digits, digits_split):

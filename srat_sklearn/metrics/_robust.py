@@ -1,5 +1,7 @@
 """Predictions under attack, robust accuracy, and scorers for model selection."""
 
+import inspect
+
 import numpy as np
 from sklearn.metrics import accuracy_score
 from sklearn.utils.validation import check_consistent_length, check_is_fitted
@@ -339,7 +341,25 @@ batch_size=None, perturbable_features=None)
     request = attack_request(attack, worst_case, epsilon, n_steps, step_size, norm,
                              random_start, n_restarts, n_queries, n_targets, batch_size,
                              perturbable_features)
+    _check_score_params(score_func, kwargs)
     return RobustScorer(score_func, request, kwargs)
+
+
+def _check_score_params(score_func, score_params):
+    """Refuse keyword arguments that ``score_func`` does not take: here, and not as a
+    search's first fold, whose error scikit-learn records as a NaN score with a warning."""
+    try:
+        signature = inspect.signature(score_func)
+    except (TypeError, ValueError):
+        return  # no signature to read: the metric says so itself when called
+    try:
+        signature.bind_partial(None, None, **score_params)
+    except TypeError as error:
+        name = getattr(score_func, "__name__", repr(score_func))
+        quiet = (" (scorers attack without a progress bar: they take no verbose)"
+                 if "verbose" in score_params else "")
+        raise TypeError(f"make_robust_scorer passes {sorted(score_params)} to {name}, which "
+                        f"does not take them: {error}{quiet}.") from None
 
 
 class GroupScorer:
