@@ -22,7 +22,7 @@ SyncsPerBatch = load_benchmark("gpu_check").SyncsPerBatch
     {},  # SRAT: attack, separation loss, class weights from the start
     {"separation_views": "adversarial+clean"},
     {"loss": "ldam"},
-    {"sampler": "balanced", "norm": "l2", "epsilon": 0.5},
+    {"sampler": "balanced", "class_weight": None, "norm": "l2", "epsilon": 0.5},
     {"reuse_perturbations": True, "n_steps": 2},
 ])
 def test_host_reads_per_training_batch(tabular, fast_params, params, device, loss_check):

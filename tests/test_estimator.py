@@ -319,7 +319,8 @@ def test_whole_batch_reads_train_as_the_row_by_row_loader(digits_split, sampler)
 
     X_train, X_test, y_train, _ = digits_split
     params = dict(epsilon=0.1, n_steps=2, max_epochs=2, random_state=0, verbose=0,
-                  sampler=sampler, module__channels=(4, 8), module__hidden_units=16)
+                  sampler=sampler, class_weight=None if sampler else "balanced",
+                  module__channels=(4, 8), module__hidden_units=16)
     fast = SRATClassifier(**params).fit(X_train, y_train)
     per_row = SRATClassifier(iterator_train__collate_fn=default_collate,
                              iterator_valid__collate_fn=default_collate,
