@@ -44,6 +44,9 @@ class RobustReport:
     settings : dict
         Every setting of the attack, resolved (see
         :func:`srat_sklearn.attacks.attack_settings`); ``to_markdown`` states them.
+        ``epsilon`` is in the classifier's features; a budget given in a
+        pipeline's input columns is also under ``"input_epsilon"``, as
+        ``{column: budget}`` in their units.
     robust_after : dict or None
         For an ensemble such as AutoAttack, robust accuracy after each of its
         attacks in turn (each runs on the samples the earlier ones did not
