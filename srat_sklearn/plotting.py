@@ -4,6 +4,7 @@ import numpy as np
 
 from .attacks import DISPLAY_NAMES, NORM_NAMES
 from .metrics._groups import REPORT_GROUPS
+from .metrics._report import check_reports
 
 __all__ = ["plot_group_accuracy", "plot_per_class_accuracy", "plot_tradeoff",
            "plot_training_curves"]
@@ -30,8 +31,7 @@ def plot_group_accuracy(reports, ax=None):
     """
     import matplotlib
 
-    if not reports:
-        raise ValueError("reports is empty: pass {method name: RobustReport}.")
+    check_reports(reports)
     ax = _axes(ax, group_figure_size(len(reports)))
     series = [(f"{kind} {group}", kind, group) for kind in ("clean", "robust") for group in GROUPS]
     methods = list(reports)

@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from .metrics._groups import REPORT_GROUPS
-from .metrics._report import pct
+from .metrics._report import check_reports, pct
 
 __all__ = ["summary_table", "write_report"]
 
@@ -22,6 +22,7 @@ def summary_table(reports):
     -------
     str
     """
+    check_reports(reports)
     header = "| method | " + " | ".join(f"{k} {g}" for k, g in COLUMNS) + " |"
     lines = [header, "|---" * (len(COLUMNS) + 1) + "|"]
     for name, report in reports.items():
@@ -53,6 +54,7 @@ def write_report(reports, output_dir, *, title="SRAT report", description="", se
 
     from .plotting import group_figure_size, plot_group_accuracy
 
+    check_reports(reports)  # before the folder is made
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     figure = Figure(figsize=group_figure_size(len(reports)))

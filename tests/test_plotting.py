@@ -15,6 +15,7 @@ from srat_sklearn.plotting import (
     plot_tradeoff,
     plot_training_curves,
 )
+from srat_sklearn.report import summary_table, write_report
 
 matplotlib.use("Agg")
 
@@ -161,3 +162,24 @@ def test_every_bar_states_its_value(fitted, tabular, plot):
           else plot_per_class_accuracy(report))
     bars = [bar for container in ax.containers for bar in container]
     assert [text.get_text() for text in ax.texts] == [f"{bar.get_height():.0f}" for bar in bars]
+
+
+@pytest.fixture(scope="module")
+def report(fitted, tabular):
+    X, y = tabular
+    return robust_report(fitted, X, y, epsilon=0.1, n_steps=2, verbose=0)
+
+
+@pytest.mark.parametrize("make", ["plot", "table", "write"])
+@pytest.mark.parametrize("wrap, error, match", [
+    (lambda r: [r], TypeError, r"must be a dict \{method name: RobustReport\}, got list"),
+    (lambda r: r, TypeError, r"got RobustReport; for one report: \{'model': report\}"),
+    (lambda r: {"SRAT": r.to_dict()}, TypeError, r"maps \['SRAT'\] to something other"),
+    (lambda r: {}, ValueError, "reports is empty"),
+])
+def test_report_collections_say_what_to_pass(report, tmp_path, make, wrap, error, match):
+    run = {"plot": plot_group_accuracy, "table": summary_table,
+           "write": lambda reports: write_report(reports, tmp_path / "out")}[make]
+    with pytest.raises(error, match=match):
+        run(wrap(report))
+    assert not (tmp_path / "out").exists()

@@ -116,6 +116,21 @@ class RobustReport:
         return self.to_markdown()
 
 
+def check_reports(reports):
+    """``reports`` as given, if it is a non-empty dict {method name: RobustReport}; else a
+    ``TypeError`` or ``ValueError`` that says what to pass."""
+    if isinstance(reports, RobustReport) or not isinstance(reports, dict):
+        raise TypeError(f"reports must be a dict {{method name: RobustReport}}, got "
+                        f"{type(reports).__name__}; for one report: {{'model': report}}.")
+    if not reports:
+        raise ValueError("reports is empty: pass {method name: RobustReport}.")
+    wrong = [name for name, report in reports.items() if not isinstance(report, RobustReport)]
+    if wrong:
+        raise TypeError(f"reports maps {wrong} to something other than a RobustReport (as "
+                        "robust_report returns).")
+    return reports
+
+
 def pct(value):
     """A fraction as a percentage with one decimal, or ``n/a``."""
     return "n/a" if value is None or np.isnan(value) else f"{100 * value:.1f}"
