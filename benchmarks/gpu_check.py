@@ -11,7 +11,8 @@ loop on CIFAR-sized data, written as a Markdown table.
    start), SGD lr 0.1, momentum 0.9, batch 128. For each precision (float32, bfloat16 autocast)
    and memory format (contiguous, channels-last), and eagerly or under ``torch.compile``
    (``--modes``; the plain loop compiles its module, the estimator is given skorch's
-   ``compile=True``): a warm-up epoch on the first 10 batches (and a last one the size of an
+   ``compile=True``; ``--compile-mode`` sets torch.compile's mode of both, ``reduce-overhead``
+   for CUDA graphs): a warm-up epoch on the first 10 batches (and a last one the size of an
    epoch's last batch, which a compiled runner compiles for), then timed epochs of the plain
    loop (PGD-10 adversarial training written out, its data on the device), the estimator doing
    the same work (AT: ``lambda_sep=0``, no class weights) and the estimator's SRAT (separation
@@ -204,6 +205,12 @@ def pgd(model, X, y, n_steps, precision):
     return X_adv
 
 
+def compile_options(compiled):
+    """torch.compile's keyword arguments for a row's ``compiled``: True or "default" (the
+    default mode), or the name of another mode."""
+    return {} if compiled in (True, "default") else {"mode": compiled}
+
+
 class PlainLoop:
     """PGD adversarial training written out in PyTorch: the reference of each row. ``data``:
     ``(X, y)`` as tensors on the device, one epoch per call of :meth:`epoch`."""
@@ -214,7 +221,7 @@ class PlainLoop:
         torch.manual_seed(0)
         model = resnet18_cifar().to(device, memory_format=self.memory_format)
         self.optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
-        self.model = torch.compile(model) if compiled else model
+        self.model = torch.compile(model, **compile_options(compiled)) if compiled else model
 
     def epoch(self):
         X, y = self.data
@@ -247,7 +254,9 @@ class EstimatorEpochs:
             class_weight=SRAT_WEIGHTS if srat else None, reweight_epoch=0, reweight_lr_factor=1.0,
             bounds=(0.0, 1.0), mixed_precision=precision if precision == "bf16" else None,
             channels_last=channels_last, device=str(device), random_state=0, verbose=0,
-            callbacks=[("syncs", self.syncs)], **({"compile": True} if compiled else {}))
+            callbacks=[("syncs", self.syncs)], **({"compile": True, **{
+                f"compile__{k}": v for k, v in compile_options(compiled).items()}}
+                if compiled else {}))
         self.fitted = False
 
     def epoch(self):
@@ -442,6 +451,11 @@ def per_batch(counts):
     return f"{median:g}" + ("" if most == median else f" (at most {most})")
 
 
+def compiled_cell(compiled):
+    """A row's ``compiled``, torch.compile's mode named unless it is the default."""
+    return "no" if not compiled else f"yes, {compiled}" if compile_options(compiled) else "yes"
+
+
 def cell(value, fmt):
     return "-" if value is None else format(value, fmt)
 
@@ -461,7 +475,7 @@ def markdown(rows, aa, device, sizes, test_result):
     for row in rows:
         speed = row["error"] or cell(row["samples_per_second"], ".1f")
         lines.append(
-            f"| {row['implementation']} | {'yes' if row['compiled'] else 'no'} | "
+            f"| {row['implementation']} | {compiled_cell(row['compiled'])} | "
             f"{row['precision']} | {'yes' if row['channels_last'] else 'no'} | {speed} | "
             f"{cell(row.get('ratio'), '.2f')} | {cell(row.get('peak_mib'), '.0f')} | "
             f"{per_batch(row.get('host_reads'))} | {per_batch(row.get('cuda_syncs'))} | "
@@ -512,6 +526,11 @@ def main(argv=None):
     parser.add_argument("--skip-tests", action="store_true", help="skip pytest -m cuda")
     parser.add_argument("--modes", nargs="+", choices=("eager", "compiled"), default=None,
                         help="eager and/or compiled rows (default: both, eager with --tiny)")
+    parser.add_argument("--compile-mode", default="default",
+                        choices=("default", "reduce-overhead", "max-autotune",
+                                 "max-autotune-no-cudagraphs"),
+                        help="torch.compile's mode of the compiled rows, the plain loop's and "
+                             "the estimator's (compile__mode); reduce-overhead: CUDA graphs")
     parser.add_argument("--n-train", type=int, default=None)
     parser.add_argument("--n-eval", type=int, default=None)
     parser.add_argument("--precisions", nargs="+", choices=("fp32", "bf16"),
@@ -545,7 +564,7 @@ def main(argv=None):
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("no CUDA device here: run with --tiny to try the code path on the CPU.")
     modes = args.modes or (["eager"] if args.tiny else ["eager", "compiled"])
-    compile_modes = tuple(mode == "compiled" for mode in modes)
+    compile_modes = tuple(args.compile_mode if mode == "compiled" else False for mode in modes)
 
     def log(done):
         print(f"{done} at {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)

@@ -1035,6 +1035,32 @@ def test_gpu_check_runs_the_modes_asked_for(tmp_path, modes, compiled):
     assert len(rows) == 3 * 2 * 2 and {row[1] for row in rows} == compiled
 
 
+@pytest.mark.parametrize("mode, shown", [("default", "yes"),
+                                         ("max-autotune-no-cudagraphs",
+                                          "yes, max-autotune-no-cudagraphs")])
+def test_gpu_check_compiles_both_sides_in_the_mode_asked_for(tmp_path, monkeypatch, mode,
+                                                             shown):
+    # The GPU is launch-bound at this size: CUDA graphs (reduce-overhead) are the next try.
+    gpu_check = load_script("gpu_check")
+    modes = []
+    compile = torch.compile
+
+    def recording(target, **options):
+        modes.append(options.get("mode"))
+        return compile(target, **{**options, "backend": "eager"})
+
+    monkeypatch.setattr(torch, "compile", recording)
+    output = tmp_path / "gpu-check.md"
+    gpu_check.main(["--tiny", "--skip-tests", "--modes", "compiled", "--precisions", "fp32",
+                    "--memory-formats", "contiguous", "--repeats", "1", "--compile-mode", mode,
+                    "--output", str(output)])
+    rows = [line.split(" | ") for line in output.read_text().splitlines()
+            if line.startswith(("| plain", "| estimator"))]
+    assert {row[1] for row in rows} == {shown} and all(float(row[4]) > 0 for row in rows)
+    # The plain loop's module, then each estimator's training forward pass and ascent step.
+    assert modes == [None if mode == "default" else mode] * 5
+
+
 @pytest.mark.parametrize("n_samples, expected", [(10_000, 10 * 128 + 16), (5120, 10 * 128),
                                                  (1000, 1000)])
 def test_gpu_check_warms_up_on_ten_batches_and_the_last_batch_size(gpu_check, n_samples,
