@@ -13,7 +13,7 @@ import torch
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import validate_data
-from skorch.utils import to_numpy
+from skorch.utils import is_dataset, to_numpy
 
 from .loading import dataset_labels
 
@@ -152,6 +152,16 @@ def check_dataset(dataset, y, input_shape):
         raise ValueError("The labels of a Dataset must be class indices 0, 1, ..., got labels "
                          f"of dtype {labels.dtype} with minimum {labels.min()}.")
     return labels
+
+
+class InputsMixin:
+    """skorch's check of the training data, left to what this module has checked."""
+
+    def check_data(self, X, y):
+        # skorch reads a Dataset's labels only to infer the classes, which fit has learned:
+        # its reading fails on a Subset with range indices, the usual kind.
+        if y is not None or not is_dataset(X):
+            super().check_data(X, y)
 
 
 def dataset_sample_shape(dataset):

@@ -44,7 +44,7 @@ def _encoded_accuracy(net, X, y):
 
 
 class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, CompileMixin,
-                     PersistenceMixin, NeuralNetClassifier):
+                     PersistenceMixin, _inputs.InputsMixin, NeuralNetClassifier):
     """Separable Reweighted Adversarial Training (Wang et al., 2021) as an sklearn classifier.
 
     Each training batch is replaced by PGD adversarial examples; the loss is

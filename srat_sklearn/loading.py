@@ -20,12 +20,30 @@ def dataset_labels(dataset):
     if isinstance(dataset, Subset):
         return dataset_labels(dataset.dataset)[np.asarray(dataset.indices)]
     if isinstance(dataset, SkorchDataset) and dataset.y is not None:
-        return np.asarray(to_numpy(dataset.y))
+        return _class_indices(to_numpy(dataset.y))
     for name in ("targets", "labels"):
         labels = getattr(dataset, name, None)
         if labels is not None:
-            return np.asarray(to_numpy(labels) if hasattr(labels, "cpu") else labels)
-    return np.asarray([int(dataset[i][1]) for i in range(len(dataset))])
+            return _class_indices(to_numpy(labels) if hasattr(labels, "cpu") else labels)
+    return _class_indices([_value(dataset[i][1]) for i in range(len(dataset))])
+
+
+def _value(label):
+    """A label as a Python number: a 0-dim tensor or NumPy scalar holds one."""
+    return label.item() if hasattr(label, "item") else label
+
+
+def _class_indices(labels):
+    """``labels`` as an array; floats holding whole numbers (a TensorDataset of float labels)
+    as int64, other floats refused: a class index is a whole number."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind != "f":
+        return labels
+    fractional = labels != np.round(labels)  # NaN too
+    if fractional.any():
+        raise ValueError("The labels of a Dataset must be class indices 0, 1, ...; got "
+                         f"values such as {labels[fractional][:3].tolist()}.")
+    return labels.astype(np.int64)
 
 
 class _WholeBatches(torch.utils.data.Dataset):

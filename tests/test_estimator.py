@@ -10,7 +10,7 @@ from sklearn.base import clone
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.model_selection import GridSearchCV
 from torch import nn
-from torch.utils.data import TensorDataset
+from torch.utils.data import Subset, TensorDataset
 
 from srat_sklearn import SRATClassifier, robust_accuracy_score
 from srat_sklearn.metrics import make_robust_scorer, robust_classification_report
@@ -154,6 +154,32 @@ def test_torch_dataset_input(tabular, fast_params):
     assert clf.classes_.tolist() == [0, 1, 2]
     assert clf.class_counts_.tolist() == np.bincount(y).tolist()
     assert clf.predict(dataset).shape == (len(y),)
+
+
+@pytest.mark.parametrize("indices", [range(150), list(range(150)), np.arange(150)])
+def test_a_subset_of_a_dataset_fits_whatever_holds_its_indices(tabular, fast_params, indices):
+    # skorch's own reading of a Subset's labels failed on range indices, the usual kind.
+    X, y = tabular
+    dataset = TensorDataset(torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y))
+    clf = SRATClassifier(**fast_params).fit(Subset(dataset, indices))
+    assert clf.class_counts_.tolist() == np.bincount(y[:150]).tolist()
+
+
+@pytest.mark.parametrize("labels, fits", [
+    (lambda y: y.astype(np.float32), True),  # whole numbers held as floats: class indices
+    (lambda y: y + 0.5, False),
+])
+def test_dataset_labels_must_be_whole_numbers(tabular, fast_params, labels, fits):
+    # Continuous values were truncated to classes, silently.
+    X, y = tabular
+    dataset = TensorDataset(torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(labels(y)))
+    clf = SRATClassifier(**fast_params)
+    if fits:
+        assert clf.fit(dataset).class_counts_.tolist() == np.bincount(y).tolist()
+    else:
+        with pytest.raises(ValueError, match=r"must be class indices 0, 1, ...; got values "
+                                             r"such as \[0.5, "):
+            clf.fit(dataset)
 
 
 @pytest.mark.parametrize("requires_grad", [False, True])
