@@ -24,6 +24,7 @@ from .weighting import (
     CLASS_WEIGHTS,
     SAMPLERS,
     check_class_weight,
+    resolve_lr_drop_epoch,
     resolve_reweight_epoch,
     warn_double_correction,
 )
@@ -104,6 +105,11 @@ def check_params(estimator, *, warn=True):
     # mistake.
     resolve_reweight_epoch(estimator.reweight_epoch, estimator.max_epochs,
                            warn=warn and estimator.class_weight is not None)
+    # The drop's own warning, unless the switch's has just named its epoch.
+    resolve_lr_drop_epoch(estimator.lr_drop_epoch, estimator.reweight_epoch, estimator.max_epochs,
+                          warn=warn and estimator.reweight_lr_factor != 1 and not (
+                              estimator.lr_drop_epoch is None
+                              and estimator.class_weight is not None))
     if warn:
         check_epsilon_warmup(estimator.epsilon_warmup, estimator.max_epochs)
         warn_double_correction(estimator.sampler, estimator.class_weight, estimator.loss)

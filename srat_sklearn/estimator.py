@@ -140,7 +140,8 @@ class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, CompileMi
     lr_drop_epoch : int, float or None, default=None
         Epoch of the drop, as ``reweight_epoch`` counts them. ``None``: at
         ``reweight_epoch``, or at 3/4 of ``max_epochs`` when that is 0 (AT-RW
-        then drops when the deferred methods do).
+        then drops when the deferred methods do). Past the fit's epochs, fit
+        warns (as for ``reweight_epoch``).
     weight_normalization : {"samples", "weights"}, default="weights"
         The class-weighted loss divided by the sum of the batch's class
         weights (LDAM-DRW's: the loss keeps its scale next to the separation
@@ -469,10 +470,8 @@ class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, CompileMi
         resolve = partial(weighting.resolve_reweight_epoch, max_epochs=self.max_epochs,
                           warn=False)  # _check_params has warned
         self.reweight_epoch_ = resolve(self.reweight_epoch)
-        drop = self.lr_drop_epoch
-        if drop is None:
-            drop = self.reweight_epoch if self.reweight_epoch_ > 0 else 0.75
-        self.lr_drop_epoch_ = resolve(drop)
+        self.lr_drop_epoch_ = weighting.resolve_lr_drop_epoch(
+            self.lr_drop_epoch, self.reweight_epoch, self.max_epochs, warn=False)
         self.epsilon_warmup_ = resolve(self.epsilon_warmup)
         if self.lambda_sep > 0:
             self._separation_term()  # a bad feature_layer fails now, not at the first batch

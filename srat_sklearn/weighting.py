@@ -304,6 +304,31 @@ def resolve_reweight_epoch(reweight_epoch, max_epochs, *, warn=True):
     return epoch
 
 
+def resolve_lr_drop_epoch(lr_drop_epoch, reweight_epoch, max_epochs, *, warn=True):
+    """The 0-based epoch of the learning-rate drop.
+
+    ``lr_drop_epoch`` (as :func:`resolve_reweight_epoch` reads it), or by default the class
+    weights' switch, or 3/4 of the fit when the weights are on from the start: AT-RW then
+    drops when the deferred methods do. ``warn``: when the drop is past this fit's epochs.
+
+    Examples
+    --------
+    >>> resolve_lr_drop_epoch(None, 0.75, 40), resolve_lr_drop_epoch(None, 0, 40)
+    (30, 30)
+    """
+    if lr_drop_epoch is None:
+        switch = resolve_reweight_epoch(reweight_epoch, max_epochs, warn=False)
+        lr_drop_epoch = reweight_epoch if switch > 0 else 0.75
+    epoch = resolve_reweight_epoch(lr_drop_epoch, max_epochs, warn=False)
+    if warn and epoch >= max_epochs:
+        warnings.warn(
+            f"The learning-rate drop (reweight_lr_factor) is at epoch {epoch}, but this fit's "
+            f"epochs are 0 to {max_epochs - 1} (max_epochs={max_epochs}): the learning rate "
+            "stays as it is in this fit unless it continues a history (a checkpoint loaded "
+            "with LoadInitState, or partial_fit).", UserWarning, stacklevel=3)
+    return epoch
+
+
 #: Schedulers that set the learning rate from their own bounds every step: a one-time drop
 #: would last one step under them.
 _CYCLIC_SCHEDULERS = ("CyclicLR", "OneCycleLR")

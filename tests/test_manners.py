@@ -75,8 +75,9 @@ def test_channels_last_images_get_a_warning(digits_split, fast_params):
 
 
 def _fit_images(X, y, **params):
-    return SRATClassifier(max_epochs=1, n_steps=1, class_weight=None, random_state=0,
-                          verbose=0, **params).fit(X, y)
+    # One epoch, no schedule: neither class weights nor a learning-rate drop to warn about.
+    return SRATClassifier(max_epochs=1, n_steps=1, class_weight=None, reweight_lr_factor=1.0,
+                          random_state=0, verbose=0, **params).fit(X, y)
 
 
 @pytest.mark.parametrize("scale, dtype, params", [

@@ -18,7 +18,11 @@ from torch.optim.lr_scheduler import (
 )
 
 from srat_sklearn import SRATClassifier
-from srat_sklearn.weighting import compute_class_weights, resolve_reweight_epoch
+from srat_sklearn.weighting import (
+    compute_class_weights,
+    resolve_lr_drop_epoch,
+    resolve_reweight_epoch,
+)
 
 COUNTS = [50, 20, 5]
 
@@ -80,7 +84,7 @@ def test_reweight_epoch_at_or_past_the_last_epoch_warns(value, max_epochs, epoch
 
 @pytest.mark.parametrize("class_weight, warns", [("balanced", True), (None, False)])
 def test_late_reweight_epoch_warns_only_with_class_weights(tabular, class_weight, warns):
-    # With no class weights nothing switches on: a one-epoch fit of AT is no mistake.
+    # With no class weights nothing switches on (the learning-rate drop warns for itself).
     clf = SRATClassifier(class_weight=class_weight, max_epochs=1, n_steps=1, verbose=0)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -88,10 +92,34 @@ def test_late_reweight_epoch_warns_only_with_class_weights(tabular, class_weight
     assert any("stay off" in str(w.message) for w in caught) == warns
 
 
+@pytest.mark.parametrize("params, drop_warns", [
+    (dict(lr_drop_epoch=5, reweight_epoch=1), True),  # said nothing: the lr never dropped
+    (dict(lr_drop_epoch=0.99, reweight_epoch=1), True),  # a fraction rounding to the end
+    (dict(class_weight=None, reweight_epoch=5), True),  # the drop follows the switch
+    (dict(class_weight=None, reweight_epoch=5, reweight_lr_factor=1.0), False),  # no drop
+    (dict(reweight_epoch=5), False),  # the switch's warning names that epoch already
+    (dict(lr_drop_epoch=1, reweight_epoch=1), False),
+])
+def test_a_learning_rate_drop_past_the_fit_warns(tabular, params, drop_warns):
+    clf = SRATClassifier(**params, max_epochs=2, n_steps=1, verbose=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf.fit(*tabular)
+    assert any("The learning-rate drop (reweight_lr_factor) is at epoch" in str(w.message)
+               for w in caught) == drop_warns
+
+
+@pytest.mark.parametrize("value, reweight_epoch, expected", [
+    (None, 0.75, 30), (None, 0, 30), (None, 10, 10), (5, 0.75, 5), (0.5, 0, 20)])
+def test_resolve_lr_drop_epoch(value, reweight_epoch, expected):
+    assert resolve_lr_drop_epoch(value, reweight_epoch, 40) == expected
+
+
 @pytest.mark.parametrize("method", ["fit", "partial_fit"])
 @pytest.mark.parametrize("params, match", [
     (dict(class_weight="balanced", max_epochs=1), "stay off"),
     (dict(class_weight=None, epsilon_warmup=4, max_epochs=2), "outlasts"),
+    (dict(class_weight=None, max_epochs=1), "learning-rate drop"),
 ])
 def test_schedule_warnings_come_once_per_fit(tabular, method, params, match):
     # The parameters are checked when the data are prepared and again when the net is
