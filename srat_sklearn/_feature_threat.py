@@ -201,6 +201,13 @@ def fit_threat(estimator, X, feature_names=None):
         warn_on_scales(X, mask, estimator.epsilon)
     integer = integer_mask(estimator.integer_features, shape[0], feature_names, X)
     threat = FeatureThreat.from_params(estimator.epsilon, mask, scale, integer)  # validates
+    if X is not None and threat is not None and threat.frozen.all() and \
+            radius(estimator.epsilon) > 0:
+        warnings.warn("The threat model moves no feature: perturbable_features names none, or "
+                      "each has a budget of 0 (with epsilon_scale='std', a constant training "
+                      "column has one). The attacks leave X as it is: this is natural training "
+                      "at the cost of adversarial training (epsilon=0 is natural training).",
+                      UserWarning, stacklevel=4)
     if X is not None and mask.all() and radius(estimator.epsilon) > 0:
         budgets = np.broadcast_to(np.asarray(estimator.epsilon, dtype=np.float64), mask.shape)
         warn_on_rows_budget(X, budgets if scale is None else budgets * scale, estimator.norm)

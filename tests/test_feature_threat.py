@@ -130,6 +130,23 @@ def test_epsilon_scale_freezes_a_constant_feature(tabular, fast_params):
     assert (delta[:, 3] == 0).all() and np.abs(delta).max() > 0.1
 
 
+@pytest.mark.parametrize("params, moves", [
+    (dict(perturbable_features=np.zeros(8, dtype=bool)), False),
+    (dict(perturbable_features=[3], epsilon_scale="std"), False),  # column 3 is constant
+    (dict(epsilon=[0.0] * 7 + [0.1]), True),
+    (dict(perturbable_features=[2, 3], epsilon_scale="std"), True),
+])
+def test_a_threat_model_that_moves_no_feature_warns(unit_box, fast_params, params, moves):
+    # Natural training at the price of adversarial training, silently.
+    X, y = unit_box
+    X = X.copy()
+    X[:, 3] = 0.5
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        SRATClassifier(**{**fast_params, **params}).fit(X, y)
+    assert any("moves no feature" in str(w.message) for w in caught) == (not moves)
+
+
 def test_one_epsilon_over_scales_far_apart_warns_once(tabular, fast_params):
     X, y = tabular
     X = X * np.logspace(-2, 2, X.shape[1])
