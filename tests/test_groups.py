@@ -173,3 +173,24 @@ def test_naming_every_class_under_represented_is_an_error(imbalanced, fast_param
     clf = SRATClassifier(**fast_params).fit(X, y)
     with pytest.raises(ValueError, match="well-represented group is empty"):
         robust_report(clf, X, y, under_represented=[0, 1, 2], verbose=0)
+
+
+def test_naming_no_class_under_represented_is_an_error(imbalanced, fast_params):
+    # It was a report whose 'under' row was n/a, without a word.
+    X, y, _ = imbalanced
+    clf = SRATClassifier(**fast_params).fit(X, y)
+    with pytest.raises(ValueError, match="under_represented names no class.*pass None"):
+        robust_report(clf, X, y, under_represented=[], verbose=0)
+
+
+@pytest.mark.parametrize("attack", [dict(attack="pgd"), dict(attack=("pgd", "apgd-ce"))])
+def test_a_group_without_test_samples_warns_once(imbalanced, fast_params, attack):
+    # Once, not once for the clean and once for the robust column (and per attack).
+    X, y, _ = imbalanced
+    clf = SRATClassifier(**fast_params).fit(X, y)
+    common = y == np.bincount(y).argmax()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = robust_report(clf, X[common], y[common], n_steps=2, verbose=0, **attack)
+    assert sum("hold no sample" in str(w.message) for w in caught) == 1
+    assert "| under | n/a | n/a |" in report.to_markdown()

@@ -136,14 +136,17 @@ def pct(value):
     return "n/a" if value is None or np.isnan(value) else f"{100 * value:.1f}"
 
 
-def _group_mean(values, members, present, name):
-    if not members.any():
-        return float("nan")  # an empty group; _report_mask has said why
+def _group_mean(values, members, present):
     if not (members & present).any():
-        warnings.warn(f"The test data hold no sample of the {name}-represented classes: the "
-                      f"report's '{name}' row is n/a.", UserWarning, stacklevel=3)
-        return float("nan")
+        return float("nan")  # an empty group, or one without test samples: warned once
     return float(np.mean(values[members & present]))
+
+
+def _warn_on_groups_without_samples(under_mask, present):
+    for name, members in zip(GROUP_NAMES, (~under_mask, under_mask)):
+        if members.any() and not (members & present).any():
+            warnings.warn(f"The test data hold no sample of the {name}-represented classes: "
+                          f"the report's '{name}' row is n/a.", UserWarning, stacklevel=3)
 
 
 def _report_mask(classifier, under_represented):
@@ -197,18 +200,16 @@ n_queries, n_targets, batch_size, perturbable_features, verbose
     support = np.array([(y == c).sum() for c in classes])
     present = support > 0
     hits = {"clean": y_clean == y, "robust": y_adv == y}
+    _warn_on_groups_without_samples(under_mask, present)
     per_class = {kind: _per_class_accuracy(h, y, classes, present) for kind, h in hits.items()}
     by_kind = {kind: _accuracy_by_group(hits[kind], per_class[kind], under_mask, present)
                for kind in hits}
     groups = {name: {kind: by_kind[kind][name] for kind in hits} for name in REPORT_GROUPS}
     if robust_after is not None:
         names = [DISPLAY_NAMES[m] for m in settings["members"]]
-        # The groups' warnings about missing classes came with the report's own rows.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            robust_after = {name: _accuracy_by_group(
-                h, _per_class_accuracy(h, y, classes, present), under_mask, present)
-                for name, h in zip(names, robust_after.T)}
+        robust_after = {name: _accuracy_by_group(
+            h, _per_class_accuracy(h, y, classes, present), under_mask, present)
+            for name, h in zip(names, robust_after.T)}
     return RobustReport(
         classes=list(classes), support=support.tolist(), clean=per_class["clean"].tolist(),
         robust=per_class["robust"].tolist(), under_represented=list(classes[under_mask]),
@@ -224,9 +225,9 @@ def _per_class_accuracy(hits, y, classes, present):
 
 def _accuracy_by_group(hits, per_class, under_mask, present):
     """``{"overall", "well", "under"}``: accuracy over all samples, and the mean per-class
-    accuracy of each group (NaN, with a warning, when it has no test samples)."""
+    accuracy of each group (NaN when it has no test samples)."""
     return {"overall": float(hits.mean()),
-            **{name: _group_mean(per_class, members, present, name)
+            **{name: _group_mean(per_class, members, present)
                for name, members in zip(GROUP_NAMES, (~under_mask, under_mask))}}
 
 
