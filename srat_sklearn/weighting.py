@@ -294,14 +294,18 @@ def resolve_reweight_epoch(reweight_epoch, max_epochs, *, warn=True):
     if epoch < 0:
         raise ValueError(f"reweight_epoch must be >= 0, got {reweight_epoch!r}.")
     if warn and epoch >= max_epochs:
-        # Epochs run from 0 to max_epochs - 1. Not an error: a fit resumed from a checkpoint,
-        # or continued with partial_fit, numbers its epochs after those already run.
-        warnings.warn(
-            f"reweight_epoch={reweight_epoch!r} is epoch {epoch}, but this fit's epochs are 0 to "
-            f"{max_epochs - 1} (max_epochs={max_epochs}): the class weights stay off in this "
-            "fit unless it continues a history (a checkpoint loaded with LoadInitState, or "
-            "partial_fit).", UserWarning, stacklevel=2)
+        _warn_past_the_fit(f"reweight_epoch={reweight_epoch!r} is epoch {epoch}", max_epochs,
+                           "the class weights stay off")
     return epoch
+
+
+def _warn_past_the_fit(when, max_epochs, outcome):
+    # Epochs run from 0 to max_epochs - 1. Not an error: a fit resumed from a checkpoint, or
+    # continued with partial_fit, numbers its epochs after those already run.
+    warnings.warn(f"{when}, but this fit's epochs are 0 to {max_epochs - 1} (max_epochs="
+                  f"{max_epochs}): {outcome} in this fit unless it continues a history (a "
+                  "checkpoint loaded with LoadInitState, or partial_fit).", UserWarning,
+                  stacklevel=4)
 
 
 def resolve_lr_drop_epoch(lr_drop_epoch, reweight_epoch, max_epochs, *, warn=True):
@@ -321,11 +325,8 @@ def resolve_lr_drop_epoch(lr_drop_epoch, reweight_epoch, max_epochs, *, warn=Tru
         lr_drop_epoch = reweight_epoch if switch > 0 else 0.75
     epoch = resolve_reweight_epoch(lr_drop_epoch, max_epochs, warn=False)
     if warn and epoch >= max_epochs:
-        warnings.warn(
-            f"The learning-rate drop (reweight_lr_factor) is at epoch {epoch}, but this fit's "
-            f"epochs are 0 to {max_epochs - 1} (max_epochs={max_epochs}): the learning rate "
-            "stays as it is in this fit unless it continues a history (a checkpoint loaded "
-            "with LoadInitState, or partial_fit).", UserWarning, stacklevel=3)
+        _warn_past_the_fit(f"The learning-rate drop (reweight_lr_factor) is at epoch {epoch}",
+                           max_epochs, "the learning rate stays as it is")
     return epoch
 
 
