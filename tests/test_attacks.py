@@ -13,11 +13,16 @@ from srat_sklearn.attacks import (
     ATTACKS,
     NORMS,
     apgd_attack,
+    apgd_targeted_attack,
+    autoattack,
     dlr_loss,
+    fab_attack,
     pgd_attack,
     project,
     random_perturbation,
     run_attack,
+    square_attack,
+    trades_attack,
 )
 from srat_sklearn.attacks.apgd import _apgd_checkpoints
 
@@ -179,6 +184,31 @@ def test_attack_in_eval_mode_is_deterministic(model, batch, attack):
 def test_bad_parameters(model, batch, kwargs, match):
     with pytest.raises(ValueError, match=match):
         pgd_attack(model, *batch, **kwargs)
+
+
+PUBLIC_ATTACKS = {
+    "pgd_attack": lambda m, X, y: pgd_attack(m, X, y, epsilon=0.1, n_steps=2),
+    "apgd_attack": lambda m, X, y: apgd_attack(m, X, y, epsilon=0.1, n_steps=2),
+    "apgd_targeted_attack": lambda m, X, y: apgd_targeted_attack(m, X, y, epsilon=0.1,
+                                                                 n_steps=2, n_targets=2),
+    "fab_attack": lambda m, X, y: fab_attack(m, X, y, epsilon=0.1, n_steps=2, n_targets=2),
+    "square_attack": lambda m, X, y: square_attack(m, X, y, epsilon=0.1, n_queries=2),
+    "trades_attack": lambda m, X, y: trades_attack(m, X, epsilon=0.1, n_steps=2),
+    "run_attack": lambda m, X, y: run_attack("pgd", m, X, y, epsilon=0.1, n_steps=2),
+    "autoattack": lambda m, X, y: autoattack(m, X, y, epsilon=0.1, n_steps=2, n_queries=2),
+}
+
+
+@pytest.mark.parametrize("name", PUBLIC_ATTACKS)
+@pytest.mark.parametrize("as_given, match", [
+    (lambda X: X.numpy(), "X must be a torch.Tensor, got ndarray"),
+    (lambda X: (X * 10).long(), "X must be a floating-point tensor, got dtype torch.int64"),
+])
+def test_every_attack_names_an_input_it_cannot_perturb(model, batch, name, as_given, match):
+    # They were an AttributeError from inside, or torch's "not implemented for 'Long'".
+    X, y = batch
+    with pytest.raises(TypeError, match=match):
+        PUBLIC_ATTACKS[name](model, as_given(X), y)
 
 
 def test_project_l2_keeps_short_vectors():

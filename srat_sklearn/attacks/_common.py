@@ -316,8 +316,22 @@ def check_attack_params(epsilon, step_size, n_steps, norm):
                          norm=norm)
 
 
+def check_batch(X):
+    """Refuse a batch that no attack can perturb: ``X`` must be a floating-point tensor."""
+    if not isinstance(X, torch.Tensor):
+        raise TypeError(f"X must be a torch.Tensor, got {type(X).__name__}: the attack "
+                        "functions take tensors (torch.as_tensor(X)); the estimator and the "
+                        "metrics take arrays.")
+    if not X.is_floating_point():
+        raise TypeError(f"X must be a floating-point tensor, got dtype {X.dtype}: an attack "
+                        "moves it by fractions of epsilon (X.float()).")
+
+
 def check_labels(y, X):
-    """``y`` as int64 on the device of ``X``, one label per sample."""
+    """``y`` as int64 on the device of ``X``, one label per sample of the batch ``X``
+    (:func:`check_batch`)."""
+    check_batch(X)
+    y = torch.as_tensor(y)
     if y.shape != (X.shape[0],):
         raise ValueError(f"y must hold one class index per sample of X, shape ({X.shape[0]},);"
                          f" got shape {tuple(y.shape)}.")

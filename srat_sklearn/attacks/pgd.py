@@ -84,6 +84,7 @@ def pgd_attack(
     validate_attack_args("pgd_attack", not_none=("n_steps",), epsilon=epsilon,
                          step_size=step_size, n_steps=n_steps, norm=norm,
                          random_start=random_start)
+    y = check_labels(y, X)
     return _pgd_attack(model, X, y, epsilon=epsilon, step_size=step_size, n_steps=n_steps,
                        norm=norm, random_start=random_start, bounds=bounds, start=start)
 

@@ -12,6 +12,7 @@ from .._torch import eval_mode
 from ..losses import trades_kl_divergence
 from ._common import (
     ascent_direction,
+    check_batch,
     logits_of,
     threat_box,
     to_threat_model,
@@ -60,6 +61,7 @@ def trades_attack(model, X, *, epsilon, step_size=None, n_steps=10, norm="linf",
     """
     validate_attack_args("trades_attack", not_none=("n_steps",), epsilon=epsilon,
                          step_size=step_size, n_steps=n_steps, norm=norm)
+    check_batch(X)
     return _trades_attack(model, X, epsilon=epsilon, step_size=step_size, n_steps=n_steps,
                           norm=norm, bounds=bounds)
 
