@@ -194,3 +194,8 @@ def test_a_group_without_test_samples_warns_once(imbalanced, fast_params, attack
         report = robust_report(clf, X[common], y[common], n_steps=2, verbose=0, **attack)
     assert sum("hold no sample" in str(w.message) for w in caught) == 1
     assert "| under | n/a | n/a |" in report.to_markdown()
+
+
+def test_a_group_scorer_naming_no_class_is_refused_when_made():
+    with pytest.raises(ValueError, match="under_represented names no class"):
+        make_group_scorer("under", under_represented=[])

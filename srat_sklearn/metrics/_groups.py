@@ -104,9 +104,12 @@ def group_mask(classifier, under_represented=None):
         raise ValueError("Every class is in the under-represented group, so the "
                          "well-represented group is empty; name fewer classes.")
     if not mask.any():  # only a list naming no class gets here: the rule raises itself
-        raise ValueError("under_represented names no class, so the under-represented group is "
-                         "empty; name the rare classes, or pass None for the library's rule.")
+        raise ValueError(NO_CLASS_NAMED)
     return mask
+
+
+NO_CLASS_NAMED = ("under_represented names no class, so the under-represented group is empty; "
+                  "name the rare classes, or pass None for the library's rule.")
 
 
 def check_group(group):

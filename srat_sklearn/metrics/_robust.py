@@ -9,7 +9,7 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted
 from .._inputs import host_array
 from .._validation import check_int
 from ..attacks import check_attack
-from ._groups import as_label_list, check_group, group_mask, plain
+from ._groups import NO_CLASS_NAMED, as_label_list, check_group, group_mask, plain
 from ._pipeline_threat import budget_radius, classifier_threat, input_budget, is_per_feature
 
 #: PGD's steps in evaluation, alone, in an ensemble and in the worst case, unless n_steps
@@ -433,6 +433,8 @@ n_queries, n_targets, batch_size, perturbable_features
     check_group(group)
     if not isinstance(robust, (bool, np.bool_)):
         raise TypeError(f"robust must be a bool, got {robust!r}.")
+    if under_represented is not None and not as_label_list(under_represented):
+        raise ValueError(NO_CLASS_NAMED)  # here, not as a search's NaN scores
     request = attack_request(attack, worst_case, epsilon, n_steps, step_size, norm,
                              random_start, n_restarts, n_queries, n_targets, batch_size,
                              perturbable_features)
