@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from .metrics._groups import REPORT_GROUPS
-from .metrics._report import check_reports, pct
+from .metrics._report import check_reports, markdown_cell, pct
 
 __all__ = ["summary_table", "write_report"]
 
@@ -27,7 +27,7 @@ def summary_table(reports):
     lines = [header, "|---" * (len(COLUMNS) + 1) + "|"]
     for name, report in reports.items():
         cells = [pct(report.groups[g][k]) for k, g in COLUMNS]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append(f"| {markdown_cell(name)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -1,5 +1,8 @@
 """Plots, group scorers and the imbalanced classification report."""
 
+import json
+import re
+
 import matplotlib
 import numpy as np
 import pytest
@@ -183,3 +186,24 @@ def test_report_collections_say_what_to_pass(report, tmp_path, make, wrap, error
     with pytest.raises(error, match=match):
         run(wrap(report))
     assert not (tmp_path / "out").exists()
+
+
+def test_the_classification_report_dict_goes_to_json(fitted, tabular):
+    # imbalanced-learn's dict holds NumPy numbers, which json cannot write.
+    X, y = tabular
+    report = robust_classification_report(fitted, X, y, epsilon=0.1, n_steps=2,
+                                          output_dict=True, verbose=0)
+    assert json.loads(json.dumps(report))["adversarial"]["avg_rec"] == \
+        pytest.approx(report["adversarial"]["avg_rec"])
+
+
+def test_a_label_with_a_pipe_stays_in_its_markdown_cell(tabular, fast_params):
+    X, y = tabular
+    labels = np.array(["benign|a", "b", "c"])[y]
+    clf = SRATClassifier(**fast_params).fit(X, labels)
+    report = robust_report(clf, X, labels, epsilon=0.1, n_steps=2, verbose=0)
+    rows = [*report.to_markdown().splitlines(),
+            *summary_table({"SRAT|W": report}).splitlines()]
+    for row in (r for r in rows if "|a" in r or "|W" in r):
+        cells = re.split(r"(?<!\\)\|", row)[1:-1]
+        assert len(cells) in (5, 7) and ("benign\\|a" in row or "SRAT\\|W" in row)

@@ -109,11 +109,23 @@ class RobustReport:
             under = set(map(plain, self.under_represented))
             for c, n, a, r in zip(self.classes, self.support, self.clean, self.robust):
                 group = "under" if plain(c) in under else "well"
-                lines.append(f"| {plain(c)} | {group} | {n} | {pct(a)} | {pct(r)} |")
+                lines.append(f"| {markdown_cell(c)} | {group} | {n} | {pct(a)} | {pct(r)} |")
         return "\n".join(lines)
 
     def __str__(self):
         return self.to_markdown()
+
+
+def markdown_cell(value):
+    """``value`` as the text of a Markdown table's cell: a ``|`` in a label would split it."""
+    return str(plain(value)).replace("|", "\\|")
+
+
+def _plain_values(report):
+    """imbalanced-learn's report dict with Python keys and numbers (NumPy's do not go to
+    JSON)."""
+    return {plain(k): _plain_values(v) if isinstance(v, dict) else plain(v)
+            for k, v in report.items()}
 
 
 def check_reports(reports):
@@ -270,6 +282,7 @@ n_queries, n_targets, batch_size, perturbable_features, verbose
                                                **kwargs)
         for name, y_pred in (("clean", estimator.predict(X)), ("adversarial", y_adv))}
     if output_dict:
-        return {**reports, "attack": describe_attack(settings)}
+        return {**{k: _plain_values(r) for k, r in reports.items()},
+                "attack": describe_attack(settings)}
     return (f"Clean inputs\n\n{reports['clean']}\n"
             f"Adversarial inputs ({describe_attack(settings)})\n\n{reports['adversarial']}")
