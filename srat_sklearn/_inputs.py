@@ -95,7 +95,10 @@ def validate_Xy(estimator, X, y, *, reset):
     X, y = host_array(X), host_array(y)
     X, y = validate_data(estimator, X, y, reset=reset, allow_nd=True,
                          dtype=(np.float32, np.float64), ensure_all_finite=True)
-    check_classification_targets(y)
+    try:
+        check_classification_targets(y)
+    except TypeError as error:
+        raise _mixed_types(y) from error
     if reset and X.ndim == 4 and X.shape[-1] in (1, 3, 4) and X.shape[1] > 4:
         warnings.warn(f"X has samples of shape {X.shape[1:]}: images with the channels last? "
                       "The networks take (channels, height, width); transpose X with "
@@ -104,9 +107,20 @@ def validate_Xy(estimator, X, y, *, reset):
     return check_samples(X, None if reset else getattr(estimator, "sample_shape_", None)), y
 
 
+def _mixed_types(labels):
+    """The error for labels of several types, which NumPy cannot sort into classes."""
+    kinds = sorted({type(label).__name__ for label in np.asarray(labels, dtype=object).ravel()})
+    return TypeError(f"The labels mix types ({', '.join(kinds)}), which have no order to sort "
+                     "them into classes: give them one type (y.astype(str), say).")
+
+
 def learn_classes(y, classes=None):
     """The sorted labels: ``classes`` if given, else those of ``y``; at least 2."""
-    learned = LabelEncoder().fit(y if classes is None else classes).classes_
+    labels = y if classes is None else classes
+    try:
+        learned = LabelEncoder().fit(labels).classes_
+    except TypeError as error:  # NumPy cannot sort them
+        raise _mixed_types(labels) from error
     if len(learned) < 2:
         raise ValueError(f"SRATClassifier needs samples of at least 2 classes in y; got 1 "
                          f"class: {learned.tolist()}.")

@@ -54,6 +54,20 @@ def test_bad_data(Xy, no_training, make_data, match):
         SRATClassifier(verbose=0).fit(X, y)
 
 
+@pytest.mark.parametrize("labels", [
+    lambda y: np.where(y == 0, "zero", y).astype(object),  # strings among the numbers
+    lambda y: np.array(["a", 1, 2.5] * (len(y) // 3) + ["a"] * (len(y) % 3), dtype=object),
+])
+def test_labels_of_mixed_types_are_named(Xy, no_training, labels):
+    # They were NumPy's "'<' not supported between instances of 'int' and 'str'".
+    X, y = Xy
+    y = labels(y)
+    y[0], y[1] = "zero", 1  # both kinds, whatever the data
+    with pytest.raises(TypeError,
+                       match=r"The labels mix types \((float, )?int, str\).*y.astype\(str\)"):
+        SRATClassifier(verbose=0).fit(X, y)
+
+
 @pytest.mark.parametrize("device, match", [
     ("gpu", "not a torch device"),
     pytest.param("cuda", "no CUDA GPU", marks=pytest.mark.skipif(
