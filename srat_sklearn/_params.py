@@ -10,6 +10,7 @@ criterion and the estimator would both set) are checked by hand after the table.
 import inspect
 import numbers
 import warnings
+from functools import partial
 
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 
@@ -103,13 +104,14 @@ def check_params(estimator, *, warn=True):
     check_class_weight(estimator.class_weight)
     # Without class weights a late switch leaves nothing off: a one-epoch fit of AT is no
     # mistake.
-    resolve_reweight_epoch(estimator.reweight_epoch, estimator.max_epochs,
-                           warn=warn and estimator.class_weight is not None)
-    # The drop's own warning, unless the switch's has just named its epoch.
-    resolve_lr_drop_epoch(estimator.lr_drop_epoch, estimator.reweight_epoch, estimator.max_epochs,
-                          warn=warn and estimator.reweight_lr_factor != 1 and not (
-                              estimator.lr_drop_epoch is None
-                              and estimator.class_weight is not None))
+    switch = resolve_reweight_epoch(estimator.reweight_epoch, estimator.max_epochs,
+                                    warn=warn and estimator.class_weight is not None)
+    drop = partial(resolve_lr_drop_epoch, estimator.lr_drop_epoch, estimator.reweight_epoch,
+                   estimator.max_epochs)
+    warn_drop = warn and estimator.reweight_lr_factor != 1
+    if warn_drop and estimator.class_weight is not None:
+        warn_drop = drop(warn=False) != switch  # else the switch's warning named its epoch
+    drop(warn=warn_drop)
     if warn:
         check_epsilon_warmup(estimator.epsilon_warmup, estimator.max_epochs)
         warn_double_correction(estimator.sampler, estimator.class_weight, estimator.loss)

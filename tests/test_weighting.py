@@ -98,6 +98,8 @@ def test_late_reweight_epoch_warns_only_with_class_weights(tabular, class_weight
     (dict(class_weight=None, reweight_epoch=5), True),  # the drop follows the switch
     (dict(class_weight=None, reweight_epoch=5, reweight_lr_factor=1.0), False),  # no drop
     (dict(reweight_epoch=5), False),  # the switch's warning names that epoch already
+    (dict(reweight_epoch=5, lr_drop_epoch=5), False),  # so it does when set (the CLI's)
+    (dict(reweight_epoch=0, lr_drop_epoch=5), True),
     (dict(lr_drop_epoch=1, reweight_epoch=1), False),
 ])
 def test_a_learning_rate_drop_past_the_fit_warns(tabular, params, drop_warns):
