@@ -240,6 +240,17 @@ def test_audit_leaves_out_the_whole_box_check_when_features_are_frozen(frozen_mo
     assert "unbounded attack leaves at most chance" not in names and len(names) == 7
 
 
+def test_audit_states_the_classifiers_own_feature_threat_as_reports_do(frozen_model, tabular):
+    # It stated a radius alone, as if every feature moved.
+    X, y = tabular
+    audit = audit_robustness(frozen_model, X[:40], y[:40], n_steps=4, n_restarts=2,
+                             n_queries=20, verbose=0)
+    described = f"{len(PERTURBABLE)} of 8 features perturbable"
+    assert audit.settings["features"] == described
+    assert f"L-inf, epsilon 0.3 ({described})" in audit.to_markdown().splitlines()[0]
+    assert described in robust_report(frozen_model, X, y, verbose=0).to_markdown()
+
+
 def test_grid_search_clones_and_pickles_the_threat_model(tabular, fast_params):
     X, y = tabular
     search = GridSearchCV(

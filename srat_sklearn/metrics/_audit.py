@@ -202,6 +202,8 @@ def audit_robustness(estimator, X, y, *, epsilon=None, norm=None, perturbable_fe
                              "every perturbable feature.")
     else:
         threat = getattr(classifier, "feature_threat_", None)
+        if threat is not None:  # the classifier's own features and units, as reports say
+            features = describe_features(classifier)
     largest = radius(epsilon)
 
     def scaled(factor):
