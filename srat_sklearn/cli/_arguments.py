@@ -3,6 +3,7 @@
 import argparse
 
 from .. import __version__
+from .._packaged_data import UCI_MEASURED_COLUMNS  # NumPy only: --help imports no torch
 
 #: srat_sklearn.attacks.ATTACKS, spelled out: --help must not import torch (a test checks).
 ATTACKS = ("pgd", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square", "autoattack", "trades")
@@ -11,8 +12,8 @@ CLI_METHODS = {"nt": "NT", "at": "AT", "at-rw": "AT-RW", "at-drw": "AT-DRW", "sr
                "srat-trades": "SRAT-TRADES", "at-bsl-robustlt": "AT-BSL+RobustLT"}
 DATA_SETS = ("digits", "breast-cancer", "mnist-5k", "page-blocks", "yeast", "hypothyroid",
              "cifar10", "svhn")
-#: The tables that are imbalanced as they come (srat_sklearn.datasets.UCI_MEASURED_COLUMNS).
-IMBALANCED_DATA_SETS = ("page-blocks", "yeast", "hypothyroid")
+#: The tables that are imbalanced as they come.
+IMBALANCED_DATA_SETS = tuple(UCI_MEASURED_COLUMNS)
 
 
 def _number(convert, accept, expected):
@@ -42,9 +43,13 @@ def _fraction(text):
 
 def _fraction_or_epoch(text):
     try:
-        return int(text)
+        epoch = int(text)
     except ValueError:
         pass
+    else:
+        if epoch < 0:
+            raise argparse.ArgumentTypeError(f"expected an epoch >= 0, got {text!r}")
+        return epoch
     try:
         value = float(text)
     except ValueError:
