@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sklearn.datasets import load_breast_cancer, make_classification
+from skorch import NeuralNet
 
 from srat_sklearn import SRATClassifier
 from srat_sklearn.cli import build_parser, main
@@ -313,6 +314,9 @@ def test_bad_train_and_evaluate_arguments(args, message, capsys):
     (["train", "--data", "{tmp}/garbage.npz"], "is not an .npz file"),
     (["train", "--data", "{tmp}/objects.npz"], "save labels as strings"),
     (["train", "--data", "{tmp}/nan.npz"], "test split"),
+    (["train", "--data", "{tmp}/unseen.npz"], "labels that its training split lacks: ['c']"),
+    (["train", "--data", "{tmp}/shape.npz"], "differ in sample shape: training (3,), test (4,)"),
+    (["train", "--data", "{tmp}/short.npz"], "inconsistent numbers of samples: [20, 19]"),
     (["train", "--data", "digits", "--device", "gpu"], "not a torch device"),
     (["train", "--data", "digits", "--output", "{tmp}/taken"], "--overwrite"),
     (["evaluate", "{tmp}/taken/old.txt"], "is not a folder"),
@@ -326,7 +330,9 @@ def test_bad_train_and_evaluate_arguments(args, message, capsys):
     (["train", "--data", "digits", "--audit", "--eval-steps", "2"], "at least 4"),
     (["evaluate", "{tmp}", "--attack", "apgd-ce", "--n-queries", "5"], "n_queries applies"),
 ])
-def test_runtime_errors_exit_2_with_one_line(tmp_path, args, message, capsys):
+def test_runtime_errors_exit_2_with_one_line(tmp_path, args, message, capsys, monkeypatch):
+    epochs = []
+    monkeypatch.setattr(NeuralNet, "run_single_epoch", lambda *a, **k: epochs.append(a))
     np.savez(tmp_path / "bad.npz", features=np.zeros((4, 2)))
     (tmp_path / "garbage.npz").write_text("not an archive")
     np.savez(tmp_path / "objects.npz", X=np.zeros((20, 2)), y=np.array([None, "a"] * 10))
@@ -334,6 +340,12 @@ def test_runtime_errors_exit_2_with_one_line(tmp_path, args, message, capsys):
     X_nan[1] = np.nan
     np.savez(tmp_path / "nan.npz", X_train=X_nan[20:], y_train=np.arange(20) % 2,
              X_test=X_nan[:20], y_test=np.arange(20) % 2)
+    X, labels = X_nan[20:], np.array(list("ab") * 10)
+    for file, X_test, y_test in (("unseen", X, np.array(list("ac") * 10)),
+                                 ("shape", np.c_[X, X[:, :1]], labels),
+                                 ("short", X, labels[:19])):
+        np.savez(tmp_path / f"{file}.npz", X_train=X, y_train=labels, X_test=X_test,
+                 y_test=y_test)
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "old.txt").write_text("an earlier run")
     args = [a.format(tmp=tmp_path) for a in args]
@@ -345,7 +357,7 @@ def test_runtime_errors_exit_2_with_one_line(tmp_path, args, message, capsys):
     assert exit_info.value.code == 2
     captured = capsys.readouterr()
     assert captured.err.count("\n") == 1 and message in captured.err
-    assert "Trained" not in captured.out  # refused before any training
+    assert not epochs  # refused before any training
 
 
 def test_evaluate_with_autoattack_and_the_audit(trained_model, tmp_path, capsys):

@@ -8,7 +8,7 @@ import numpy as np
 from sklearn.datasets import load_breast_cancer
 from sklearn.impute import SimpleImputer
 from sklearn.model_selection import train_test_split
-from sklearn.utils import check_array
+from sklearn.utils import check_array, check_consistent_length
 
 from ..datasets import (
     UCI_MEASURED_COLUMNS,
@@ -85,14 +85,28 @@ def load_data(name, *, root="data", download=False, test_size=0.3, seed=0):
     else:
         splits = _split_npz(name, test_size, seed)
     X_train, X_test, y_train, y_test = splits
-    for X, split in ((X_train, "training"), (X_test, "test")):
+    for X, y, split in ((X_train, y_train, "training"), (X_test, y_test, "test")):
         try:
             check_array(X, allow_nd=True, dtype=None,
                         ensure_all_finite="allow-nan" if name in UCI_MISSING_VALUES else True)
+            check_consistent_length(X, y)
         except ValueError as error:
             raise ValueError(f"The {split} split of {name}: {error}") from None
+    _check_splits_match(name, X_train, X_test, y_train, y_test)
     kind = "images" if np.ndim(X_train) == 4 else "tabular"
     return X_train, X_test, y_train, y_test, kind
+
+
+def _check_splits_match(name, X_train, X_test, y_train, y_test):
+    """Refuse, before any training, a test split that the trained model could not score: a
+    different sample shape, or labels that the training split never shows."""
+    if np.shape(X_test)[1:] != np.shape(X_train)[1:]:
+        raise ValueError(f"The splits of {name} differ in sample shape: training "
+                         f"{np.shape(X_train)[1:]}, test {np.shape(X_test)[1:]}.")
+    unseen = np.setdiff1d(np.unique(y_test), np.unique(y_train))
+    if unseen.size:
+        raise ValueError(f"The test split of {name} holds labels that its training split lacks: "
+                         f"{unseen.tolist()[:10]}; the model could not predict them.")
 
 
 def missing_value_imputer():
