@@ -1,5 +1,6 @@
 """The redesign: defects that stay fixed, arrows that point down, modules that stay small."""
 
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -139,6 +140,18 @@ def test_the_attacks_need_no_skorch_and_no_models():
 
 def test_training_does_not_import_the_data_set_loaders():
     assert "srat_sklearn.datasets" not in imported_by("import srat_sklearn.estimator")
+
+
+@pytest.mark.parametrize("name", ["make_robust_scorer", "make_group_scorer",
+                                  "robust_classification_report", "autoattack", "trades_attack",
+                                  "balanced_softmax_loss", "trades_kl_divergence"])
+def test_the_everyday_names_import_from_the_package(name):
+    # Regression: ``from srat_sklearn import make_robust_scorer`` failed, unlike
+    # ``robust_accuracy_score``, though a grid search over lambda_sep needs it.
+    import srat_sklearn
+    assert name in srat_sklearn.__all__
+    module = importlib.import_module(f"srat_sklearn.{srat_sklearn._EXPORTS[name]}")
+    assert getattr(srat_sklearn, name) is getattr(module, name) and name in module.__all__
 
 
 # ----------------------------------------------------------------- sizes
