@@ -15,6 +15,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import validate_data
 from skorch.utils import is_dataset, to_numpy
 
+from ._torch import eval_mode, first_output
 from .loading import dataset_labels
 
 
@@ -169,13 +170,47 @@ def check_dataset(dataset, y, input_shape):
 
 
 class InputsMixin:
-    """skorch's check of the training data, left to what this module has checked."""
+    """skorch's check of the training data, left to what this module has checked, and a
+    check that the module takes these data, before any training."""
 
     def check_data(self, X, y):
         # skorch reads a Dataset's labels only to infer the classes, which fit has learned:
         # its reading fails on a Subset with range indices, the usual kind.
         if y is not None or not is_dataset(X):
             super().check_data(X, y)
+        first, module = _first_samples(X), self._bare_module()
+        if first is None:
+            return  # not one tensor per sample: the attacks say so (train_step)
+        # Where the module is: with skorch's AccelerateMixin, ``device`` is None.
+        device = next((p.device for p in module.parameters()), self._compute_device())
+        try:
+            with torch.no_grad(), eval_mode(module):
+                logits = self._forward_clean(torch.as_tensor(first, device=device))
+        except RuntimeError as error:
+            raise ValueError(f"The module cannot take samples of shape {tuple(first.shape[1:])},"
+                             f" those of X: {error}") from error
+        check_logits(logits, len(self.classes_))
+
+
+def _first_samples(X, n=2):
+    """The first ``n`` samples of an array or a Dataset, as one float32 array; None when a
+    Dataset's samples are not arrays."""
+    if not is_dataset(X):
+        return np.asarray(X[:n], dtype=np.float32)
+    samples = [X[i][0] for i in range(min(n, len(X)))]
+    if not all(isinstance(x, (torch.Tensor, np.ndarray)) for x in samples):
+        return None
+    return np.stack([host_array(x) for x in samples]).astype(np.float32)
+
+
+def check_logits(output, n_classes):
+    """``output`` of the module (its first item, if a tuple), which must be logits of shape
+    (batch, n_classes)."""
+    logits = first_output(output)
+    if logits.ndim != 2 or logits.shape[1] != n_classes:
+        raise ValueError(f"The module returns outputs of shape {tuple(logits.shape)}, but logits "
+                         f"of shape (batch, {n_classes}) are needed, one column per class.")
+    return logits
 
 
 def dataset_sample_shape(dataset):

@@ -20,7 +20,9 @@ from skorch.utils import to_numpy, to_tensor
 
 from ._budgets import warmup_factor
 from ._feature_threat import radius
+from ._inputs import check_logits
 from ._loss_guard import TrainingSnapshot, checks_before_backward
+from ._torch import first_output
 from .losses import non_finite_loss_error, trades_kl_divergence
 from .separation import SeparationTerm
 
@@ -136,10 +138,7 @@ class ObjectiveMixin:
         """The class-weighted loss (TRADES: of the clean logits, plus ``trades_beta`` times the
         KL divergence), plus ``lambda_sep`` times the separation loss when training."""
         y_true = to_tensor(y_true, device=self.device)
-        if y_pred.ndim != 2 or y_pred.shape[1] != len(self.classes_):
-            raise ValueError(
-                f"The module returns outputs of shape {tuple(y_pred.shape)}, but logits of shape "
-                f"(batch, {len(self.classes_)}) are needed, one column per class.")
+        y_pred = check_logits(y_pred, len(self.classes_))
         # The separation loss first: it reads the features of the adversarial forward pass,
         # which TRADES' clean forward pass below would record over.
         separating = training and self.lambda_sep > 0
@@ -149,7 +148,8 @@ class ObjectiveMixin:
         if clean is not None and self.adversarial_loss == "trades":
             # With the clean view, the separation loss has just run the clean batch.
             shared = self.separation_.clean_output if separating else None
-            clean_logits = (self._forward_clean(clean) if shared is None else shared).float()
+            clean_logits = first_output(
+                self._forward_clean(clean) if shared is None else shared).float()
             loss = (self._classification_loss(clean_logits, y_true)
                     + self.trades_beta * trades_kl_divergence(clean_logits, y_pred))
         else:

@@ -81,6 +81,7 @@ PARAMETER_CONSTRAINTS = {
     "channels_last": ["boolean", StrOptions({"auto"})],
     "compile": ["boolean"],
     "random_state": ["random_state"],
+    "train_split": [callable, None],  # skorch's ValidSplit(...), not a fraction
 }
 
 

@@ -119,6 +119,7 @@ def test_device_this_machine_lacks(Xy, no_training, device, match):
     ({"lr": -1.0}, ValueError, "lr"),
     ({"random_state": "seed"}, ValueError, "seed"),
     ({"criterion": nn.CrossEntropyLoss}, ValueError, "criterion"),
+    ({"train_split": 0.2}, TypeError, "train_split"),
 ])
 def test_bad_parameters(Xy, no_training, params, error, match):
     with pytest.raises(error, match=match):
@@ -131,9 +132,16 @@ def test_module_without_linear_layer(Xy, no_training):
         SRATClassifier(module=module, verbose=0).fit(*Xy)
 
 
-def test_module_with_wrong_number_of_outputs(Xy):
-    with pytest.raises(ValueError, match="one column per class"):
+def test_module_with_wrong_number_of_outputs(Xy, no_training):
+    with pytest.raises(ValueError, match=r"outputs of shape \(2, 5\).*one column per class"):
         SRATClassifier(module=nn.Linear(4, 5), lambda_sep=0.0, verbose=0).fit(*Xy)
+
+
+@pytest.mark.parametrize("module", [nn.Linear(3, 2), nn.Linear(4, 2).double()])
+def test_module_that_cannot_take_X(Xy, no_training, module):
+    # Regression: torch's error came from inside the first training step.
+    with pytest.raises(ValueError, match=r"cannot take samples of shape \(4,\), those of X"):
+        SRATClassifier(module=module, lambda_sep=0.0, verbose=0).fit(*Xy)
 
 
 def test_predict_with_wrong_number_of_features(Xy):

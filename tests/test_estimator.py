@@ -232,7 +232,7 @@ def test_separation_loss_needs_no_extra_forward(tabular, epsilon, n_steps):
     clf.fit(*tabular)
     batches = 2 * 4  # 240 samples / 60, two epochs
     attack_calls = n_steps if epsilon > 0 else 0
-    assert module.calls == batches * (1 + attack_calls)
+    assert module.calls == 1 + batches * (1 + attack_calls)  # 1: fit's check of the module
 
 
 def test_clean_view_costs_one_forward_and_doubles_the_contrasted_batch(tabular, monkeypatch):
@@ -249,8 +249,28 @@ def test_clean_view_costs_one_forward_and_doubles_the_contrasted_batch(tabular, 
     module = CountingMLP()
     SRATClassifier(module=module, epsilon=0.1, n_steps=3, separation_views="adversarial+clean",
                    max_epochs=1, batch_size=60, verbose=0, random_state=0).fit(*tabular)
-    assert module.calls == 4 * (1 + 3 + 1)
+    assert module.calls == 1 + 4 * (1 + 3 + 1)
     assert sizes == [(120, True)] * 4
+
+
+class LogitsAndFeatures(CountingMLP):
+    """CountingMLP returning ``(logits, features)``: skorch takes the first as the output."""
+
+    def forward(self, X):
+        features = self.body(X)
+        return self.head(features), features
+
+
+@pytest.mark.parametrize("params", [
+    {"lambda_sep": 0.0}, {"lambda_sep": 1.0}, {"adversarial_loss": "trades"},
+    {"adversarial_loss": "trades", "separation_views": "adversarial+clean"}])
+def test_a_module_returning_a_tuple_trains_on_its_first_output(tabular, fast_params, params):
+    # Regression: the loss read the tuple itself ("'tuple' object has no attribute 'ndim'").
+    params = {**{k: v for k, v in fast_params.items() if not k.startswith("module__")}, **params}
+    fitted = [SRATClassifier(module=module, **params).fit(*tabular).module_
+              for module in (CountingMLP, LogitsAndFeatures)]
+    for plain, with_tuple in zip(*(module.parameters() for module in fitted)):
+        assert torch.equal(plain, with_tuple)
 
 
 def test_named_feature_layer(tabular, fast_params):
