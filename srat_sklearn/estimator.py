@@ -59,10 +59,10 @@ class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, CompileMi
     Parameters
     ----------
     module : torch.nn.Module class or instance, or None, default=None
-        A network that maps a batch to logits of shape (n, n_classes). ``None``
-        builds :class:`~srat_sklearn.models.MLP` for 2-D input and
-        :class:`~srat_sklearn.models.SmallCNN` for images, sized from the data
-        at fit; their options are set with ``module__hidden_units=...`` etc.
+        Maps a batch to logits of shape (n, n_classes), or to a tuple whose
+        first item they are (skorch's rule). ``None``: :class:`~srat_sklearn.models.MLP`
+        for 2-D input, :class:`~srat_sklearn.models.SmallCNN` for images, sized
+        from the data at fit; options via ``module__hidden_units=...`` etc.
     epsilon : float or array-like of shape (n_features,), default=8/255
         Radius of the training threat model, in the units of X (or of
         ``epsilon_scale``); for 2-D X also one budget per feature. The user
