@@ -75,6 +75,8 @@ def test_train_saves_model_params_and_report(trained_model):
             "report.md", "report.json", "accuracy.png", "per_class.png"} <= names
     config = json.loads((trained_model / "config.json").read_text())
     assert config["data"]["name"] == "digits" and config["evaluation"]["epsilon"] == 0.2
+    assert "pixel values" in config["evaluation"]["units"]
+    assert "'units': 'the pixel values" in (trained_model / "report.md").read_text()
     counts = config["training"]["counts"]
     assert counts["9"] < counts["0"]  # step:10 by default
 
@@ -171,7 +173,10 @@ def test_train_on_npz_with_tabular_data(tmp_path, capsys):
         model = pickle.load(f)
     assert [name for name, _ in model.steps] == ["standardscaler", "sratclassifier"]
     assert model[-1].lambda_sep == 0.0
-    assert "| overall |" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "| overall |" in out
+    # Regression: nothing said that epsilon is in standard deviations of the columns.
+    assert "Epsilon is in standard deviations of each training column" in out
 
 
 @pytest.mark.parametrize("method, loss, expected", [("at-bsl", None, "bsl"),

@@ -24,6 +24,7 @@ from ._arguments import CLI_METHODS, IMBALANCED_DATA_SETS, evaluation_request
 from ._data import (
     DEFAULT_EPSILON,
     DEFAULT_EPSILON_WARMUP,
+    EPSILON_UNITS,
     default_perturbable_features,
     load_data,
     make_imbalanced_split,
@@ -166,7 +167,8 @@ def run_train(args, out=None):
                   "data": {**provenance(args.data, args.data_root, args.test_size, args.seed),
                            "imbalance": imbalance, "under": args.under, "kind": kind},
                   "method": args.method, "estimator": jsonable_params(params),
-                  "evaluation": {"epsilon": epsilon, "norm": args.norm},
+                  "evaluation": {"epsilon": epsilon, "norm": args.norm,
+                                 "units": EPSILON_UNITS[kind]},
                   "training": {"samples": len(y_train), "epochs": len(clf.history),
                                "counts": {str(c): int(n) for c, n in
                                           zip(clf.classes_, clf.class_counts_)},
@@ -184,7 +186,9 @@ def _evaluate_and_print(model, X_test, y_test, args, epsilon, norm, output, name
     report = robust_report(model, X_test, y_test, **{**evaluation_request(args),
                                                      "epsilon": epsilon, "norm": norm},
                            verbose=verbose)
-    print("", report.to_markdown(), "", sep="\n", file=out)
+    units = config.get("evaluation", {}).get("units")
+    print("", report.to_markdown(), "", *([f"Epsilon is in {units}.", ""] if units else []),
+          sep="\n", file=out)
     if output is not None:
         write_report({name: report}, output, title=f"{name} on {config['data']['name']}",
                      settings=config)

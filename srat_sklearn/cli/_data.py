@@ -24,6 +24,11 @@ from ..datasets import (
 #: Default attack radius per data set, in the units the classifier sees (MNIST's standard 0.3).
 DEFAULT_EPSILON = {"digits": 0.2, "mnist-5k": 0.3, "cifar10": 8 / 255, "svhn": 8 / 255,
                    "images": 8 / 255, "tabular": 0.25}
+#: What epsilon measures, per kind of data: the command line standardises tabular data in
+#: front of the classifier, and the attacks act on what the classifier sees.
+EPSILON_UNITS = {"images": "the pixel values of the images, as stored",
+                 "tabular": "standard deviations of each training column (the model "
+                            "standardises the columns in front of the classifier)"}
 #: Default epsilon warm-up (a fraction of the epochs) per data set: at MNIST's 0.3 from the
 #: first epoch, adversarial training collapses to predicting one class (the study's MNIST
 #: settings warm up over the first third).
