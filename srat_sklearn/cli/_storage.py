@@ -80,12 +80,13 @@ def save_model(folder, model, config):
               "class_counts": clf.class_counts_, "class_prior": clf.class_prior_}
     if clf.bounds_ is not None:
         fitted["bounds_low"], fitted["bounds_high"] = (np.asarray(b) for b in clf.bounds_)
-    if hasattr(model, "steps"):
-        scaler = model[-2]  # after the imputer of missing values, if any
+    if hasattr(model, "steps"):  # make_pipeline's step names, as run_train builds it
+        scaler, imputer = (model.named_steps.get(name) for name in ("standardscaler",
+                                                                    "simpleimputer"))
         fitted.update(scaler_mean=scaler.mean_, scaler_scale=scaler.scale_,
                       scaler_var=scaler.var_, scaler_samples=np.asarray(scaler.n_samples_seen_))
-        if len(model) == 3:
-            fitted["imputer_medians"] = model[0].statistics_
+        if imputer is not None:
+            fitted["imputer_medians"] = imputer.statistics_
     np.savez(folder / FITTED, **fitted)
     clf.save_params(f_params=folder / PARAMS, f_history=folder / HISTORY)
     (folder / SETTINGS).write_text(json.dumps(config, indent=2))
