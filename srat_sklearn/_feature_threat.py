@@ -173,11 +173,13 @@ def warn_on_rows_budget(X, budgets, norm):
             UserWarning, stacklevel=4)
 
 
-def fit_threat(estimator, X, feature_names=None):
+def fit_threat(estimator, X, feature_names=None, continuing=False):
     """``(perturbable_mask_, epsilon_scale_, threat)`` of a classifier for its samples.
 
     ``X`` is the training data (None when there is none: then ``epsilon_scale`` cannot be
-    measured). Samples that are not rows (images) take only a scalar epsilon.
+    measured). Samples that are not rows (images) take only a scalar epsilon. A call that
+    ``continuing`` training (partial_fit, a warm start) takes the current parameters, on the
+    scale per feature that the first fit measured.
     """
     shape = tuple(estimator.sample_shape_)
     per_feature = np.ndim(estimator.epsilon) > 0
@@ -193,10 +195,18 @@ def fit_threat(estimator, X, feature_names=None):
             warn_on_image_budget(X, estimator.epsilon, estimator.norm)
         return None, None, None
     mask = perturbable_mask(estimator.perturbable_features, shape[0], feature_names)
-    if estimator.epsilon_scale is not None and X is None:
+    if continuing:
+        scale = getattr(estimator, "epsilon_scale_", None)
+        if (scale is None) != (estimator.epsilon_scale is None):
+            raise ValueError(f"epsilon_scale={estimator.epsilon_scale!r}, but the first fit "
+                             f"{'measured no' if scale is None else 'measured a'} scale per "
+                             "feature: it is measured on the first fit's data only. Call fit "
+                             "to train anew with it.")
+    elif estimator.epsilon_scale is not None and X is None:
         raise ValueError("epsilon_scale='std' is measured on the training data: fit the "
                          "classifier rather than initialise it without data.")
-    scale = None if X is None else feature_scale(estimator.epsilon_scale, X)
+    else:
+        scale = None if X is None else feature_scale(estimator.epsilon_scale, X)
     if X is not None and scale is None and not per_feature:
         warn_on_scales(X, mask, estimator.epsilon)
     integer = integer_mask(estimator.integer_features, shape[0], feature_names, X)

@@ -327,9 +327,9 @@ class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, CompileMi
                 self.classes_ = _inputs.learn_classes(np.arange(n_classes))
                 self.sample_shape_ = _inputs.dataset_sample_shape(X)
                 self.n_features_in_ = self.sample_shape_[0]
-                self._set_feature_threat(None)
                 self._set_bounds(infer_bounds_from_batches(
                     self.bounds, self.get_iterator(X, training=False)))
+            self._set_feature_threat(None, continuing=not reset)
             _inputs.label_indices(labels, np.arange(len(self.classes_)),
                                   what="the Dataset has labels beyond the classifier's classes")
             return X, None
@@ -338,7 +338,7 @@ class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, CompileMi
             self.classes_ = _inputs.learn_classes(y, classes)
             self.sample_shape_ = tuple(X.shape[1:])
             self._set_bounds(infer_bounds(self.bounds, X))
-            self._set_feature_threat(X)
+        self._set_feature_threat(X, continuing=not reset)
         if isinstance(self.class_weight, dict):
             weighting.check_class_weight(self.class_weight, np.unique(y))
         return X, _inputs.label_indices(y, self.classes_)
@@ -347,11 +347,12 @@ class SRATClassifier(ObjectiveMixin, AdversarialMixin, PrecisionMixin, CompileMi
         self.bounds_ = bounds
         self.bounds_on_device_ = BoundsOnDevice(bounds)
 
-    def _set_feature_threat(self, X):
-        """The per-feature threat model of 2-D X (:mod:`srat_sklearn._feature_threat`)."""
+    def _set_feature_threat(self, X, continuing=False):
+        """The per-feature threat model of 2-D X (:mod:`srat_sklearn._feature_threat`), of the
+        current parameters, also when a call continues training."""
         names = getattr(self, "feature_names_in_", None)
         self.perturbable_mask_, self.epsilon_scale_, self.feature_threat_ = \
-            fit_threat(self, X, names)
+            fit_threat(self, X, names, continuing=continuing)
 
     def _set_attributes_without_data(self):
         self.classes_ = _inputs.learn_classes(self.classes)

@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from sklearn.model_selection import GridSearchCV
 
 from srat_sklearn import SRATClassifier, audit_robustness, robust_report
@@ -70,6 +71,43 @@ def test_training_attacks_change_only_perturbable_features(tabular):
     for clean, adversarial in seen:
         assert (adversarial[:, FROZEN] == clean[:, FROZEN]).all()
         assert (adversarial[:, PERTURBABLE] != clean[:, PERTURBABLE]).any()
+
+
+@pytest.mark.parametrize("continue_with", ["partial_fit", "warm_start"])
+def test_a_continued_fit_attacks_with_the_current_threat_parameters(tabular, continue_with):
+    # Regression: a fit that continued training kept the first fit's perturbable features and
+    # per-feature budgets, whatever set_params said since.
+    seen = []
+
+    class Recording(SRATClassifier):
+        def _attack(self, X, y, **kwargs):
+            X_adv = super()._attack(X, y, **kwargs)
+            seen.append((X_adv - X).abs().amax(dim=0))
+            return X_adv
+
+    X, y = tabular
+    clf = Recording(max_epochs=1, epsilon=0.5, n_steps=3, random_state=0, verbose=0,
+                    perturbable_features=PERTURBABLE, warm_start=continue_with == "warm_start")
+    getattr(clf, continue_with if continue_with == "partial_fit" else "fit")(X, y)
+    epsilon = np.array([0.4, 0.1, 0.0, 0.2, 0.0, 0.0, 0.0, 0.3])
+    clf.set_params(perturbable_features=None, epsilon=epsilon)
+    seen.clear()
+    getattr(clf, continue_with if continue_with == "partial_fit" else "fit")(X, y)
+    moved = torch.stack(seen).amax(dim=0).numpy()
+    np.testing.assert_array_equal(clf.perturbable_mask_, np.ones(8, dtype=bool))
+    budgeted = epsilon > 0
+    assert (moved <= epsilon + 1e-6).all() and (moved[budgeted] > 0.5 * epsilon[budgeted]).all()
+
+
+def test_a_continued_fit_keeps_the_scale_its_first_fit_measured(tabular, fast_params):
+    X, y = tabular
+    clf = SRATClassifier(**{**fast_params, "max_epochs": 1}, epsilon_scale="std").fit(X, y)
+    measured = clf.epsilon_scale_.copy()
+    clf.partial_fit(X * 3, y)
+    np.testing.assert_array_equal(clf.epsilon_scale_, measured)
+    clf.set_params(epsilon_scale=None)
+    with pytest.raises(ValueError, match="measured on the first fit's data only"):
+        clf.partial_fit(X, y)
 
 
 @pytest.mark.parametrize("features", [
