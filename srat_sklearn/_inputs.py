@@ -181,11 +181,10 @@ class InputsMixin:
         first, module = _first_samples(X), self._bare_module()
         if first is None:
             return  # not one tensor per sample: the attacks say so (train_step)
-        # Where the module is: with skorch's AccelerateMixin, ``device`` is None.
-        device = next((p.device for p in module.parameters()), self._compute_device())
         try:
             with torch.no_grad(), eval_mode(module):
-                logits = self._forward_clean(torch.as_tensor(first, device=device))
+                logits = self._forward_clean(
+                    torch.as_tensor(first, device=self._compute_device()))
         except RuntimeError as error:
             raise ValueError(f"The module cannot take samples of shape {tuple(first.shape[1:])},"
                              f" those of X: {error}") from error
