@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from ._budgets import attack_per_sample
 from ._feature_threat import describe_features, evaluation_threat, radius
-from ._inputs import host_array, label_indices
+from ._inputs import label_indices, label_vector
 from ._validation import check_int
 from .attacks import DISPLAY_NAMES, attack_settings, check_attack
 from .attacks._run import _run_attack
@@ -166,7 +166,7 @@ class AdversarialMixin:
         if is_dataset(X_valid):
             raise TypeError("generate_adversarial takes arrays; iterate over the Dataset and "
                             "call srat_sklearn.attacks.run_attack on module_ for a Dataset.")
-        y = np.asarray(host_array(y))
+        y = label_vector(y)
         if y.ndim != 1 or len(y) != len(X_valid):
             raise ValueError(f"y must be 1-D with one label per row of X; got shape {y.shape} "
                              f"for {len(X_valid)} rows.")

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import column_or_1d, validate_data
 from skorch.utils import is_dataset, to_numpy
 
 from ._torch import eval_mode, first_output
@@ -47,6 +47,15 @@ def host_array(a):
     """A torch tensor as a NumPy array in host memory, from any device and detached (NumPy
     cannot read a GPU's memory or a tensor that requires gradients); anything else as is."""
     return to_numpy(a) if isinstance(a, torch.Tensor) else a
+
+
+def label_vector(y):
+    """The labels of an evaluation as a NumPy array; a column vector, which ``fit`` takes,
+    raveled with the same ``DataConversionWarning`` as there."""
+    y = np.asarray(host_array(y))
+    if y.ndim == 2 and y.shape[1] == 1:
+        return column_or_1d(y, warn=True)
+    return y
 
 
 def _as_fitted(estimator, X):

@@ -4,11 +4,18 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.exceptions import DataConversionWarning
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
 from srat_sklearn import robust_accuracy_score, robust_report
 from srat_sklearn.attacks import _run as attacks_run
-from srat_sklearn.metrics import REPORT_GROUPS, make_robust_scorer, robust_predict
+from srat_sklearn.metrics import (
+    REPORT_GROUPS,
+    make_group_scorer,
+    make_robust_scorer,
+    robust_classification_report,
+    robust_predict,
+)
 
 UNDER = [5, 6, 7, 8, 9]
 
@@ -130,6 +137,23 @@ SMALL_AUTOATTACK = dict(attack="autoattack", n_steps=3, n_queries=20, n_targets=
 def few_test_images(digits_split):
     _, X_test, _, y_test = digits_split
     return X_test[::10], y_test[::10]
+
+
+@pytest.mark.parametrize("evaluate", [
+    lambda clf, X, y: robust_accuracy_score(clf, X, y, n_steps=2, verbose=0),
+    lambda clf, X, y: make_robust_scorer(balanced_accuracy_score, n_steps=2)(clf, X, y),
+    lambda clf, X, y: make_group_scorer("under", n_steps=2)(clf, X, y),
+    lambda clf, X, y: str(robust_report(clf, X, y, n_steps=2, verbose=0)),
+    lambda clf, X, y: robust_classification_report(clf, X, y, n_steps=2, verbose=0),
+    lambda clf, X, y: clf.generate_adversarial(X, y, n_steps=2).tolist(),
+], ids=["robust_accuracy_score", "make_robust_scorer", "make_group_scorer", "robust_report",
+        "robust_classification_report", "generate_adversarial"])
+def test_an_evaluation_takes_a_column_vector_y_as_fit_does(trained_digits, few_test_images,
+                                                          evaluate):
+    X, y = few_test_images
+    expected = evaluate(trained_digits, X, y)
+    with pytest.warns(DataConversionWarning, match="column-vector y"):
+        assert evaluate(trained_digits, X, y.reshape(-1, 1)) == expected
 
 
 def test_report_states_every_setting_of_the_attack(trained_digits, few_test_images):

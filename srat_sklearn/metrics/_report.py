@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from imblearn.metrics import classification_report_imbalanced
 
-from .._inputs import host_array
+from .._inputs import label_vector
 from ..attacks import DISPLAY_NAMES, describe_attack
 from ._groups import (
     GROUP_NAMES,
@@ -203,7 +203,7 @@ n_queries, n_targets, batch_size, perturbable_features, verbose
                              random_start, n_restarts, n_queries, n_targets, batch_size,
                              perturbable_features)
     _, classifier = split_pipeline(estimator)
-    y = np.asarray(host_array(y))
+    y = label_vector(y)
     classes = classifier.classes_
     under_mask = _report_mask(classifier, under_represented)
     y_adv, settings, robust_after = predict_under_attack(estimator, X, y, request,
@@ -274,10 +274,11 @@ n_queries, n_targets, batch_size, perturbable_features, verbose
     request = attack_request(attack, worst_case, epsilon, n_steps, step_size, norm,
                              random_start, n_restarts, n_queries, n_targets, batch_size,
                              perturbable_features)
+    y = label_vector(y)
     y_adv, settings, _ = predict_under_attack(estimator, X, y, request, check_verbose(verbose))
     labels = split_pipeline(estimator)[1].classes_
     reports = {
-        name: classification_report_imbalanced(host_array(y), y_pred, labels=labels,
+        name: classification_report_imbalanced(y, y_pred, labels=labels,
                                                output_dict=output_dict, zero_division=0,
                                                **kwargs)
         for name, y_pred in (("clean", estimator.predict(X)), ("adversarial", y_adv))}

@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score
 from sklearn.utils.validation import check_consistent_length, check_is_fitted
 
-from .._inputs import host_array
+from .._inputs import host_array, label_vector
 from .._validation import check_int
 from ..attacks import check_attack
 from ._groups import NO_CLASS_NAMED, as_label_list, check_group, group_mask, plain
@@ -100,7 +100,7 @@ def predict_under_attack(estimator, X, y, request, verbose=0):
         budgets, stated = feature_budgets(transformers, classifier, X, request)
         request.update(budgets)
     X = transform(transformers, X)
-    y = np.asarray(host_array(y))
+    y = label_vector(y)
     X_adv, robust_after = classifier._adversarial_examples(X, y, **request, verbose=verbose)
     request.pop("batch_size")
     settings = classifier.attack_settings(**request)
@@ -257,12 +257,13 @@ n_queries, n_targets, batch_size, perturbable_features, verbose
     >>> robust_accuracy_score(clf, X_test, y_test, attack="autoattack")  # doctest: +SKIP
     0.55
     """
+    y = label_vector(y)
     y_adv = robust_predict(estimator, X, y, attack=attack, worst_case=worst_case,
                            epsilon=epsilon, n_steps=n_steps, step_size=step_size, norm=norm,
                            random_start=random_start, n_restarts=n_restarts,
                            n_queries=n_queries, n_targets=n_targets, batch_size=batch_size,
                            perturbable_features=perturbable_features, verbose=verbose)
-    return accuracy_score(host_array(y), y_adv, sample_weight=host_array(sample_weight))
+    return accuracy_score(y, y_adv, sample_weight=host_array(sample_weight))
 
 
 def _request_repr(request):
@@ -282,11 +283,12 @@ class RobustScorer:
         self.score_params = score_params
 
     def __call__(self, estimator, X, y, sample_weight=None):
+        y = label_vector(y)
         y_adv = predict_under_attack(estimator, X, y, self.attack_request)[0]
         score_params = dict(self.score_params)
         if sample_weight is not None:
             score_params["sample_weight"] = host_array(sample_weight)
-        return self.score_func(host_array(y), y_adv, **score_params)
+        return self.score_func(y, y_adv, **score_params)
 
     def __repr__(self):
         extra = "".join(f", {k}={v!r}" for k, v in self.score_params.items())
@@ -378,7 +380,7 @@ class GroupScorer:
         _, classifier = split_pipeline(estimator)
         under = group_mask(classifier, self.under_represented)
         members = classifier.classes_[under if self.group == "under" else ~under]
-        y = np.asarray(host_array(y))
+        y = label_vector(y)
         if not np.isin(y, members).any():
             raise ValueError(f"The test data hold no sample of the {self.group}-represented "
                              f"classes {members.tolist()}, so their accuracy is undefined.")
