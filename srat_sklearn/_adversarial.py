@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from ._budgets import attack_per_sample
 from ._feature_threat import describe_features, evaluation_threat, radius
-from ._inputs import label_indices, label_vector
+from ._inputs import UNFITTED_LABELS, label_indices, label_vector
 from ._validation import check_int
 from .attacks import DISPLAY_NAMES, attack_settings, check_attack
 from .attacks._run import _run_attack
@@ -170,8 +170,7 @@ class AdversarialMixin:
         if y.ndim != 1 or len(y) != len(X_valid):
             raise ValueError(f"y must be 1-D with one label per row of X; got shape {y.shape} "
                              f"for {len(X_valid)} rows.")
-        y_index = label_indices(y, self.classes_,
-                                what="y holds labels the classifier was not fitted on")
+        y_index = label_indices(y, self.classes_, what=UNFITTED_LABELS)
         epsilon, threat = evaluation_threat(self, epsilon, perturbable_features)
         requested = dict(epsilon=epsilon, step_size=step_size, n_steps=n_steps, norm=norm,
                          random_start=random_start, n_restarts=n_restarts, n_queries=n_queries,

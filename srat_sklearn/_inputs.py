@@ -49,6 +49,10 @@ def host_array(a):
     return to_numpy(a) if isinstance(a, torch.Tensor) else a
 
 
+#: The error of an evaluation whose labels the classifier never saw.
+UNFITTED_LABELS = "y holds labels the classifier was not fitted on"
+
+
 def label_vector(y):
     """The labels of an evaluation as a NumPy array; a column vector, which ``fit`` takes,
     raveled with the same ``DataConversionWarning`` as there."""

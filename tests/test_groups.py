@@ -144,6 +144,17 @@ def test_report_on_balanced_training_warns_and_says_na(imbalanced, fast_params):
     assert "| under | n/a | n/a |" in report.to_markdown()
 
 
+def test_a_report_on_unknown_labels_fails_before_it_warns_about_the_groups(imbalanced,
+                                                                          fast_params):
+    X, y, _ = imbalanced
+    pipe = smote_pipeline(fast_params, class_weight=None).fit(X, y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError, match="labels the classifier was not fitted on"):
+            robust_report(pipe, X, y + 10, epsilon=0.1, n_steps=2, verbose=0)
+    assert [str(w.message) for w in caught] == []
+
+
 def test_group_scorer_on_balanced_training_raises_instead_of_nan(imbalanced, fast_params):
     X, y, _ = imbalanced
     pipe = smote_pipeline(fast_params, class_weight=None).fit(X, y)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from imblearn.metrics import classification_report_imbalanced
 
-from .._inputs import label_vector
+from .._inputs import UNFITTED_LABELS, label_indices, label_vector
 from ..attacks import DISPLAY_NAMES, describe_attack
 from ._groups import (
     GROUP_NAMES,
@@ -205,6 +205,7 @@ n_queries, n_targets, batch_size, perturbable_features, verbose
     _, classifier = split_pipeline(estimator)
     y = label_vector(y)
     classes = classifier.classes_
+    label_indices(y, classes, what=UNFITTED_LABELS)  # before the groups can warn
     under_mask = _report_mask(classifier, under_represented)
     y_adv, settings, robust_after = predict_under_attack(estimator, X, y, request,
                                                          check_verbose(verbose))
