@@ -1,5 +1,7 @@
 """The executable evaluation checklist: a sound model passes, a gradient-masked one fails."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -36,6 +38,24 @@ def test_audit_table_states_every_check_and_the_settings(sound_audit):
     for check in sound_audit.checks:
         assert f"| {check.name} | {check.measured} | pass |" in table
     assert sound_audit.to_dict()["passed"] is True
+
+
+def test_an_audit_on_few_samples_warns_that_its_tolerance_is_wide(trained_digits,
+                                                                 test_subset):
+    X, y = test_subset
+    with pytest.warns(UserWarning, match="20 samples.*tolerates 2 samples \\(10 points\\)"):
+        audit = audit_robustness(trained_digits, X[:20], y[:20], epsilon=0.2, **BUDGET)
+    assert audit.to_dict()["settings"]["tolerance"] == 0.1
+
+
+@pytest.mark.parametrize("n, tolerance", [(40, None), (20, 0.02)])
+def test_an_audit_with_a_narrow_tolerance_does_not_warn(trained_digits, test_subset, n,
+                                                        tolerance):
+    X, y = test_subset
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        audit_robustness(trained_digits, X[:n], y[:n], epsilon=0.2, tolerance=tolerance,
+                         **BUDGET)
 
 
 def test_gradient_masking_fails_the_audit_and_says_why(masked_model, tabular):

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from sklearn.exceptions import DataConversionWarning
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
-from srat_sklearn import robust_accuracy_score, robust_report
+from srat_sklearn import audit_robustness, robust_accuracy_score, robust_report
 from srat_sklearn.attacks import _run as attacks_run
 from srat_sklearn.metrics import (
     REPORT_GROUPS,
@@ -146,8 +146,10 @@ def few_test_images(digits_split):
     lambda clf, X, y: str(robust_report(clf, X, y, n_steps=2, verbose=0)),
     lambda clf, X, y: robust_classification_report(clf, X, y, n_steps=2, verbose=0),
     lambda clf, X, y: clf.generate_adversarial(X, y, n_steps=2).tolist(),
+    lambda clf, X, y: audit_robustness(clf, X, y, n_steps=4, n_queries=10, n_restarts=2,
+                                       verbose=0).to_dict(),
 ], ids=["robust_accuracy_score", "make_robust_scorer", "make_group_scorer", "robust_report",
-        "robust_classification_report", "generate_adversarial"])
+        "robust_classification_report", "generate_adversarial", "audit_robustness"])
 def test_an_evaluation_takes_a_column_vector_y_as_fit_does(trained_digits, few_test_images,
                                                           evaluate):
     X, y = few_test_images

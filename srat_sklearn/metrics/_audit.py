@@ -6,13 +6,14 @@ failed check means the robust accuracy measured on this model overstates its
 robustness, usually because its gradients are masked.
 """
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from .._feature_threat import describe_features, evaluation_threat, radius
-from .._inputs import host_array
+from .._inputs import host_array, label_vector
 from .._validation import check_int, check_real
 from ..attacks import NORM_NAMES
 from ..attacks._run import describe_budget
@@ -28,6 +29,8 @@ from ._robust import (
 
 #: Fractions of epsilon at which robust accuracy must not rise.
 RADII = (0.25, 0.5, 0.75, 1.0)
+#: A default tolerance above this (2 samples of fewer than 40) is worth a warning.
+WIDE_TOLERANCE = 0.05
 
 
 @dataclass
@@ -211,11 +214,17 @@ def audit_robustness(estimator, X, y, *, epsilon=None, norm=None, perturbable_fe
         return factor * epsilon if np.ndim(epsilon) == 0 else factor * np.asarray(epsilon)
 
     X = transform(transformers, X)
-    y = np.asarray(host_array(y))
+    y = label_vector(y)
     n = len(y)
     if n == 0:
         raise ValueError("The audit needs at least one test sample.")
-    tolerance = max(0.01, 2 / n) if tolerance is None else tolerance
+    if tolerance is None:
+        tolerance = max(0.01, 2 / n)
+        if tolerance > WIDE_TOLERANCE:
+            warnings.warn(f"The audit runs on {n} samples, so each check tolerates 2 samples "
+                          f"({100 * tolerance:.0f} points) of noise and cannot fail on a "
+                          "smaller effect: audit on a few hundred test samples, or pass "
+                          "tolerance=.", UserWarning, stacklevel=2)
     base = dict(epsilon=epsilon, norm=norm, perturbable_features=perturbable_features)
 
     def accuracy(**attack):
