@@ -7,6 +7,7 @@ Every number on the page comes from the runs file; nothing is typed by hand.
 
 import argparse
 import json
+import sys
 import warnings
 from collections import defaultdict
 from pathlib import Path
@@ -16,6 +17,9 @@ import numpy as np
 from scipy.stats import ttest_rel
 
 from srat_sklearn._budgets import class_radius_factors
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _docs import replace_block  # noqa: E402
 
 matplotlib.use("Agg")
 from matplotlib import pyplot as plt  # noqa: E402
@@ -202,6 +206,14 @@ def difference(seeds, base, common, group, attack="autoattack"):
         p_value = ttest_rel(ours, theirs).pvalue
     # two decimals would print a p below 0.005 as "p 0.00", a certainty no test gives
     return f"{cell} (p < 0.005)" if p_value < 0.005 else f"{cell} (p {p_value:.2f})"
+
+
+def mean_difference(ours, theirs, group, attack="autoattack"):
+    """The mean over the seeds both ran of ``ours`` minus ``theirs`` ({seed: run} each), in
+    points."""
+    shared = sorted(set(ours) & set(theirs))
+    return float(np.mean([accuracy(ours[s], attack, group) - accuracy(theirs[s], attack, group)
+                          for s in shared]))
 
 
 def real_paired(runs):
@@ -541,6 +553,69 @@ def real_summary(by_setting, fit_times=None):
     return lines + [""]
 
 
+#: The README's block that answers the baselines issue's question from the runs file.
+README = Path(__file__).parents[1] / "README.md"
+README_BLOCK = "real-data-summary"
+
+
+def readme_summary(by_setting, fit_times=None):
+    """The README's answer to a user choosing a method: on each real-data test split that ran
+    every method and seed, the defaults against AT-BSL, AT-BSL+RobustLT (at its twin's
+    mixing weight) and AT-DRW under AutoAttack, whether each meets the target, and on how
+    many settings the defaults and the study's best configuration meet it."""
+    settings = real_settings(by_setting, validation=False)
+    pending = [s for s in TITLES if s + VALIDATION_SUFFIX in TITLES and s not in settings]
+    waiting = (f"Not run yet on every method and seed: {', '.join(pending)} (their command "
+               "and cost are in `benchmarks/study.py`)." if pending else "")
+    if not settings:
+        return waiting
+    rows, met = [], defaultdict(int)
+    for setting in settings:
+        grouped = by_method(by_setting[setting])
+        robustlt = tuned_robustlt(by_setting, setting)
+        for method in grouped:
+            met[method] += not target_misses(by_setting[setting], method, fit_times, robustlt)
+        for method in (DEFAULT, BASELINE, robustlt, TIME_REFERENCE):
+            seeds = list(grouped[method].values())
+            cells = [f"{np.mean([accuracy(r, 'autoattack', g) for r in seeds]):.1f}"
+                     for g in ("rare", "common", "balanced")]
+            misses = target_misses(by_setting[setting], method, fit_times, robustlt)
+            name = "SRAT-W (the defaults)" if method == DEFAULT else method
+            rows.append(f"| {setting} | {name} | {len(seeds)} | " + " | ".join(cells)
+                        + f" | {'yes' if not misses else 'no'} |")
+    best = max(met.values())
+    leaders = "; ".join(m for m in met if met[m] == best)
+    gaps = []
+    for setting in settings:
+        grouped = by_method(by_setting[setting])
+        gaps.append(f"{setting} " + " / ".join(
+            f"{mean_difference(grouped[DEFAULT], grouped[BASELINE], group):+.1f}"
+            for group in ("rare", "common", "balanced")))
+    lines = [
+        "Robust accuracy (%) under standard AutoAttack on the test splits, means over seeds: "
+        "\"rare\" and \"common\" average the per-class accuracies of the under- and "
+        "well-represented classes, \"balanced\" all classes. SRAT-W is the library's defaults "
+        f"(\"{DEFAULT}\" in the study); {ROBUSTLT} runs at the mixing weight its validation "
+        "split chose. \"target\": rare classes at least as robust as under both AT-BSL "
+        f"variants, balanced at most 1 point below {BASELINE}, common classes at least as "
+        f"robust as under {TIME_REFERENCE}, no collapsed seed, at most 1.25x "
+        f"{TIME_REFERENCE}'s fit time. Every method, paired test and the reasons per class "
+        "are in [docs/results.md](docs/results.md#real-data-which-configuration-wins).",
+        "",
+        "| setting | method | seeds | rare | common | balanced | target |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+        f"SRAT-W minus {BASELINE}, rare / common / balanced, in points: {'; '.join(gaps)}. "
+        f"The defaults meet the target on {met[DEFAULT]} of {len(settings)} settings; "
+        + (f"no configuration of the study's {len(met)} meets it on any."
+           if best == 0 else
+           f"the most that any of the study's {len(met)} configurations meets is {best} "
+           f"({leaders})."),
+    ]
+    return "\n".join(lines + (["", waiting] if waiting else []))
+
+
 def validation_ranking(by_setting, settings, fit_times=None):
     """The candidates for the default, best first, by the rule of :func:`validation_choice`:
     ``[(method, per-setting cells, settings met, criteria missed, balanced gain)]``, where
@@ -681,6 +756,8 @@ def main(argv=None):
         "bench_methods.json")), help="fit-time pairs of benchmarks/bench_methods.py")
     parser.add_argument("--theory", default=str(Path(__file__).with_name("theory.json")),
                         help="figures of examples/theory_gaussian_mixture.py")
+    parser.add_argument("--readme", default=str(README),
+                        help=f"the file whose <!-- {README_BLOCK} --> block gets the summary")
     args = parser.parse_args(argv)
     runs = load(args.runs)
     output = Path(args.output)
@@ -761,6 +838,10 @@ def main(argv=None):
         parts += theory_section(json.loads(Path(args.theory).read_text()))
     output.write_text("\n".join(parts))
     print(f"wrote {output}")
+    readme = Path(args.readme)
+    readme.write_text(replace_block(readme.read_text(), README_BLOCK,
+                                    readme_summary(by_setting, fit_times)))
+    print(f"wrote {readme}")
 
 
 if __name__ == "__main__":

@@ -791,11 +791,48 @@ def test_study_runs_on_a_test_split_the_robustlt_weight_its_twin_chose(
     assert "AT-BSL+RobustLT" in methods
 
 
-def test_results_page_is_written_from_the_runs_file(summarize, tmp_path):
-    output = tmp_path / "results.md"
-    summarize.main(["--output", str(output)])
+def test_results_page_and_readme_summary_are_written_from_the_runs_file(summarize, tmp_path):
+    output, readme = tmp_path / "results.md", tmp_path / "README.md"
+    readme.write_text(summarize.replace_block(summarize.README.read_text(),
+                                              summarize.README_BLOCK, ""))
+    summarize.main(["--output", str(output), "--readme", str(readme)])
     docs = Path(summarize.__file__).parents[1] / "docs" / "results.md"
     assert output.read_text() == docs.read_text()
+    assert readme.read_text() == summarize.README.read_text()
+
+
+def real_setting(setting, accuracies, seeds=(0, 1)):
+    """Runs of a test split with ``{method: (rare, common)}`` AutoAttack accuracies."""
+    return [{**run_of(method, seed, rare, common), "setting": setting}
+            for method, (rare, common) in accuracies.items() for seed in seeds]
+
+
+@pytest.mark.parametrize("default, met, verdict", [
+    ((70, 62), "yes", "The defaults meet the target on 1 of 1 settings; the most that any of "
+                      "the study's 4 configurations meets is 1 (SRAT, weights-normalised)."),
+    ((50, 62), "no", "The defaults meet the target on 0 of 1 settings; no configuration of "
+                     "the study's 4 meets it on any."),
+], ids=["default-wins", "default-loses-the-rare-classes"])
+def test_readme_summary_judges_the_defaults_against_the_baselines(summarize, default, met,
+                                                                  verdict):
+    runs = real_setting("yeast", {"SRAT, weights-normalised": default, "AT-BSL": (60, 55),
+                                  "AT-BSL+RobustLT": (60, 50), "AT-DRW": (50, 60)})
+    text = summarize.readme_summary({"yeast": runs})
+    row = next(line for line in text.splitlines() if line.startswith("| yeast | SRAT-W"))
+    assert row == f"| yeast | SRAT-W (the defaults) | 2 | {default[0]:.1f} | {default[1]:.1f} " \
+                  f"| {(default[0] + default[1]) / 2:.1f} | {met} |"
+    rare, common = default[0] - 60, default[1] - 55
+    assert f"SRAT-W minus AT-BSL, rare / common / balanced, in points: yeast {rare:+.1f} / " \
+           f"{common:+.1f} / {(rare + common) / 2:+.1f}." in text
+    assert verdict in text
+
+
+def test_readme_summary_waits_for_settings_that_have_not_run(summarize):
+    runs = real_setting("yeast", {"AT-BSL": (60, 55), "AT-BSL+RobustLT": (60, 50),
+                                  "AT-DRW": (50, 60)})
+    text = summarize.readme_summary({"yeast": runs[:1]})
+    assert text.startswith("Not run yet on every method and seed: page-blocks, yeast,")
+    assert "| setting |" not in text
 
 
 @pytest.fixture(scope="module")
