@@ -17,6 +17,7 @@ from skorch.utils import to_tensor
 from torch.utils.data import Subset
 
 from ._feature_threat import radius
+from ._torch import first_output
 from ._validation import check_int, check_option, check_real
 from .attacks import eval_mode
 
@@ -103,7 +104,7 @@ class CatastrophicOverfittingGuard(Callback):
                             self.n_steps, random_start=True)
         module = net._bare_module()
         with eval_mode(module), torch.no_grad():
-            return float((module(X_adv).argmax(1) == y).float().mean())
+            return float((first_output(module(X_adv)).argmax(1) == y).float().mean())
 
     def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         if radius(net.epsilon) == 0:

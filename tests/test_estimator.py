@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.data import Subset, TensorDataset
 
 from srat_sklearn import SRATClassifier, robust_accuracy_score
+from srat_sklearn.callbacks import CatastrophicOverfittingGuard
 from srat_sklearn.metrics import make_robust_scorer, robust_classification_report
 from srat_sklearn.models import MLP, SmallCNN
 
@@ -263,7 +264,8 @@ class LogitsAndFeatures(CountingMLP):
 
 @pytest.mark.parametrize("params", [
     {"lambda_sep": 0.0}, {"lambda_sep": 1.0}, {"adversarial_loss": "trades"},
-    {"adversarial_loss": "trades", "separation_views": "adversarial+clean"}])
+    {"adversarial_loss": "trades", "separation_views": "adversarial+clean"},
+    {"callbacks": [("guard", CatastrophicOverfittingGuard(n_samples=32))]}])
 def test_a_module_returning_a_tuple_trains_on_its_first_output(tabular, fast_params, params):
     # Regression: the loss read the tuple itself ("'tuple' object has no attribute 'ndim'").
     params = {**{k: v for k, v in fast_params.items() if not k.startswith("module__")}, **params}
