@@ -15,19 +15,29 @@ import srat_sklearn
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def is_output(path):
+    """Whether ``path`` (relative to the checkout) is something the benchmarks write, a runs
+    file or a page of results, rather than code that decides what they measure."""
+    return path == "README.md" or path.startswith("docs/") or (
+        path.startswith("benchmarks/") and not path.endswith(".py"))
+
+
 def code_version():
-    """The checkout's commit, with ``+changes`` when tracked files differ from it; None
-    outside a git checkout."""
+    """The checkout's commit, with ``+changes`` when tracked files other than outputs
+    (:func:`is_output`) differ from it; None outside a git checkout.
+
+    A study appends to its runs file as it goes: that alone does not make its later records
+    claim code other than the commit's."""
     def git(*args):
         return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True,
                               check=True).stdout.strip()
 
     try:
         commit = git("rev-parse", "--short=12", "HEAD")
-        changed = git("status", "--porcelain", "--untracked-files=no")
+        changed = git("diff", "--name-only", "HEAD").splitlines()
     except (OSError, subprocess.CalledProcessError):
         return None
-    return commit + ("+changes" if changed else "")
+    return commit + ("+changes" if any(not is_output(path) for path in changed) else "")
 
 
 def machine(device=None):

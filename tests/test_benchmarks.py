@@ -272,6 +272,39 @@ def test_records_name_the_commit_they_ran(monkeypatch):
     assert provenance.code_version() is None
 
 
+@pytest.fixture
+def checkout(tmp_path, monkeypatch):
+    """A git checkout with a module and a runs file, committed; the provenance's root."""
+    provenance = load_script("_provenance")
+    for path in ("srat_sklearn/module.py", "benchmarks/study.py", "benchmarks/runs.jsonl",
+                 "docs/results.md"):
+        (tmp_path / path).parent.mkdir(exist_ok=True)
+        (tmp_path / path).write_text("first\n")
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c",
+                        "user.email=t@t", *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "first")
+    monkeypatch.setattr(provenance, "ROOT", tmp_path)
+    return provenance, tmp_path
+
+
+@pytest.mark.parametrize("changed, claims_changes", [
+    ([], False), (["benchmarks/runs.jsonl", "docs/results.md"], False),
+    (["srat_sklearn/module.py"], True), (["benchmarks/study.py"], True)],
+    ids=["clean", "outputs", "library", "benchmark-script"])
+def test_a_record_claims_changes_only_for_changed_code(checkout, changed, claims_changes):
+    # Regression: a study's records after its first said "+changes", as it had appended to
+    # its own runs file.
+    provenance, root = checkout
+    for path in changed:
+        (root / path).write_text("second\n")
+    assert provenance.code_version().endswith("+changes") is claims_changes
+
+
 def test_records_name_the_instruction_set_of_torchs_cpu_kernels():
     # The same seed trains a different model on AVX2 and on AVX-512 (docs/user_guide.md):
     # the record states the set torch's kernels use, not the CPU's flags.
