@@ -545,12 +545,18 @@ def real_summary(by_setting, fit_times=None):
     for method in methods:
         cells, met, _ = target_cells(by_setting, settings, method, fit_times)
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {met} of {len(settings)} |")
-    missing = [s for s in TITLES if s + VALIDATION_SUFFIX in TITLES and s not in settings]
-    if missing:
-        lines += ["", f"Not run yet on every method and seed: {', '.join(missing)} (their "
-                  "command and cost are in `benchmarks/study.py`); the table judges only the "
-                  "settings above."]
+    waiting = not_run_yet(settings)
+    if waiting:
+        lines += ["", f"{waiting}; the table judges only the settings above."]
     return lines + [""]
+
+
+def not_run_yet(settings):
+    """The clause naming the real-data test splits other than ``settings`` (those not run yet
+    on every method and seed), or "" when there are none."""
+    missing = [s for s in TITLES if s + VALIDATION_SUFFIX in TITLES and s not in settings]
+    return (f"Not run yet on every method and seed: {', '.join(missing)} (their command and "
+            "cost are in `benchmarks/study.py`)" if missing else "")
 
 
 #: The README's block that answers the baselines issue's question from the runs file.
@@ -564,33 +570,29 @@ def readme_summary(by_setting, fit_times=None):
     mixing weight) and AT-DRW under AutoAttack, whether each meets the target, and on how
     many settings the defaults and the study's best configuration meet it."""
     settings = real_settings(by_setting, validation=False)
-    pending = [s for s in TITLES if s + VALIDATION_SUFFIX in TITLES and s not in settings]
-    waiting = (f"Not run yet on every method and seed: {', '.join(pending)} (their command "
-               "and cost are in `benchmarks/study.py`)." if pending else "")
+    waiting = not_run_yet(settings)
     if not settings:
-        return waiting
-    rows, met = [], defaultdict(int)
-    for setting in settings:
+        return waiting + "."
+    methods = dict.fromkeys(m for setting in settings for m in by_method(by_setting[setting]))
+    # (one cell per setting, "met" or the misses; settings met) of each method
+    judged = {m: target_cells(by_setting, settings, m, fit_times)[:2] for m in methods}
+    rows, gaps = [], []
+    for index, setting in enumerate(settings):
         grouped = by_method(by_setting[setting])
-        robustlt = tuned_robustlt(by_setting, setting)
-        for method in grouped:
-            met[method] += not target_misses(by_setting[setting], method, fit_times, robustlt)
-        for method in (DEFAULT, BASELINE, robustlt, TIME_REFERENCE):
+        for method in (DEFAULT, BASELINE, tuned_robustlt(by_setting, setting), TIME_REFERENCE):
             seeds = list(grouped[method].values())
             cells = [f"{np.mean([accuracy(r, 'autoattack', g) for r in seeds]):.1f}"
                      for g in ("rare", "common", "balanced")]
-            misses = target_misses(by_setting[setting], method, fit_times, robustlt)
             name = "SRAT-W (the defaults)" if method == DEFAULT else method
+            met_here = judged[method][0][index] == "met"
             rows.append(f"| {setting} | {name} | {len(seeds)} | " + " | ".join(cells)
-                        + f" | {'yes' if not misses else 'no'} |")
-    best = max(met.values())
-    leaders = "; ".join(m for m in met if met[m] == best)
-    gaps = []
-    for setting in settings:
-        grouped = by_method(by_setting[setting])
+                        + f" | {'yes' if met_here else 'no'} |")
         gaps.append(f"{setting} " + " / ".join(
             f"{mean_difference(grouped[DEFAULT], grouped[BASELINE], group):+.1f}"
             for group in ("rare", "common", "balanced")))
+    met = {method: count for method, (_, count) in judged.items()}
+    best = max(met.values())
+    leaders = "; ".join(m for m in met if met[m] == best)
     lines = [
         "Robust accuracy (%) under standard AutoAttack on the test splits, means over seeds: "
         "\"rare\" and \"common\" average the per-class accuracies of the under- and "
@@ -613,7 +615,7 @@ def readme_summary(by_setting, fit_times=None):
            f"the most that any of the study's {len(met)} configurations meets is {best} "
            f"({leaders})."),
     ]
-    return "\n".join(lines + (["", waiting] if waiting else []))
+    return "\n".join(lines + (["", waiting + "."] if waiting else []))
 
 
 def validation_ranking(by_setting, settings, fit_times=None):

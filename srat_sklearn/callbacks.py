@@ -17,9 +17,9 @@ from skorch.utils import to_tensor
 from torch.utils.data import Subset
 
 from ._feature_threat import radius
-from ._torch import first_output
 from ._validation import check_int, check_option, check_real
 from .attacks import eval_mode
+from .attacks._common import predict
 
 __all__ = ["CatastrophicOverfittingGuard"]
 
@@ -103,8 +103,8 @@ class CatastrophicOverfittingGuard(Callback):
         X_adv = net._attack(X, y, n_steps=self.n_steps, step_size=2.5 * radius(net.epsilon) /
                             self.n_steps, random_start=True)
         module = net._bare_module()
-        with eval_mode(module), torch.no_grad():
-            return float((first_output(module(X_adv)).argmax(1) == y).float().mean())
+        with eval_mode(module):
+            return float((predict(module, X_adv) == y).float().mean())
 
     def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         if radius(net.epsilon) == 0:
