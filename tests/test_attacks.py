@@ -211,6 +211,26 @@ def test_every_attack_names_an_input_it_cannot_perturb(model, batch, name, as_gi
         PUBLIC_ATTACKS[name](model, as_given(X), y)
 
 
+@pytest.mark.parametrize("name", [n for n in PUBLIC_ATTACKS if n != "trades_attack"])
+@pytest.mark.parametrize("labels, match", [
+    (lambda y: y + 1, "class indices 0 to 2, .* got labels from 1 to 3"),
+    (lambda y: y - 1, "class indices 0 to 2, .* got labels from -1 to 1"),
+])
+def test_every_attack_refuses_labels_outside_the_logits(model, batch, name, labels, match):
+    # They were torch's IndexError from inside the loss, a device-side assert on CUDA.
+    X, y = batch
+    with pytest.raises(ValueError, match=match):
+        PUBLIC_ATTACKS[name](model, X, labels(y))
+
+
+def test_the_label_check_leaves_the_model_mode_alone(model, batch):
+    X, y = batch
+    model.train()
+    with pytest.raises(ValueError, match="class indices"):
+        pgd_attack(model, X, y + 3, epsilon=0.1, n_steps=2)
+    assert model.training and model[1].num_batches_tracked.item() == 0
+
+
 def test_project_l2_keeps_short_vectors():
     delta = torch.tensor([[0.3, 0.4], [3.0, 4.0]])
     projected = project(delta, 1.0, "l2")

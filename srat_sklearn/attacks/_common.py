@@ -10,7 +10,7 @@ them, but never further than ``epsilon``.
 import torch
 from sklearn.utils._param_validation import StrOptions
 
-from .._torch import first_output
+from .._torch import eval_mode, first_output
 from .._validation import finite, non_negative, positive, positive_int, validate_params
 
 NORMS = ("linf", "l2")
@@ -336,3 +336,25 @@ def check_labels(y, X):
         raise ValueError(f"y must hold one class index per sample of X, shape ({X.shape[0]},);"
                          f" got shape {tuple(y.shape)}.")
     return y.to(device=X.device, dtype=torch.long)
+
+
+def check_inputs(model, X, y):
+    """Refuse what a public attack cannot run on, before its first step: ``X`` as in
+    :func:`check_batch`, ``y`` as in :func:`check_labels`, and every label a column of the
+    logits of ``model``.
+
+    Out of that range, cross-entropy raises an ``IndexError`` deep in the attack on a CPU and
+    a device-side assert on a GPU, which leaves the CUDA context unusable; one forward pass
+    on a single sample tells the number of classes first.
+    """
+    y = check_labels(y, X)
+    if y.numel() == 0:
+        return y
+    with eval_mode(model), torch.no_grad():
+        n_classes = logits_of(model, X[:1]).shape[1]
+    low, high = int(y.min()), int(y.max())
+    if low < 0 or high >= n_classes:
+        raise ValueError(f"y must hold class indices 0 to {n_classes - 1}, one per column of "
+                         f"the model's logits; got labels from {low} to {high} (encode class "
+                         "labels with sklearn.preprocessing.LabelEncoder).")
+    return y

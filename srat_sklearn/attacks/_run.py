@@ -11,7 +11,7 @@ from ._common import (
     NORM_NAMES,
     NORMS,
     attack_survivors,
-    check_batch,
+    check_inputs,
     check_labels,
     even_chunks,
     validate_attack_args,
@@ -215,7 +215,7 @@ def run_attack(attack, model, X, y, *, epsilon, n_steps=None, norm="linf", step_
                  caller="run_attack")
     validate_attack_args("run_attack", random_start=random_start,
                          skip_misclassified=skip_misclassified, batch_size=batch_size)
-    check_batch(X)
+    check_inputs(model, X, y)
     return _run_attack(attack, model, X, y, epsilon=epsilon, n_steps=n_steps, norm=norm,
                        step_size=step_size, random_start=random_start, n_restarts=n_restarts,
                        n_queries=n_queries, n_targets=n_targets, bounds=bounds, start=start,

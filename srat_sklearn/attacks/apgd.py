@@ -10,7 +10,7 @@ from .._torch import eval_mode
 from ._common import (
     ascent_direction,
     attack_survivors,
-    check_batch,
+    check_inputs,
     check_labels,
     clip,
     first_fooled,
@@ -243,7 +243,7 @@ def apgd_attack(
     validate_attack_args("apgd_attack", not_none=("n_steps",), epsilon=epsilon,
                          n_steps=n_steps, norm=norm, loss=loss, rho=rho,
                          random_start=random_start)
-    check_batch(X)
+    check_inputs(model, X, y)
     return _apgd_attack(model, X, y, epsilon=epsilon, n_steps=n_steps, norm=norm, loss=loss,
                         rho=rho, random_start=random_start, bounds=bounds)
 
@@ -333,7 +333,7 @@ def apgd_targeted_attack(
                          epsilon=epsilon, n_steps=n_steps, n_targets=n_targets,
                          n_restarts=n_restarts, norm=norm, rho=rho, random_start=random_start,
                          batch_size=batch_size)
-    check_batch(X)
+    check_inputs(model, X, y)
     return _apgd_targeted_attack(model, X, y, epsilon=epsilon, n_steps=n_steps,
                                  n_targets=n_targets, n_restarts=n_restarts, norm=norm, rho=rho,
                                  random_start=random_start, bounds=bounds, batch_size=batch_size)

@@ -17,7 +17,7 @@ import torch
 from .._torch import eval_mode
 from ._common import (
     attack_survivors,
-    check_batch,
+    check_inputs,
     check_labels,
     clip,
     first_fooled,
@@ -240,7 +240,7 @@ def fab_attack(
     validate_attack_args("fab_attack", not_none=("n_steps", "n_targets"), epsilon=epsilon,
                          n_steps=n_steps, n_targets=n_targets, n_restarts=n_restarts, norm=norm,
                          alpha_max=alpha_max, eta=eta, beta=beta, batch_size=batch_size)
-    check_batch(X)
+    check_inputs(model, X, y)
     return _fab_attack(model, X, y, epsilon=epsilon, n_steps=n_steps, n_targets=n_targets,
                        n_restarts=n_restarts, norm=norm, bounds=bounds, alpha_max=alpha_max,
                        eta=eta, beta=beta, batch_size=batch_size)

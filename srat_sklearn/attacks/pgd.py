@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from .._torch import eval_mode
 from ._common import (
     ascent_direction,
-    check_batch,
+    check_inputs,
     check_labels,
     clip,
     logits_of,
@@ -85,7 +85,7 @@ def pgd_attack(
     validate_attack_args("pgd_attack", not_none=("n_steps",), epsilon=epsilon,
                          step_size=step_size, n_steps=n_steps, norm=norm,
                          random_start=random_start)
-    check_batch(X)
+    check_inputs(model, X, y)
     return _pgd_attack(model, X, y, epsilon=epsilon, step_size=step_size, n_steps=n_steps,
                        norm=norm, random_start=random_start, bounds=bounds, start=start)
 

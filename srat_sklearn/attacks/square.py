@@ -17,7 +17,7 @@ import torch
 
 from .._torch import eval_mode
 from ._common import (
-    check_batch,
+    check_inputs,
     check_labels,
     clip,
     logits_of,
@@ -236,7 +236,7 @@ def square_attack(model, X, y, *, epsilon, n_queries=5000, norm="linf", p_init=0
     """
     validate_attack_args("square_attack", not_none=("n_queries",), epsilon=epsilon,
                          n_queries=n_queries, norm=norm, p_init=p_init)
-    check_batch(X)
+    check_inputs(model, X, y)
     return _square_attack(model, X, y, epsilon=epsilon, n_queries=n_queries, norm=norm,
                           p_init=p_init, bounds=bounds)
 
