@@ -16,6 +16,7 @@ from skorch import NeuralNet
 
 from srat_sklearn import SRATClassifier
 from srat_sklearn.cli import build_parser, main
+from srat_sklearn.cli._arguments import CLI_METHODS
 from srat_sklearn.cli._storage import load_model
 from srat_sklearn.datasets import load_digits_images, load_uci
 
@@ -459,3 +460,13 @@ def test_cli_at_rw_drops_the_lr_with_the_other_methods(tmp_path):
     with open(tmp_path / "out" / "model.pkl", "rb") as f:
         classifier = pickle.load(f)[-1]
     assert (classifier.reweight_epoch_, classifier.lr_drop_epoch_) == (0, 2)
+
+
+def test_train_help_names_every_method(capsys):
+    # It named the five methods of version 0.1 after AT-BSL, TRADES and their SRAT
+    # combinations had joined --method.
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    usage, described = capsys.readouterr().out.split("options:")[0].split("\n\n", 1)
+    described = " ".join(described.split())
+    assert all(name in described for name in CLI_METHODS.values())

@@ -139,7 +139,8 @@ def build_parser():
     train = commands.add_parser(
         "train", formatter_class=formatter,
         help="train one method on a data set; save the model and its report",
-        description="Train NT, AT, AT-RW, AT-DRW or SRAT on a data set made imbalanced, print "
+        description="Train one method (--method: " + ", ".join(CLI_METHODS.values())
+                    + ") on a data set, imbalanced as it comes or made so (--imbalance), print "
                     "clean and robust accuracy per class on its test split, and save in "
                     "--output every setting (config.json), the fitted arrays (fitted.npz), the "
                     "network's parameters (params.pt, history.json), the report (report.md, "
