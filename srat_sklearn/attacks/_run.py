@@ -159,6 +159,8 @@ def run_attack(attack, model, X, y, *, epsilon, n_steps=None, norm="linf", step_
         Maps a batch of inputs to logits of shape (n, n_classes).
     X : torch.Tensor of shape (n, ...)
     y : torch.Tensor of shape (n,)
+        Integer class indices, each a column of the model's logits (0 to n_classes - 1;
+        others raise a ``ValueError`` before the first step).
     epsilon : float
         Radius of the threat model.
     n_steps : int, dict or None, default=None

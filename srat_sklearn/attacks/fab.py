@@ -206,6 +206,8 @@ def fab_attack(
         Maps a batch of inputs to logits of shape (n, n_classes).
     X : torch.Tensor of shape (n, ...)
     y : torch.Tensor of shape (n,)
+        Integer class indices, each a column of the model's logits (0 to n_classes - 1;
+        others raise a ``ValueError`` before the first step).
     epsilon : float
         Radius within which an adversarial example counts.
     n_steps : int, default=100

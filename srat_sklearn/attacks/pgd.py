@@ -47,7 +47,8 @@ def pgd_attack(
     X : torch.Tensor of shape (n, ...)
         Clean inputs, on the model's device.
     y : torch.Tensor of shape (n,)
-        Integer class indices.
+        Integer class indices, each a column of the model's logits (0 to n_classes - 1;
+        others raise a ``ValueError`` before the first step).
     epsilon : float
         Radius of the threat model. ``0`` returns ``X`` unchanged.
     step_size : float or None, default=None

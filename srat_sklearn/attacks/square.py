@@ -209,6 +209,8 @@ def square_attack(model, X, y, *, epsilon, n_queries=5000, norm="linf", p_init=0
         Maps a batch of inputs to logits of shape (n, n_classes).
     X : torch.Tensor of shape (n, ...)
     y : torch.Tensor of shape (n,)
+        Integer class indices, each a column of the model's logits (0 to n_classes - 1;
+        others raise a ``ValueError`` before the first step).
     epsilon : float
         Radius of the threat model. ``0`` returns ``X`` unchanged.
     n_queries : int, default=5000
