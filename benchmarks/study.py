@@ -482,6 +482,15 @@ def main(argv=None):
         for name, (_, _, _, methods) in table.items():
             print(f"{name}: {', '.join(methods)}")
         return
+    # Named here, before any data is built or run started, rather than as a KeyError later.
+    unknown = [name for name in args.setting if name not in table]
+    if unknown:
+        parser.error(f"no settings {unknown}; there are {', '.join(table)}")
+    for setting in args.setting:
+        unknown = [name for name in args.methods or () if name not in table[setting][3]]
+        if unknown:
+            parser.error(f"{setting} has no methods {unknown}; it has "
+                         f"{', '.join(table[setting][3])}")
     output = Path(args.output)
     done = done_runs(output)
     deadline = monotonic() + (np.inf if args.time_limit is None else args.time_limit)

@@ -1192,3 +1192,17 @@ def test_gpu_check_compiled_srat_runs_after_the_compiled_plain_loop(gpu_check, t
     srat.epoch()
     assert gpu_check.compile_fallback(srat) is None and np.isfinite(
         srat.clf.history[-1, "train_loss"])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--setting", "no-such-setting"], "no settings ['no-such-setting']"),
+    (["--setting", "tabular", "--methods", "AT", "SRAT,TRADES"],
+     "tabular has no methods ['SRAT,TRADES']"),
+])
+def test_study_names_an_unknown_setting_or_method_before_running(study, tmp_path, capsys,
+                                                                 argv, message):
+    output = tmp_path / "runs.jsonl"
+    with pytest.raises(SystemExit):
+        study.main([*argv, "--seeds", "0", "--output", str(output)])
+    assert message in capsys.readouterr().err
+    assert not output.exists()
