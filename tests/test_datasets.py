@@ -15,6 +15,7 @@ from torch.utils.data.dataloader import default_collate
 
 from srat_sklearn import SRATClassifier
 from srat_sklearn.datasets import (
+    UCI_MEASURED_COLUMNS,
     imbalanced_counts,
     load_cifar10,
     load_mnist_5k,
@@ -284,6 +285,44 @@ def test_without_the_data_extra_the_error_names_it(monkeypatch, load, package):
                         lambda name, *a: None if name == package else find_spec(name, *a))
     with pytest.raises(ImportError, match=r"srat-sklearn\[data\]"):
         load()
+
+
+@pytest.mark.parametrize("name, first_columns", [
+    ("page-blocks", ["Height", "Lenght", "Area"]),
+    ("yeast", ["mcg", "gvh", "alm"]),
+    ("hypothyroid", ["age", "sex", "on_thyroxine"]),
+])
+def test_uci_frame_holds_the_arrays_under_the_tables_column_names(name, first_columns):
+    X, y = load_uci(name)
+    frame, target = load_uci(name, as_frame=True)
+    assert frame.columns[:3].tolist() == first_columns
+    assert frame.columns.is_unique and frame.shape == X.shape
+    np.testing.assert_array_equal(frame.to_numpy(), X)
+    assert target.name == "class" and target.tolist() == y.tolist()
+
+
+@pytest.mark.parametrize("name, measured", [
+    ("yeast", ["mcg", "gvh", "alm", "mit", "vac", "nuc"]),
+    ("hypothyroid", ["age", "TSH", "T3", "TT4", "T4U", "FTI", "TBG"]),
+])
+def test_uci_measured_columns_are_the_measurements(name, measured):
+    frame, _ = load_uci(name, as_frame=True)
+    assert frame.columns[UCI_MEASURED_COLUMNS[name]].tolist() == measured
+
+
+def test_uci_frame_names_the_threat_model_behind_an_imputer():
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+
+    X, y = load_uci("hypothyroid", as_frame=True)
+    names = X.columns[UCI_MEASURED_COLUMNS["hypothyroid"]].tolist()
+    pipe = make_pipeline(SimpleImputer(keep_empty_features=True).set_output(transform="pandas"),
+                         SRATClassifier(perturbable_features=names, max_epochs=1, n_steps=1,
+                                        epsilon=0.1, epsilon_scale="std", reweight_epoch=0,
+                                        reweight_lr_factor=1.0, random_state=0))
+    pipe.fit(X[:400], y[:400])
+    assert np.flatnonzero(pipe[-1].perturbable_mask_).tolist() == \
+        UCI_MEASURED_COLUMNS["hypothyroid"]
 
 
 def test_unknown_uci_table_is_refused():
