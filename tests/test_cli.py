@@ -180,6 +180,17 @@ def test_train_on_npz_with_tabular_data(tmp_path, capsys):
     assert "Epsilon is in standard deviations of each training column" in out
 
 
+def test_train_prints_the_fit_time_that_config_records(tmp_path, capsys):
+    X, y = make_classification(n_samples=120, n_features=4, n_classes=2, random_state=0)
+    np.savez(tmp_path / "data.npz", X=X, y=y)
+    main(["train", "--data", str(tmp_path / "data.npz"), "--max-epochs", "2",
+          "--output", str(tmp_path / "out"), "--no-progress", "--eval-steps", "2"])
+    # Regression: a fit under half a second was reported as "in 0 s".
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    seconds = config["training"]["fit_seconds"]
+    assert f"in {seconds:.1f} s; model and report saved" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("method, loss, expected", [("at-bsl", None, "bsl"),
                                                     ("srat-bsl", None, "bsl"),
                                                     ("at", "bsl", "bsl"), ("at-bsl", "ce", "ce")])

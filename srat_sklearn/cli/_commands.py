@@ -89,7 +89,7 @@ def run_demo(args, out=None):
                 "seed": args.seed, "run time (s)": round(elapsed, 1)}
     path = write_report(reports, args.output, title="SRAT demo: imbalanced digits",
                         settings=settings)
-    print(f"Report written to {path} ({elapsed:.0f} s)", file=out)
+    print(f"Report written to {path} ({elapsed:.1f} s)", file=out)
     return reports
 
 
@@ -177,7 +177,7 @@ def run_train(args, out=None):
         report = _evaluate_and_print(model, X_test, y_test, args, epsilon, args.norm, staging,
                                      CLI_METHODS[args.method], config, out)
     print(f"Trained {CLI_METHODS[args.method]} on {args.data} ({len(y_train)} training samples) "
-          f"in {elapsed:.0f} s; model and report saved in {args.output}", file=out)
+          f"in {elapsed:.1f} s; model and report saved in {args.output}", file=out)
     return report
 
 
