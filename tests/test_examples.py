@@ -21,7 +21,8 @@ def run_example(name, cwd, *args):
 
 def test_every_example_is_tested():
     tested = {"quickstart_digits.py", "tabular_smote_pipeline.py", "grid_search_tradeoff.py",
-              "images_resnet18.py", "theory_gaussian_mixture.py", "tabular_fraud_like.py"}
+              "images_resnet18.py", "theory_gaussian_mixture.py", "tabular_fraud_like.py",
+              "real_data_baselines.py"}
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
 
@@ -49,6 +50,15 @@ def test_tabular_fraud_like(tmp_path):
     assert out.count("robust balanced accuracy") == 4 and "best: {" in out
     assert "2 of 12 features perturbable" in out  # amount and hour, carried through
     assert "AutoAttack" in out and "| under |" in out
+
+
+def test_real_data_baselines(tmp_path):
+    out = run_example("real_data_baselines.py", tmp_path)
+    assert "the attacker moves ['age', 'TSH', 'T3', 'TT4', 'T4U', 'FTI', 'TBG']" in out
+    rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| ")][1:]
+    assert [row[0].strip() for row in rows] == ["SRAT-W", "AT-BSL", "TRADES"]
+    assert all(0 <= float(value) <= 100 for row in rows for value in row[1:])
+    assert "AutoAttack, standard" in out and "7 of 25 features perturbable" in out
 
 
 def test_grid_search_tradeoff(tmp_path):
