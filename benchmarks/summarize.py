@@ -223,9 +223,10 @@ def real_paired(runs):
         return ""
     lines = [f"Paired differences to {BASELINE} under AutoAttack (same seeds; mean ± std over "
              "seeds in points, two-sided paired t-test, none where every seed differs by the "
-             "same amount); fit time as the median over seeds "
-             f"of the ratio to {TIME_REFERENCE}'s (a median: one run slowed by another job "
-             "on the machine does not move it):", "",
+             "same amount); fit time as the median over seeds of the ratio to "
+             f"{TIME_REFERENCE}'s run of the same seed, made minutes to hours apart (the target "
+             "takes the interleaved pairs of `bench_methods.py`, in the section on fit time "
+             "below, where they ran):", "",
              "| method | seeds | AA rare | AA common | AA balanced | PGD-20 balanced | "
              f"fit time / {TIME_REFERENCE} |", "|---|---|---|---|---|---|---|"]
     for method, seeds in grouped.items():
@@ -517,7 +518,8 @@ def robustlt_tuning(by_setting):
             used = tuned_robustlt(by_setting, setting)
             notes.append(f"{setting}'s twin chose {chosen}; " + (
                 "its test split compares with it." if used == chosen else
-                f"it has not run on the test split yet, which compares with {used}."))
+                f"it has not run on the test split yet; until it does, the target there compares "
+                f"with {used}."))
     if not rows:
         return []
     return ["## RobustLT's mixing weight, tuned on the validation twins", "",
