@@ -437,14 +437,52 @@ def real_settings(by_setting, validation):
     meet the target against a reference that never ran), and so has every method on every
     seed that any of these settings ran (else a half-run setting would judge a few methods
     on a few seeds, and drop the methods it lacks from the ranking)."""
-    evaluated = [s for s in by_setting if "autoattack" in by_setting[s][0]
-                 and s.endswith(VALIDATION_SUFFIX) == validation]
-    # A test split runs only the RobustLT weight that its twin chose, which it must have.
-    grid = {(r["method"], r["seed"]) for s in evaluated for r in by_setting[s]
-            if validation or not r["method"].startswith(ROBUSTLT_MIX)}
-    return [s for s in evaluated if set(TARGET_REFERENCES) <= set(by_method(by_setting[s]))
-            and grid <= {(r["method"], r["seed"]) for r in by_setting[s]}
+    return [s for s in evaluated_settings(by_setting, validation)
+            if set(TARGET_REFERENCES) <= set(by_method(by_setting[s]))
+            and not missing_runs(by_setting, s)
             and twin_choice(by_setting, s) in (None, *by_method(by_setting[s]))]
+
+
+def evaluated_settings(by_setting, validation):
+    """The settings evaluated with AutoAttack: the validation twins or the test splits."""
+    return [s for s in by_setting if "autoattack" in by_setting[s][0]
+            and s.endswith(VALIDATION_SUFFIX) == validation]
+
+
+def run_grid(by_setting, validation):
+    """The (method, seed) pairs that any setting of the kind (test split or validation twin)
+    ran: what each of them needs before the verdict judges it."""
+    # A test split runs only the RobustLT weight that its twin chose, which it must have.
+    return {(r["method"], r["seed"]) for s in evaluated_settings(by_setting, validation)
+            for r in by_setting[s] if validation or not r["method"].startswith(ROBUSTLT_MIX)}
+
+
+def missing_runs(by_setting, setting):
+    """The pairs of ``run_grid`` that ``setting`` did not run, sorted by seed."""
+    grid = run_grid(by_setting, setting.endswith(VALIDATION_SUFFIX))
+    ran = {(r["method"], r["seed"]) for r in by_setting[setting]}
+    return sorted(grid - ran, key=lambda pair: (pair[1], pair[0]))
+
+
+def partial_line(by_setting, setting):
+    """For a test split left out of the verdict: a line that says its tables are partial and
+    which runs it lacks; "" for a complete one."""
+    if setting in real_settings(by_setting, validation=False):
+        return ""
+    every = {method for method, _ in run_grid(by_setting, validation=False)}
+    by_seed = defaultdict(list)
+    for method, seed in missing_runs(by_setting, setting):
+        by_seed[seed].append(method)
+    whole = [seed for seed, methods in by_seed.items() if set(methods) == every]
+    # Quoted: several method names hold a comma.
+    lacks = [" and ".join(f'"{m}"' for m in methods) + f" on seed {seed}"
+             for seed, methods in by_seed.items() if seed not in whole]
+    if whole:
+        lacks.append(f"every method on seed{'s' * (len(whole) > 1)} "
+                     f"{', '.join(map(str, whole))}")
+    return ("Partial: this setting has not run every method on every seed yet"
+            + (f" (it lacks {'; '.join(lacks)})" if lacks else "")
+            + ", so the verdict below leaves it out and its figures may still move.")
 
 
 def robustlt_variants(grouped):
@@ -751,6 +789,23 @@ def theory_section(theory):
     return lines + ["", "![price of reweighting](results-theory.png)", ""]
 
 
+def section_heading(by_setting, setting):
+    """The lines above a setting's table: its title, the command and cost of its runs, and
+    for a test split not yet run on every method and seed, the line saying so."""
+    setting_runs = by_setting[setting]
+    seeds = sorted({r["seed"] for r in setting_runs})
+    minutes = sum(r["fit_seconds"] + r["eval_seconds"]
+                  + r.get("autoattack", {}).get("eval_seconds", 0) for r in setting_runs) / 60
+    n_runs = len(setting_runs)
+    lines = [f"## {TITLES.get(setting, setting)}", "",
+             f"`python benchmarks/study.py --setting {setting} --seeds "
+             f"{' '.join(map(str, seeds))}`: {n_runs} run{'s' * (n_runs != 1)}, "
+             f"{minutes:.0f} minutes.", ""]
+    test_split = "autoattack" in setting_runs[0] and not setting.endswith(VALIDATION_SUFFIX)
+    partial = partial_line(by_setting, setting) if test_split else ""
+    return lines + [partial, ""] if partial else lines
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default=str(Path(__file__).with_name("runs.jsonl")))
@@ -791,15 +846,7 @@ def main(argv=None):
     order = [s for s in TITLES if s in by_setting] + [s for s in by_setting if s not in TITLES]
     for setting in order:
         setting_runs = by_setting[setting]
-        seeds = sorted({r["seed"] for r in setting_runs})
-        minutes = sum(r["fit_seconds"] + r["eval_seconds"]
-                      + r.get("autoattack", {}).get("eval_seconds", 0)
-                      for r in setting_runs) / 60
-        n_runs = len(setting_runs)
-        parts += [f"## {TITLES.get(setting, setting)}", "",
-                  f"`python benchmarks/study.py --setting {setting} --seeds "
-                  f"{' '.join(map(str, seeds))}`: {n_runs} run{'s' * (n_runs != 1)}, "
-                  f"{minutes:.0f} minutes.", "", table(setting_runs), ""]
+        parts += section_heading(by_setting, setting) + [table(setting_runs), ""]
         if setting == "tradeoff":
             image = output.with_name("results-tradeoff.png")
             tradeoff_plot(setting_runs, image)

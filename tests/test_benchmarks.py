@@ -860,6 +860,43 @@ def test_readme_summary_judges_the_defaults_against_the_baselines(summarize, def
     assert verdict in text
 
 
+REFERENCE_ACCURACIES = {"AT-BSL": (60, 55), "AT-BSL+RobustLT": (60, 50), "AT-DRW": (50, 60),
+                        "SRAT, weights-normalised": (70, 62)}
+
+
+@pytest.mark.parametrize("half_run, lacks", [
+    (lambda runs: runs, None),
+    (lambda runs: [r for r in runs if r["seed"] == 0], "every method on seed 1"),
+    (lambda runs: [r for r in runs if r["seed"] == 0 and r["method"] != "AT-DRW"],
+     '"AT-DRW" on seed 0; every method on seed 1'),
+    (lambda runs: [r for r in runs if r["seed"] == 0 or r["method"] != "SRAT, weights-"
+                   "normalised"], '"SRAT, weights-normalised" on seed 1'),
+], ids=["complete", "one-seed", "one-seed-less-a-method", "a-method-on-a-seed"])
+def test_partial_test_split_says_which_runs_it_lacks(summarize, half_run, lacks):
+    yeast = real_setting("yeast", REFERENCE_ACCURACIES)
+    by_setting = {"yeast": yeast, "mnist-step": half_run(real_setting("mnist-step",
+                                                                      REFERENCE_ACCURACIES))}
+    line = summarize.partial_line(by_setting, "mnist-step")
+    if lacks is None:
+        assert line == ""
+    else:
+        assert line.startswith("Partial:") and f"(it lacks {lacks})," in line
+
+
+@pytest.mark.parametrize("setting, partial", [
+    ("mnist-step", True), ("yeast", False), ("mnist-step-val", False)])
+def test_partial_test_split_is_marked_above_its_table(summarize, setting, partial):
+    by_setting = {name: [{**run, "eval_seconds": 1.0} for run in
+                         real_setting(name, REFERENCE_ACCURACIES, seeds)]
+                  for name, seeds in (("yeast", (0, 1)), ("mnist-step", (0,)),
+                                      ("mnist-step-val", (0,)))}
+    heading = summarize.section_heading(by_setting, setting)
+    assert heading[0] == f"## {summarize.TITLES[setting]}"
+    # The table follows the heading: the line must be its last paragraph.
+    assert heading[-2].startswith("Partial:") is partial
+    assert sum(line.startswith("Partial:") for line in heading) == partial
+
+
 def test_readme_summary_waits_for_settings_that_have_not_run(summarize):
     runs = real_setting("yeast", {"AT-BSL": (60, 55), "AT-BSL+RobustLT": (60, 50),
                                   "AT-DRW": (50, 60)})
