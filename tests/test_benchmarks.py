@@ -883,6 +883,18 @@ def test_partial_test_split_says_which_runs_it_lacks(summarize, half_run, lacks)
         assert line.startswith("Partial:") and f"(it lacks {lacks})," in line
 
 
+def test_per_class_gap_averages_only_the_seeds_every_method_ran(summarize):
+    runs = [{**run_of(method, seed, rare, 80), "under_represented": [0]}
+            for method, rare, seeds in (("SRAT, weights-normalised", 60, (0,)),
+                                        ("SRAT, weights-normalised", 10, (1,)),
+                                        ("AT-BSL", 50, (0,)), ("SRAT-BSL", 55, (0,)))
+            for seed in seeds]
+    rows = {line.split(" | ")[0]: line for line in summarize.per_class_gap(runs).splitlines()}
+    # Seed 1 of the defaults has no AT-BSL run beside it: the rare class's gap is seed 0's.
+    assert rows["| **0**"].endswith(" | 60 | 50 | 55 | +10 |")
+    assert "means over the 1 seed that every method" in summarize.per_class_gap(runs)
+
+
 @pytest.mark.parametrize("setting, partial", [
     ("mnist-step", True), ("yeast", False), ("mnist-step-val", False)])
 def test_partial_test_split_is_marked_above_its_table(summarize, setting, partial):
