@@ -445,8 +445,7 @@ def real_settings(by_setting, validation):
     on a few seeds, and drop the methods it lacks from the ranking)."""
     return [s for s in evaluated_settings(by_setting, validation)
             if set(TARGET_REFERENCES) <= set(by_method(by_setting[s]))
-            and not missing_runs(by_setting, s)
-            and twin_choice(by_setting, s) in (None, *by_method(by_setting[s]))]
+            and not missing_runs(by_setting, s)]
 
 
 def evaluated_settings(by_setting, validation):
@@ -463,11 +462,28 @@ def run_grid(by_setting, validation):
             for r in by_setting[s] if validation or not r["method"].startswith(ROBUSTLT_MIX)}
 
 
+def required_runs(by_setting, setting):
+    """The (method, seed) pairs ``setting`` needs before the verdict judges it: the
+    ``run_grid`` of its kind, and for a test split the RobustLT weight its twin chose on
+    every seed of it."""
+    validation = setting.endswith(VALIDATION_SUFFIX)
+    grid = run_grid(by_setting, validation)
+    choice = None if validation else twin_choice(by_setting, setting)
+    if choice is not None:
+        grid |= {(choice, seed) for _, seed in grid}
+    return grid
+
+
 def missing_runs(by_setting, setting):
-    """The pairs of ``run_grid`` that ``setting`` did not run, sorted by seed."""
-    grid = run_grid(by_setting, setting.endswith(VALIDATION_SUFFIX))
+    """The pairs of ``required_runs`` that ``setting`` did not run, sorted by seed."""
     ran = {(r["method"], r["seed"]) for r in by_setting[setting]}
-    return sorted(grid - ran, key=lambda pair: (pair[1], pair[0]))
+    return sorted(required_runs(by_setting, setting) - ran,
+                  key=lambda pair: (pair[1], pair[0]))
+
+
+def listed(items):
+    """``a``, ``a and b``, ``a, b and c``."""
+    return " and ".join(filter(None, [", ".join(items[:-1]), items[-1]]))
 
 
 def partial_line(by_setting, setting):
@@ -475,13 +491,13 @@ def partial_line(by_setting, setting):
     which runs it lacks; "" for a complete one."""
     if setting in real_settings(by_setting, validation=False):
         return ""
-    every = {method for method, _ in run_grid(by_setting, validation=False)}
+    every = {method for method, _ in required_runs(by_setting, setting)}
     by_seed = defaultdict(list)
     for method, seed in missing_runs(by_setting, setting):
         by_seed[seed].append(method)
     whole = [seed for seed, methods in by_seed.items() if set(methods) == every]
     # Quoted: several method names hold a comma.
-    lacks = [" and ".join(f'"{m}"' for m in methods) + f" on seed {seed}"
+    lacks = [listed([f'"{m}"' for m in methods]) + f" on seed {seed}"
              for seed, methods in by_seed.items() if seed not in whole]
     if whole:
         lacks.append(f"every method on seed{'s' * (len(whole) > 1)} "

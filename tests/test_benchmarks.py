@@ -805,6 +805,17 @@ def test_test_split_is_judged_once_it_ran_the_weight_its_twin_chose(summarize):
     assert summarize.real_settings(by_setting, validation=False) == ["s", "t"]
 
 
+def test_test_split_needs_the_weight_its_twin_chose_on_every_seed(summarize):
+    references = {"AT-DRW": (50, 60), "AT-BSL": (60, 60), "AT-BSL+RobustLT": (60, 60)}
+    by_setting = twin_and_test({**references, "AT-BSL+RobustLT, mix 0.1": (70, 60)},
+                               [*references, "AT-BSL+RobustLT, mix 0.1"])
+    by_setting["s"] = [run for run in by_setting["s"]
+                       if not (run["method"].endswith("mix 0.1") and run["seed"] == 1)]
+    assert summarize.real_settings(by_setting, validation=False) == []
+    assert '(it lacks "AT-BSL+RobustLT, mix 0.1" on seed 1),' in summarize.partial_line(
+        by_setting, "s")
+
+
 @pytest.mark.parametrize("setting, runs_on_file, expected", [
     ("yeast", True, ["AT-BSL+RobustLT, mix 0.1"]),
     ("yeast", False, []),  # no twin run yet: the library's weight only
@@ -869,9 +880,12 @@ REFERENCE_ACCURACIES = {"AT-BSL": (60, 55), "AT-BSL+RobustLT": (60, 50), "AT-DRW
     (lambda runs: [r for r in runs if r["seed"] == 0], "every method on seed 1"),
     (lambda runs: [r for r in runs if r["seed"] == 0 and r["method"] != "AT-DRW"],
      '"AT-DRW" on seed 0; every method on seed 1'),
+    (lambda runs: [r for r in runs if r["seed"] == 0 and r["method"].startswith("SRAT")],
+     '"AT-BSL", "AT-BSL+RobustLT" and "AT-DRW" on seed 0; every method on seed 1'),
     (lambda runs: [r for r in runs if r["seed"] == 0 or r["method"] != "SRAT, weights-"
                    "normalised"], '"SRAT, weights-normalised" on seed 1'),
-], ids=["complete", "one-seed", "one-seed-less-a-method", "a-method-on-a-seed"])
+], ids=["complete", "one-seed", "one-seed-less-a-method", "one-seed-less-three-methods",
+        "a-method-on-a-seed"])
 def test_partial_test_split_says_which_runs_it_lacks(summarize, half_run, lacks):
     yeast = real_setting("yeast", REFERENCE_ACCURACIES)
     by_setting = {"yeast": yeast, "mnist-step": half_run(real_setting("mnist-step",
@@ -889,10 +903,11 @@ def test_per_class_gap_averages_only_the_seeds_every_method_ran(summarize):
                                         ("SRAT, weights-normalised", 10, (1,)),
                                         ("AT-BSL", 50, (0,)), ("SRAT-BSL", 55, (0,)))
             for seed in seeds]
-    rows = {line.split(" | ")[0]: line for line in summarize.per_class_gap(runs).splitlines()}
+    text = summarize.per_class_gap(runs)
+    rows = {line.split(" | ")[0]: line for line in text.splitlines()}
     # Seed 1 of the defaults has no AT-BSL run beside it: the rare class's gap is seed 0's.
     assert rows["| **0**"].endswith(" | 60 | 50 | 55 | +10 |")
-    assert "means over the 1 seed that every method" in summarize.per_class_gap(runs)
+    assert "means over the 1 seed that every method" in text
 
 
 @pytest.mark.parametrize("setting, partial", [
