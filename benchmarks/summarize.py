@@ -69,11 +69,16 @@ def value(run, kind, group):
     return 100 * run["groups"][group][kind]
 
 
+def rounded(number, decimals=0):
+    """``number`` rounded for printing, with no "-0": a sign that rounding erased is noise."""
+    return round(float(number), decimals) + 0.0
+
+
 def mean_std(values):
     values = np.asarray(values, dtype=float)
     if len(values) < 2:  # one seed has no spread to show
-        return f"{values.mean():.1f}"
-    return f"{values.mean():.1f} ± {values.std(ddof=1):.1f}"
+        return f"{rounded(values.mean(), 1):.1f}"
+    return f"{rounded(values.mean(), 1):.1f} ± {values.std(ddof=1):.1f}"
 
 
 def by_method(runs):
@@ -276,7 +281,7 @@ def per_class_gap(runs, methods=(DEFAULT, BASELINE, "SRAT-BSL")):
         lines.append(
             f"| {name} | {counts[index]} | {np.log(counts.max() / counts[index]):.1f} | "
             f"{mean(DEFAULT, label, 'clean'):.0f} | {mean(BASELINE, label, 'clean'):.0f} | "
-            + " | ".join(f"{r:.0f}" for r in robust) + f" | {gaps[index]:+.0f} |")
+            + " | ".join(f"{r:.0f}" for r in robust) + f" | {rounded(gaps[index]):+.0f} |")
     deficit = sum(gaps[i] for i in rare)
     if deficit < 0:
         worst = min(rare, key=gaps.get)
@@ -284,7 +289,8 @@ def per_class_gap(runs, methods=(DEFAULT, BASELINE, "SRAT-BSL")):
                   f"{-deficit / len(rare):.1f} points on average, "
                   f"{100 * gaps[worst] / deficit:.0f}% of it on class {classes[worst]} "
                   f"({counts[worst]} training rows; {BASELINE}'s margin "
-                  f"{np.log(counts.max() / counts[worst]):.1f} nats): {gaps[worst]:+.0f} points "
+                  f"{np.log(counts.max() / counts[worst]):.1f} nats): "
+                  f"{rounded(gaps[worst]):+.0f} points "
                   f"under AutoAttack, at clean accuracies of "
                   f"{mean(DEFAULT, classes[worst], 'clean'):.0f}% ({DEFAULT}) and "
                   f"{mean(BASELINE, classes[worst], 'clean'):.0f}% ({BASELINE})."]
@@ -650,7 +656,7 @@ def readme_summary(by_setting, fit_times=None):
             rows.append(f"| {setting} | {name} | {len(seeds)} | " + " | ".join(cells)
                         + f" | {'yes' if met_here else 'no'} |")
         gaps.append(f"{setting} " + " / ".join(
-            f"{mean_difference(grouped[DEFAULT], grouped[BASELINE], group):+.1f}"
+            f"{rounded(mean_difference(grouped[DEFAULT], grouped[BASELINE], group), 1):+.1f}"
             for group in ("rare", "common", "balanced")))
     met = {method: count for method, (_, count) in judged.items()}
     best = max(met.values())
@@ -716,7 +722,7 @@ def validation_choice(by_setting, fit_times=None):
              f"AA balanced - {BASELINE} |", "|---" * (len(settings) + 4) + "|"]
     for method, cells, met, missed, gain in ranking:
         lines.append(f"| {method} | " + " | ".join(cells)
-                     + f" | {met} of {len(settings)} | {missed} | {gain:+.1f} |")
+                     + f" | {met} of {len(settings)} | {missed} | {rounded(gain, 1):+.1f} |")
     chosen = ranking[0][0]
     ranked = [row[0] for row in ranking]
     verdict = (f"{chosen} comes first: it is the estimator's default configuration."

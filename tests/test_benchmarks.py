@@ -910,6 +910,22 @@ def test_per_class_gap_averages_only_the_seeds_every_method_ran(summarize):
     assert "means over the 1 seed that every method" in text
 
 
+def test_per_class_gap_prints_no_negative_zero(summarize):
+    # the defaults 0.4 points below AT-BSL on the rare class: the gap rounds to zero
+    runs = [{**run_of(method, 0, rare, 80), "under_represented": [0]}
+            for method, rare in (("SRAT, weights-normalised", 59.6), ("AT-BSL", 60),
+                                 ("SRAT-BSL", 55))]
+    row = next(line for line in summarize.per_class_gap(runs).splitlines()
+               if line.startswith("| **0** |"))
+    assert row.endswith(" | +0 |")
+
+
+@pytest.mark.parametrize("values, expected", [
+    ([-0.02], "0.0"), ([-0.04, 0.02], "0.0 ± 0.0"), ([-0.06], "-0.1"), ([0.5, 1.5], "1.0 ± 0.7")])
+def test_mean_std_prints_no_negative_zero(summarize, values, expected):
+    assert summarize.mean_std(values) == expected
+
+
 @pytest.mark.parametrize("setting, partial", [
     ("mnist-step", True), ("yeast", False), ("mnist-step-val", False)])
 def test_partial_test_split_is_marked_above_its_table(summarize, setting, partial):
