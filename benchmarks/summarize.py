@@ -71,6 +71,7 @@ def value(run, kind, group):
 
 def rounded(number, decimals=0):
     """``number`` rounded for printing, with no "-0": a sign that rounding erased is noise."""
+    # the format spec's "z" (PEP 682) does this from Python 3.11; requires-python allows 3.10
     return round(float(number), decimals) + 0.0
 
 

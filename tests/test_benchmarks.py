@@ -926,6 +926,23 @@ def test_mean_std_prints_no_negative_zero(summarize, values, expected):
     assert summarize.mean_std(values) == expected
 
 
+def test_readme_summary_prints_no_negative_zero(summarize):
+    # the defaults 0.04 points below AT-BSL on the rare classes, 0.04 above on the common ones
+    runs = real_setting("yeast", {"SRAT, weights-normalised": (59.96, 55.04),
+                                  "AT-BSL": (60, 55), "AT-BSL+RobustLT": (60, 50),
+                                  "AT-DRW": (50, 60)})
+    assert "yeast +0.0 / +0.0 / +0.0." in summarize.readme_summary({"yeast": runs})
+
+
+def test_validation_choice_prints_no_negative_zero(summarize):
+    accuracies = {"AT-DRW": (50, 60), "AT-BSL": (60, 60), "AT-BSL+RobustLT": (60, 50),
+                  "SRAT": (59.96, 60), "SRAT-BSL": (70, 70)}
+    row = next(line for line in summarize.validation_choice(
+                   {"yeast-val": real_setting("yeast-val", accuracies)})
+               if line.startswith("| SRAT |"))
+    assert row.endswith(" | +0.0 |")
+
+
 @pytest.mark.parametrize("setting, partial", [
     ("mnist-step", True), ("yeast", False), ("mnist-step-val", False)])
 def test_partial_test_split_is_marked_above_its_table(summarize, setting, partial):
