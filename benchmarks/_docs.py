@@ -16,6 +16,12 @@ def replace_block(text, marker, content):
     return pattern.sub(lambda m: m.group(1) + content.rstrip("\n") + "\n" + m.group(2), text)
 
 
+def rounded(number, decimals=0):
+    """``number`` rounded for printing, with no "-0": a sign that rounding erased is noise."""
+    # the format spec's "z" (PEP 682) does this from Python 3.11; requires-python allows 3.10
+    return round(float(number), decimals) + 0.0
+
+
 def write_docs(generated, root):
     """Write the files of ``{path: text}`` (a script's ``generated_docs``) and say so."""
     for path, text in generated.items():

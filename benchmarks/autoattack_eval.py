@@ -43,7 +43,7 @@ from srat_sklearn.metrics import robust_predict
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-from _docs import replace_block, write_docs  # noqa: E402
+from _docs import replace_block, rounded, write_docs  # noqa: E402
 from _provenance import describe_cpu, machine  # noqa: E402
 
 EPSILON = {"linf": 0.2, "l2": 1.0}
@@ -215,7 +215,8 @@ def render_reliability(records):
     for record in records:
         overall, per_class, gaps = checks(record)
         norm = NORM_NAMES[record["norm"]]
-        gap_text = ", ".join(f"{ATTACK_LABELS[m]} {g:+.1f}" for m, g in gaps.items())
+        gap_text = ", ".join(f"{ATTACK_LABELS[m]} {rounded(g, 1):+.1f}"
+                             for m, g in gaps.items())
         ratio_text = ", ".join(f"{ATTACK_LABELS[m]} {r:.2f}x"
                                for m, r in time_ratios(record).items())
         parts += [

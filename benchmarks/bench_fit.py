@@ -69,7 +69,7 @@ from srat_sklearn.models import SmallCNN
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _docs import replace_block, write_docs  # noqa: E402
+from _docs import replace_block, rounded, write_docs  # noqa: E402
 from _provenance import machine  # noqa: E402
 from _rounds import paired_ratios  # noqa: E402
 
@@ -500,8 +500,8 @@ def render_scaling(rows):
 
     step_cost = (at[small, 10] - at[small, 1]) / 9
     lines += ["", f"- Doubling the samples changes the cost per sample and pass by "
-              f"{per_pass(large, 1) / per_pass(small, 1) - 1:+.1%} at 1 step and "
-              f"{per_pass(large, 10) / per_pass(small, 10) - 1:+.1%} at 10 steps.",
+              f"{rounded(per_pass(large, 1) / per_pass(small, 1) - 1, 3):+.1%} at 1 step and "
+              f"{rounded(per_pass(large, 10) / per_pass(small, 10) - 1, 3):+.1%} at 10 steps.",
               f"- Each extra step adds {step_cost:.3f} s per epoch at {small} samples: the line "
               f"through 1 and 10 steps predicts {at[small, 1] + 4 * step_cost:.3f} s at 5 steps;"
               f" the measurement is {at[small, 5]:.3f} s."]
@@ -532,9 +532,10 @@ def render_cheap(record, runs):
         study_time = np.mean([seeds[s]["fit_seconds"] / reference[s]["fit_seconds"]
                               for s in common])
         met = np.mean(overall) >= -points and 1 / row["ratio"] <= share
+        per_seed = ", ".join(f"{rounded(d, 1):+.1f}" for d in overall)
         lines.append(f"| {name} | {1 / row['ratio']:.2f}x | {study_time:.2f}x | "
                      f"{summarize.mean_std(overall)} | {summarize.mean_std(under)} | "
-                     + ", ".join(f"{d:+.1f}" for d in overall) + f" | {'yes' if met else 'no'} |")
+                     f"{per_seed} | {'yes' if met else 'no'} |")
     if reference:
         base = [summarize.value(run, "robust", "overall") for run in reference.values()]
         lines += ["", f"PGD-10's robust overall accuracy: {summarize.mean_std(base)} "

@@ -19,7 +19,7 @@ from scipy.stats import ttest_rel
 from srat_sklearn._budgets import class_radius_factors
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _docs import replace_block  # noqa: E402
+from _docs import replace_block, rounded  # noqa: E402
 
 matplotlib.use("Agg")
 from matplotlib import pyplot as plt  # noqa: E402
@@ -67,12 +67,6 @@ def load(path):
 
 def value(run, kind, group):
     return 100 * run["groups"][group][kind]
-
-
-def rounded(number, decimals=0):
-    """``number`` rounded for printing, with no "-0": a sign that rounding erased is noise."""
-    # the format spec's "z" (PEP 682) does this from Python 3.11; requires-python allows 3.10
-    return round(float(number), decimals) + 0.0
 
 
 def mean_std(values):

@@ -943,6 +943,33 @@ def test_validation_choice_prints_no_negative_zero(summarize):
     assert row.endswith(" | +0.0 |")
 
 
+def test_attack_gaps_to_torchattacks_print_no_negative_zero(autoattack_eval):
+    record = json.loads(AUTOATTACK.with_name("autoattack.jsonl").read_text().splitlines()[0])
+    # ours 0.02 points below torchattacks' APGD-CE: the gap rounds to zero
+    record["torchattacks"]["apgd-ce"]["robust"] = record["attacks"]["apgd-ce"]["robust"] + 2e-4
+    text = autoattack_eval.render_reliability([record])
+    assert "in points: APGD-CE +0.0, " in text
+
+
+def test_cheap_attack_differences_per_seed_print_no_negative_zero(bench_fit):
+    record = {"comparisons": [{"comparison": "PGD-3, step eps/2 vs PGD-10, both estimator",
+                               "ratio": 2.5}]}
+    runs = [fast_run("SRAT PGD-10", s, 60.0, 40.0, 10.0) for s in (0, 1)]
+    # seed 0 0.02 points below PGD-10: its difference rounds to zero
+    runs += [fast_run("SRAT PGD-3", seed, overall, 40.0, 4.0)
+             for seed, overall in ((0, 59.98), (1, 61.0))]
+    row = bench_fit.render_cheap(record, runs).splitlines()[2]
+    assert " | +0.0, +1.0 | " in row
+
+
+def test_scaling_summary_prints_no_negative_zero(bench_fit):
+    # twice the samples at 0.04% less time per sample and pass: a change that rounds to zero
+    rows = [{"samples": n, "steps": steps,
+             "seconds_per_epoch": 1e-3 * n * (steps + 1) * (1 - 4e-4 * (n == 200))}
+            for n in (100, 200) for steps in (1, 5, 10)]
+    assert "by +0.0% at 1 step and +0.0% at 10 steps." in bench_fit.render_scaling(rows)
+
+
 @pytest.mark.parametrize("setting, partial", [
     ("mnist-step", True), ("yeast", False), ("mnist-step-val", False)])
 def test_partial_test_split_is_marked_above_its_table(summarize, setting, partial):
