@@ -2,6 +2,7 @@
 
 A block lies between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->``; the scripts rewrite it,
 and the test suite checks that the committed docs equal what the committed runs files give.
+The scripts print signed differences through ``rounded``, so that none reads "-0.0".
 """
 
 import re
