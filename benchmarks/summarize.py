@@ -541,6 +541,12 @@ def tuned_robustlt(by_setting, setting):
     return chosen if chosen in by_method(by_setting.get(setting, [])) else ROBUSTLT
 
 
+def judged_methods(by_setting, settings):
+    """Every method that ran on any of ``settings``, in the order first run: a RobustLT weight
+    that only one setting's twin chose is judged on that setting, and shows "-" elsewhere."""
+    return list(dict.fromkeys(m for setting in settings for m in by_method(by_setting[setting])))
+
+
 def target_cells(by_setting, settings, method, fit_times=None):
     """``(one cell per setting, settings met, criteria missed)`` of ``method``'s misses of the
     target."""
@@ -599,7 +605,7 @@ def real_summary(by_setting, fit_times=None):
     settings = real_settings(by_setting, validation=False)
     if not settings:
         return []
-    methods = list(by_method(by_setting[settings[0]]))
+    methods = judged_methods(by_setting, settings)
     lines = ["## Real data: which configuration wins", "",
              f"The target of the baselines issue, per setting, under AutoAttack (means over "
              f"seeds): {TARGET}. {DEFAULT} is the estimator's default configuration.", "",
@@ -636,7 +642,7 @@ def readme_summary(by_setting, fit_times=None):
     waiting = not_run_yet(settings)
     if not settings:
         return waiting + "."
-    methods = dict.fromkeys(m for setting in settings for m in by_method(by_setting[setting]))
+    methods = judged_methods(by_setting, settings)
     # (one cell per setting, "met" or the misses; settings met) of each method
     judged = {m: target_cells(by_setting, settings, m, fit_times)[:2] for m in methods}
     rows, gaps = [], []

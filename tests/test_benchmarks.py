@@ -664,6 +664,18 @@ def test_target_table_names_the_test_splits_not_run_yet(summarize):
     assert "mnist-step," in missing and "page-blocks" in missing and "yeast" not in missing
 
 
+def test_target_table_judges_every_configuration_the_readme_counts(summarize):
+    # Only yeast's twin chose mix 0.1: it ran on yeast alone, after the first setting.
+    by_setting = {"page-blocks": real_setting("page-blocks", REFERENCE_ACCURACIES),
+                  "yeast": real_setting("yeast", {**REFERENCE_ACCURACIES,
+                                                  "AT-BSL+RobustLT, mix 0.1": (70, 62)})}
+    lines = summarize.real_summary(by_setting)
+    start = next(i for i, line in enumerate(lines) if line.startswith("| method |")) + 2
+    rows = lines[start:lines.index("", start)]
+    assert "| AT-BSL+RobustLT, mix 0.1 | - | met | 1 of 2 |" in rows
+    assert f"the study's {len(rows)} configurations" in summarize.readme_summary(by_setting)
+
+
 def test_twin_without_a_reference_is_not_judged(summarize):
     def runs(methods):
         return [run_of(method, seed, 60, 60) for method in methods for seed in (0, 1)]
