@@ -542,8 +542,9 @@ def tuned_robustlt(by_setting, setting):
 
 
 def judged_methods(by_setting, settings):
-    """Every method that ran on any of ``settings``, in the order first run: a RobustLT weight
-    that only one setting's twin chose is judged on that setting, and shows "-" elsewhere."""
+    """Every method that ran on any of ``settings``, in the order the settings first list it:
+    a RobustLT weight that only one setting's twin chose is judged on that setting, and shows
+    "-" elsewhere."""
     return list(dict.fromkeys(m for setting in settings for m in by_method(by_setting[setting])))
 
 

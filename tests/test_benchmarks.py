@@ -665,7 +665,8 @@ def test_target_table_names_the_test_splits_not_run_yet(summarize):
 
 
 def test_target_table_judges_every_configuration_the_readme_counts(summarize):
-    # Only yeast's twin chose mix 0.1: it ran on yeast alone, after the first setting.
+    # As when only yeast's twin chooses mix 0.1: that weight runs on yeast alone, which is not
+    # the first setting.
     by_setting = {"page-blocks": real_setting("page-blocks", REFERENCE_ACCURACIES),
                   "yeast": real_setting("yeast", {**REFERENCE_ACCURACIES,
                                                   "AT-BSL+RobustLT, mix 0.1": (70, 62)})}
