@@ -550,11 +550,17 @@ def judged_methods(by_setting, settings):
 
 def target_cells(by_setting, settings, method, fit_times=None):
     """``(one cell per setting, settings met, criteria missed)`` of ``method``'s misses of the
-    target."""
+    target; a method run on only some of a setting's seeds (an optional RobustLT weight) is
+    not judged there, since its mean would stand against the references' over every seed."""
     cells, met, missed = [], 0, 0
     for setting in settings:
-        if method not in by_method(by_setting[setting]):
+        grouped = by_method(by_setting[setting])
+        if method not in grouped:
             cells.append("-")
+            continue
+        seeds = {run["seed"] for run in by_setting[setting]}
+        if len(grouped[method]) < len(seeds):
+            cells.append(f"{len(grouped[method])} of {len(seeds)} seeds, not judged")
             continue
         misses = target_misses(by_setting[setting], method, fit_times,
                                tuned_robustlt(by_setting, setting))

@@ -677,6 +677,16 @@ def test_target_table_judges_every_configuration_the_readme_counts(summarize):
     assert f"the study's {len(rows)} configurations" in summarize.readme_summary(by_setting)
 
 
+def test_target_table_judges_no_method_on_part_of_a_settings_seeds(summarize):
+    # As mix 0.25 on mnist-exp: an optional weight run on one of the setting's two seeds.
+    yeast = real_setting("yeast", REFERENCE_ACCURACIES)
+    yeast += [run for run in real_setting("yeast", {"AT-BSL+RobustLT, mix 0.25": (10, 10)})
+              if run["seed"] == 0]
+    cells, met, missed = summarize.target_cells({"yeast": yeast}, ["yeast"],
+                                                "AT-BSL+RobustLT, mix 0.25")
+    assert (cells, met, missed) == (["1 of 2 seeds, not judged"], 0, 0)
+
+
 def test_twin_without_a_reference_is_not_judged(summarize):
     def runs(methods):
         return [run_of(method, seed, 60, 60) for method in methods for seed in (0, 1)]
