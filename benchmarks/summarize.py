@@ -621,10 +621,63 @@ def real_summary(by_setting, fit_times=None):
     for method in methods:
         cells, met, _ = target_cells(by_setting, settings, method, fit_times)
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {met} of {len(settings)} |")
+    lines += ["", " ".join(filter(None, [defaults_verdict(by_setting, settings, fit_times),
+                                         test_split_ranking(by_setting, settings, fit_times),
+                                         robustlt_trade(by_setting, settings, fit_times)]))]
     waiting = not_run_yet(settings)
     if waiting:
         lines += ["", f"{waiting}; the table judges only the settings above."]
     return lines + [""]
+
+
+def defaults_verdict(by_setting, settings, fit_times=None):
+    """On how many of ``settings`` the defaults meet the target, and the most that any
+    configuration meets (with those that do)."""
+    met = {method: target_cells(by_setting, settings, method, fit_times)[1]
+           for method in judged_methods(by_setting, settings)}
+    best = max(met.values())
+    leaders = "; ".join(m for m in met if met[m] == best)
+    return (f"The defaults meet the target on {met.get(DEFAULT, 0)} of {len(settings)} settings; "
+            + (f"no configuration of the study's {len(met)} meets it on any."
+               if best == 0 else
+               f"the most that any of the study's {len(met)} configurations meets is {best} "
+               f"({leaders})."))
+
+
+def test_split_ranking(by_setting, settings, fit_times=None):
+    """What the rule that chose the default on the validation twins would rank first on the
+    test splits, where that is not the defaults; "" otherwise."""
+    ranking = validation_ranking(by_setting, settings, fit_times)
+    ours = [row for row in ranking if row[0] == DEFAULT]
+    if not ranking or not ours or ranking[0][0] == DEFAULT:
+        return ""
+    (first, _, met, missed, _), (_, _, our_met, our_missed, _) = ranking[0], ours[0]
+    return (f"The rule that chose the default on the validation twins (below), applied to "
+            f"these test splits, would rank {first} first ({met} settings met, {missed} "
+            f"criteria missed; the defaults {our_met} and {our_missed}); the default is never "
+            "chosen on a test split.")
+
+
+def robustlt_trade(by_setting, settings, fit_times=None):
+    """Where the defaults trail the tuned RobustLT reference on the rare classes: what that
+    reference gives up on the common classes for it; "" where they never do."""
+    trades = []
+    for setting in settings:
+        grouped = by_method(by_setting[setting])
+        reference = tuned_robustlt(by_setting, setting)
+        if DEFAULT not in grouped or reference not in grouped:
+            continue
+        rare, common = (mean_difference(grouped[reference], grouped[DEFAULT], group)
+                        for group in ("rare", "common"))
+        if rare > 0:
+            trades.append(f"{setting} ({reference}) rare {rounded(rare, 1):+.1f}, "
+                          f"common {rounded(common, 1):+.1f}")
+    if not trades:
+        return ""
+    return ("Where the defaults trail the RobustLT reference on the rare classes, its lead and "
+            f"its difference on the common classes, in points: {'; '.join(trades)}. Where they "
+            f"trail {BASELINE}, the per-class table of the setting shows the classes and "
+            f"{BASELINE}'s logit margin on them.")
 
 
 def not_run_yet(settings):
@@ -666,9 +719,6 @@ def readme_summary(by_setting, fit_times=None):
         gaps.append(f"{setting} " + " / ".join(
             f"{rounded(mean_difference(grouped[DEFAULT], grouped[BASELINE], group), 1):+.1f}"
             for group in ("rare", "common", "balanced")))
-    met = {method: count for method, (_, count) in judged.items()}
-    best = max(met.values())
-    leaders = "; ".join(m for m in met if met[m] == best)
     lines = [
         "Robust accuracy (%) under standard AutoAttack on the test splits, means over seeds: "
         "\"rare\" and \"common\" average the per-class accuracies of the under- and "
@@ -685,11 +735,7 @@ def readme_summary(by_setting, fit_times=None):
         *rows,
         "",
         f"SRAT-W minus {BASELINE}, rare / common / balanced, in points: {'; '.join(gaps)}. "
-        f"The defaults meet the target on {met[DEFAULT]} of {len(settings)} settings; "
-        + (f"no configuration of the study's {len(met)} meets it on any."
-           if best == 0 else
-           f"the most that any of the study's {len(met)} configurations meets is {best} "
-           f"({leaders})."),
+        + defaults_verdict(by_setting, settings, fit_times),
     ]
     return "\n".join(lines + (["", waiting + "."] if waiting else []))
 

@@ -898,6 +898,40 @@ REFERENCE_ACCURACIES = {"AT-BSL": (60, 55), "AT-BSL+RobustLT": (60, 50), "AT-DRW
                         "SRAT, weights-normalised": (70, 62)}
 
 
+@pytest.mark.parametrize("default, first", [((58, 62), "other"), ((70, 62), None)],
+                         ids=["ranked-below-other", "ranked-first"])
+def test_target_verdict_names_what_the_rule_would_rank_first_on_the_test_splits(
+        summarize, default, first):
+    # At (58, 62) the defaults miss both rare-class bars; "other" misses only the common one.
+    runs = real_setting("yeast", {**REFERENCE_ACCURACIES, "SRAT, weights-normalised": default,
+                                  "other": (65, 58)})
+    text = summarize.test_split_ranking({"yeast": runs}, ["yeast"])
+    if first is None:
+        assert text == ""
+    else:
+        assert f"would rank {first} first (0 settings met, 1 criteria missed; the defaults 0 " \
+               "and 2)" in text
+
+
+@pytest.mark.parametrize("robustlt, trade", [
+    ((75, 50), "yeast (AT-BSL+RobustLT) rare +5.0, common -12.0"),
+    ((60, 50), None),  # it leads no rare class: nothing to explain
+])
+def test_target_verdict_states_what_robustlt_gives_for_its_rare_class_lead(summarize, robustlt,
+                                                                           trade):
+    runs = real_setting("yeast", {**REFERENCE_ACCURACIES, "AT-BSL+RobustLT": robustlt})
+    text = summarize.robustlt_trade({"yeast": runs}, ["yeast"])
+    assert (text == "") if trade is None else (f"in points: {trade}." in text)
+
+
+def test_target_table_ends_with_the_defaults_verdict(summarize):
+    lines = summarize.real_summary({"yeast": real_setting("yeast", REFERENCE_ACCURACIES)})
+    table_end = lines.index("", next(i for i, line in enumerate(lines) if line.startswith("|")))
+    assert lines[table_end + 1].startswith(
+        "The defaults meet the target on 1 of 1 settings; the most that any of the study's 4 "
+        "configurations meets is 1 (SRAT, weights-normalised).")
+
+
 @pytest.mark.parametrize("half_run, lacks", [
     (lambda runs: runs, None),
     (lambda runs: [r for r in runs if r["seed"] == 0], "every method on seed 1"),
