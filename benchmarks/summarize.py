@@ -622,7 +622,7 @@ def real_summary(by_setting, fit_times=None):
         cells, met, _ = target_cells(by_setting, settings, method, fit_times)
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {met} of {len(settings)} |")
     lines += ["", " ".join(filter(None, [defaults_verdict(by_setting, settings, fit_times),
-                                         test_split_ranking(by_setting, settings, fit_times),
+                                         rule_on_test_splits(by_setting, settings, fit_times),
                                          robustlt_trade(by_setting, settings, fit_times)]))]
     waiting = not_run_yet(settings)
     if waiting:
@@ -644,7 +644,7 @@ def defaults_verdict(by_setting, settings, fit_times=None):
                f"({leaders})."))
 
 
-def test_split_ranking(by_setting, settings, fit_times=None):
+def rule_on_test_splits(by_setting, settings, fit_times=None):
     """What the rule that chose the default on the validation twins would rank first on the
     test splits, where that is not the defaults; "" otherwise."""
     ranking = validation_ranking(by_setting, settings, fit_times)
@@ -702,9 +702,9 @@ def readme_summary(by_setting, fit_times=None):
     waiting = not_run_yet(settings)
     if not settings:
         return waiting + "."
-    methods = judged_methods(by_setting, settings)
-    # (one cell per setting, "met" or the misses; settings met) of each method
-    judged = {m: target_cells(by_setting, settings, m, fit_times)[:2] for m in methods}
+    # One cell per setting, "met" or the misses, of each method
+    judged = {m: target_cells(by_setting, settings, m, fit_times)[0]
+              for m in judged_methods(by_setting, settings)}
     rows, gaps = [], []
     for index, setting in enumerate(settings):
         grouped = by_method(by_setting[setting])
@@ -713,7 +713,7 @@ def readme_summary(by_setting, fit_times=None):
             cells = [f"{np.mean([accuracy(r, 'autoattack', g) for r in seeds]):.1f}"
                      for g in ("rare", "common", "balanced")]
             name = "SRAT-W (the defaults)" if method == DEFAULT else method
-            met_here = judged[method][0][index] == "met"
+            met_here = judged[method][index] == "met"
             rows.append(f"| {setting} | {name} | {len(seeds)} | " + " | ".join(cells)
                         + f" | {'yes' if met_here else 'no'} |")
         gaps.append(f"{setting} " + " / ".join(

@@ -905,7 +905,7 @@ def test_target_verdict_names_what_the_rule_would_rank_first_on_the_test_splits(
     # At (58, 62) the defaults miss both rare-class bars; "other" misses only the common one.
     runs = real_setting("yeast", {**REFERENCE_ACCURACIES, "SRAT, weights-normalised": default,
                                   "other": (65, 58)})
-    text = summarize.test_split_ranking({"yeast": runs}, ["yeast"])
+    text = summarize.rule_on_test_splits({"yeast": runs}, ["yeast"])
     if first is None:
         assert text == ""
     else:
