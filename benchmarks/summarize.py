@@ -618,10 +618,12 @@ def real_summary(by_setting, fit_times=None):
              f"seeds): {TARGET}. {DEFAULT} is the estimator's default configuration.", "",
              "| method | " + " | ".join(settings) + " | settings met |",
              "|---" * (len(settings) + 2) + "|"]
+    met = {}
     for method in methods:
-        cells, met, _ = target_cells(by_setting, settings, method, fit_times)
-        lines.append(f"| {method} | " + " | ".join(cells) + f" | {met} of {len(settings)} |")
-    lines += ["", " ".join(filter(None, [defaults_verdict(by_setting, settings, fit_times),
+        cells, met[method], _ = target_cells(by_setting, settings, method, fit_times)
+        lines.append(f"| {method} | " + " | ".join(cells)
+                     + f" | {met[method]} of {len(settings)} |")
+    lines += ["", " ".join(filter(None, [defaults_verdict(met, len(settings)),
                                          rule_on_test_splits(by_setting, settings, fit_times),
                                          robustlt_trade(by_setting, settings, fit_times)]))]
     waiting = not_run_yet(settings)
@@ -630,14 +632,12 @@ def real_summary(by_setting, fit_times=None):
     return lines + [""]
 
 
-def defaults_verdict(by_setting, settings, fit_times=None):
-    """On how many of ``settings`` the defaults meet the target, and the most that any
-    configuration meets (with those that do)."""
-    met = {method: target_cells(by_setting, settings, method, fit_times)[1]
-           for method in judged_methods(by_setting, settings)}
+def defaults_verdict(met, n_settings):
+    """On how many of ``n_settings`` the defaults meet the target, and the most that any
+    configuration meets (with those that do), from ``met``: {method: settings met}."""
     best = max(met.values())
     leaders = "; ".join(m for m in met if met[m] == best)
-    return (f"The defaults meet the target on {met.get(DEFAULT, 0)} of {len(settings)} settings; "
+    return (f"The defaults meet the target on {met.get(DEFAULT, 0)} of {n_settings} settings; "
             + (f"no configuration of the study's {len(met)} meets it on any."
                if best == 0 else
                f"the most that any of the study's {len(met)} configurations meets is {best} "
@@ -702,8 +702,8 @@ def readme_summary(by_setting, fit_times=None):
     waiting = not_run_yet(settings)
     if not settings:
         return waiting + "."
-    # One cell per setting, "met" or the misses, of each method
-    judged = {m: target_cells(by_setting, settings, m, fit_times)[0]
+    # (one cell per setting, "met" or the misses; settings met) of each method
+    judged = {m: target_cells(by_setting, settings, m, fit_times)[:2]
               for m in judged_methods(by_setting, settings)}
     rows, gaps = [], []
     for index, setting in enumerate(settings):
@@ -713,7 +713,7 @@ def readme_summary(by_setting, fit_times=None):
             cells = [f"{np.mean([accuracy(r, 'autoattack', g) for r in seeds]):.1f}"
                      for g in ("rare", "common", "balanced")]
             name = "SRAT-W (the defaults)" if method == DEFAULT else method
-            met_here = judged[method][index] == "met"
+            met_here = judged[method][0][index] == "met"
             rows.append(f"| {setting} | {name} | {len(seeds)} | " + " | ".join(cells)
                         + f" | {'yes' if met_here else 'no'} |")
         gaps.append(f"{setting} " + " / ".join(
@@ -735,7 +735,7 @@ def readme_summary(by_setting, fit_times=None):
         *rows,
         "",
         f"SRAT-W minus {BASELINE}, rare / common / balanced, in points: {'; '.join(gaps)}. "
-        + defaults_verdict(by_setting, settings, fit_times),
+        + defaults_verdict({m: count for m, (_, count) in judged.items()}, len(settings)),
     ]
     return "\n".join(lines + (["", waiting + "."] if waiting else []))
 
